@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/wisp-db/wisp/shards/node"
+)
+
+// serverFlags are shared by `dev` and `start`.
+type serverFlags struct {
+	dataDir       string
+	httpAddr      string
+	raftAddr      string
+	maxKeyBytes   int
+	maxValueBytes int
+	logLevel      string
+	logFormat     string
+}
+
+func (f *serverFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.dataDir, "data-dir", "./wisp-data", "directory for Raft logs and snapshots")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "API, /metrics and /healthz address (host:port)")
+	fl.IntVar(&f.maxKeyBytes, "max-key-bytes", node.DefaultMaxKeyBytes, "largest key accepted, in bytes")
+	fl.IntVar(&f.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted, in bytes")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+func (f *serverFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+}
+
+func (f *serverFlags) limits() (node.Limits, error) {
+	if f.maxKeyBytes <= 0 || f.maxValueBytes <= 0 {
+		return node.Limits{}, errors.New("--max-key-bytes and --max-value-bytes must be positive")
+	}
+	return node.Limits{MaxKeyBytes: f.maxKeyBytes, MaxValueBytes: f.maxValueBytes}, nil
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "wispd",
+		Short:         "Wisp server: a replicated, programmable key-value store",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newDevCmd(), newStartCmd())
+	return root
+}
+
+func newDevCmd() *cobra.Command {
+	var (
+		f     serverFlags
+		nodes int
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a local cluster in one process (nodes on consecutive ports)",
+		Long: `dev starts --nodes nodes (default 3) in this process on loopback. Node i
+(n1, n2, ...) serves the API on --http-addr's port + i-1, Raft on --raft-addr's
+port + i-1, and keeps its data in --data-dir/n<i>. Restarting on the same
+--data-dir recovers every acknowledged write.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if nodes < 1 {
+				return errors.New("--nodes must be at least 1")
+			}
+			httpHost, httpPort, err := splitHostPort(f.httpAddr, "--http-addr")
+			if err != nil {
+				return err
+			}
+			raftHost, raftPort, err := splitHostPort(f.raftAddr, "--raft-addr")
+			if err != nil {
+				return err
+			}
+			var peers []node.Peer
+			for i := range nodes {
+				peers = append(peers, node.Peer{
+					ID:       fmt.Sprintf("n%d", i+1),
+					URL:      "http://" + net.JoinHostPort(httpHost, strconv.Itoa(httpPort+i)),
+					RaftAddr: net.JoinHostPort(raftHost, strconv.Itoa(raftPort+i)),
+				})
+			}
+			return run(cmd.Context(), &f, peers, peers)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
+	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7080", "first node's Raft transport address (host:port)")
+	return cmd
+}
+
+func newStartCmd() *cobra.Command {
+	var (
+		f      serverFlags
+		nodeID string
+		peers  string
+	)
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run one node of a cluster",
+		Long: `start runs one node. --peers lists every node of the cluster, this one
+included, as id=URL@raft-host:port separated by commas, for example
+  n1=http://10.0.0.1:8080@10.0.0.1:7080,n2=http://10.0.0.2:8080@10.0.0.2:7080,...
+Every node of a new cluster must be started with the same list. The node
+serves the API on --http-addr and Raft on the address its --peers entry gives.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			all, err := parsePeers(peers)
+			if err != nil {
+				return err
+			}
+			var self []node.Peer
+			for _, p := range all {
+				if p.ID == nodeID {
+					self = append(self, p)
+				}
+			}
+			if len(self) == 0 {
+				return fmt.Errorf("--node-id %q is not in --peers", nodeID)
+			}
+			f.dataDir = filepath.Join(f.dataDir, nodeID)
+			return run(cmd.Context(), &f, all, self)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&nodeID, "node-id", "", "this node's id (required)")
+	cmd.Flags().StringVar(&peers, "peers", "", "all nodes: id=URL@raft-addr,... (required)")
+	_ = cmd.MarkFlagRequired("node-id")
+	_ = cmd.MarkFlagRequired("peers")
+	return cmd
+}
+
+// run starts the nodes in local (each listening on its peer entry's URL
+// host:port) until SIGINT or SIGTERM, then shuts them down.
+func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	limits, err := f.limits()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+
+	var (
+		nodes []*node.Node
+		lis   []net.Listener
+	)
+	closeAll := func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := n.Close(); err != nil {
+					log.Error("close", "node", n.ID(), "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for _, p := range local {
+		dir := f.dataDir
+		if len(local) > 1 {
+			dir = filepath.Join(f.dataDir, p.ID)
+		}
+		u, err := url.Parse(p.URL)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("node %s url %q: %w", p.ID, p.URL, err)
+		}
+		addr := u.Host
+		if len(local) == 1 {
+			addr = f.httpAddr
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
+		}
+		n, err := node.Open(node.Config{
+			ID: p.ID, DataDir: dir, Peers: withRaftAddr(peers, p), Limits: limits,
+			Logger: log, Registerer: reg,
+		})
+		if err != nil {
+			l.Close()
+			closeAll()
+			return err
+		}
+		nodes = append(nodes, n)
+		lis = append(lis, l)
+	}
+
+	errc := make(chan error, len(nodes))
+	for i, n := range nodes {
+		mux := http.NewServeMux()
+		mux.Handle("/", n.Handler())
+		mux.Handle("GET /metrics", metricsHandler)
+		go func() { errc <- n.Serve(lis[i], node.CORS(mux)) }()
+		log.Info("node serving", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", filepath.Join(f.dataDir, n.ID()))
+	}
+	if len(nodes) > 1 {
+		fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), nodes[0].URL())
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-errc:
+		if err != nil {
+			log.Error("server failed", "err", err)
+		}
+	}
+	closeAll()
+	return nil
+}
+
+// withRaftAddr returns peers with self's entry replaced by self.
+func withRaftAddr(peers []node.Peer, self node.Peer) []node.Peer {
+	out := make([]node.Peer, len(peers))
+	for i, p := range peers {
+		if p.ID == self.ID {
+			p = self
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func splitHostPort(addr, flag string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%s %q: port must be 1-65535", flag, addr)
+	}
+	return host, p, nil
+}
+
+// parsePeers reads id=URL@raft-addr,...
+func parsePeers(s string) ([]node.Peer, error) {
+	var peers []node.Peer
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, rest, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("--peers entry %q: want id=URL@raft-addr", part)
+		}
+		at := strings.LastIndexByte(rest, '@')
+		if at < 0 {
+			return nil, fmt.Errorf("--peers entry %q: want id=URL@raft-addr", part)
+		}
+		u, raftAddr := rest[:at], rest[at+1:]
+		if _, err := url.ParseRequestURI(u); err != nil {
+			return nil, fmt.Errorf("--peers entry %q: bad URL: %w", part, err)
+		}
+		if _, _, err := net.SplitHostPort(raftAddr); err != nil {
+			return nil, fmt.Errorf("--peers entry %q: bad raft address: %w", part, err)
+		}
+		peers = append(peers, node.Peer{ID: id, URL: u, RaftAddr: raftAddr})
+	}
+	if len(peers) == 0 {
+		return nil, errors.New("--peers is empty")
+	}
+	return peers, nil
+}

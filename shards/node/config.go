@@ -1,0 +1,111 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wisp-db/wisp/shards/raftgroup"
+)
+
+// Peer is one node of the cluster as the others know it.
+type Peer struct {
+	ID       string // unique node id
+	URL      string // API base URL, such as http://127.0.0.1:8080
+	RaftAddr string // host:port of the node's Raft transport
+}
+
+// Limits bound what a request may carry. Zero fields take the defaults.
+type Limits struct {
+	// MaxKeyBytes is the largest key. Default 4 KiB.
+	MaxKeyBytes int
+	// MaxValueBytes is the largest value. Default 1 MiB.
+	MaxValueBytes int
+	// MaxRequestBytes is the largest request body; bigger bodies are refused
+	// while being read, never buffered whole. Default MaxValueBytes + 1 MiB.
+	MaxRequestBytes int
+	// MaxBatchOps is the most ops in one Batch. Default 1000.
+	MaxBatchOps int
+	// MaxScanBytes bounds the keys and values in one Scan page. Default 4 MiB.
+	MaxScanBytes int
+}
+
+// Defaults for Limits.
+const (
+	DefaultMaxKeyBytes   = 4 << 10
+	DefaultMaxValueBytes = 1 << 20
+	DefaultMaxBatchOps   = 1000
+	DefaultMaxScanBytes  = 4 << 20
+	// defaultScanLimit and maxScanLimit bound Scan's item count.
+	defaultScanLimit = 100
+	maxScanLimit     = 1000
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxKeyBytes <= 0 {
+		l.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if l.MaxRequestBytes <= 0 {
+		l.MaxRequestBytes = l.MaxValueBytes + 1<<20
+	}
+	if l.MaxBatchOps <= 0 {
+		l.MaxBatchOps = DefaultMaxBatchOps
+	}
+	if l.MaxScanBytes <= 0 {
+		l.MaxScanBytes = DefaultMaxScanBytes
+	}
+	return l
+}
+
+// Config describes one node.
+type Config struct {
+	// ID is this node's id; it must appear in Peers.
+	ID string
+	// DataDir holds the node's replicas, one folder per shard.
+	DataDir string
+	// Peers lists every node of the cluster, this one included. A new
+	// cluster bootstraps its shard with all of them as voters.
+	Peers []Peer
+	// Limits bound requests.
+	Limits Limits
+	// Timing overrides the Raft timeouts.
+	Timing raftgroup.Timing
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the node's metrics, labelled node=ID. Nil: none.
+	Registerer prometheus.Registerer
+	// Now is the clock the leader stamps into writes. Default time.Now.
+	Now func() time.Time
+	// NoSync turns off fsync of the Raft log. Unsafe: benchmarks only.
+	NoSync bool
+}
+
+func (c *Config) self() (Peer, error) {
+	if c.ID == "" {
+		return Peer{}, errors.New("node id is empty")
+	}
+	seen := map[string]bool{}
+	var self Peer
+	for _, p := range c.Peers {
+		if p.ID == "" || p.URL == "" || p.RaftAddr == "" {
+			return Peer{}, fmt.Errorf("peer %+v: id, url and raft address are all required", p)
+		}
+		if seen[p.ID] {
+			return Peer{}, fmt.Errorf("peer id %q appears twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.ID == c.ID {
+			self = p
+		}
+	}
+	if self.ID == "" {
+		return Peer{}, fmt.Errorf("node %q is not in its own peer list", c.ID)
+	}
+	return self, nil
+}

@@ -1,0 +1,62 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+)
+
+// forwardedHeader marks a request one node forwarded to another; its value
+// is the forwarding node's id. A forwarded request is never forwarded again.
+const forwardedHeader = "Wisp-Forwarded"
+
+// forwarder holds one Connect client per peer, over a shared HTTP/2
+// cleartext transport, so forwarded calls multiplex on one connection.
+type forwarder struct {
+	from string
+	http *http.Client
+
+	mu      sync.Mutex
+	clients map[string]wispv1connect.KVServiceClient // by base URL; guarded by mu
+}
+
+// forwardIdleConns bounds idle connections kept per peer.
+const forwardIdleConns = 4
+
+func newForwarder(from string) *forwarder {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	t := &http.Transport{
+		Protocols:           &p,
+		MaxIdleConnsPerHost: forwardIdleConns,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &forwarder{from: from, http: &http.Client{Transport: t}, clients: map[string]wispv1connect.KVServiceClient{}}
+}
+
+func (f *forwarder) client(url string) wispv1connect.KVServiceClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.clients[url]
+	if !ok {
+		c = wispv1connect.NewKVServiceClient(f.http, url,
+			connect.WithInterceptors(connect.UnaryInterceptorFunc(f.mark)))
+		f.clients[url] = c
+	}
+	return c
+}
+
+// mark sets the forwarded header on outgoing calls.
+func (f *forwarder) mark(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set(forwardedHeader, f.from)
+		return next(ctx, req)
+	}
+}
+
+func (f *forwarder) close() { f.http.CloseIdleConnections() }

@@ -1,0 +1,458 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/wisp-db/wisp/engine"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotLeader means this replica is not the leader; nothing was proposed,
+	// so the call is safe to retry elsewhere. Leader tells where to go.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrOutcomeUnknown means the command was proposed but leadership was lost
+	// before it committed: it may or may not be applied.
+	ErrOutcomeUnknown = errors.New("leadership lost while the command was in flight; it may or may not have been applied")
+)
+
+// Peer is one voting member of a group.
+type Peer struct {
+	ID   string // node id, unique in the cluster
+	Addr string // host:port of its Raft transport
+}
+
+// Consistency is the guarantee a read asks for.
+type Consistency uint8
+
+const (
+	// Linearizable reads see every write acknowledged before they began.
+	Linearizable Consistency = iota
+	// Stale reads are served from the local replica, possibly behind.
+	Stale
+)
+
+// Timing holds the Raft timeouts. Zero fields take the defaults below.
+type Timing struct {
+	// HeartbeatTimeout is how long a follower waits without contact before it
+	// starts an election (randomised up to twice this). Default 500ms.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout bounds a candidate's election round. Default 500ms.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader keeps leading without hearing
+	// from a quorum. Default 250ms.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is the idle interval after which the leader sends an
+	// empty AppendEntries to spread the commit index. Default 50ms.
+	CommitTimeout time.Duration
+}
+
+func (t Timing) withDefaults() Timing {
+	if t.HeartbeatTimeout == 0 {
+		t.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if t.ElectionTimeout == 0 {
+		t.ElectionTimeout = 500 * time.Millisecond
+	}
+	if t.LeaderLeaseTimeout == 0 {
+		t.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	if t.CommitTimeout == 0 {
+		t.CommitTimeout = 50 * time.Millisecond
+	}
+	return t
+}
+
+// Config describes one replica.
+type Config struct {
+	// NodeID is this replica's server id (the node's id).
+	NodeID string
+	// Dir holds raft.db (log and stable store) and snapshots/. Created if missing.
+	Dir string
+	// RaftAddr is the host:port the Raft TCP transport listens on and
+	// advertises. Use a concrete address (not :0) so peers can find it.
+	RaftAddr string
+	// Peers are the initial voters, used to bootstrap a brand-new group. On a
+	// restart the stored configuration wins and Peers is ignored.
+	Peers []Peer
+	// Logger receives the group's and hashicorp/raft's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock stamped into proposals. Default: time.Now.
+	Now func() time.Time
+	// Timing overrides the Raft timeouts.
+	Timing Timing
+	// SnapshotThreshold is how many entries since the last snapshot trigger a
+	// new one. Default 8192.
+	SnapshotThreshold uint64
+	// NoSync turns off fsync on log appends. Unsafe: benchmarks only.
+	NoSync bool
+}
+
+// Group is one running replica. Safe for concurrent use.
+type Group struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	fsm       *fsm
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	verifier  verifier
+
+	// barrierTerm is the term in which this replica, as leader, last
+	// completed a Barrier: reads in that term may use the local FSM.
+	barrierTerm atomic.Uint64
+	barrierMu   sync.Mutex // serialises term barriers
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// maxPool is the number of idle connections kept per peer by the transport.
+const maxPool = 4
+
+// transportTimeout bounds one transport I/O operation.
+const transportTimeout = 10 * time.Second
+
+// Open starts a replica. A replica without stored state bootstraps the group
+// from cfg.Peers (every initial peer does the same, with the same list).
+func Open(cfg Config) (*Group, error) {
+	if cfg.NodeID == "" || cfg.Dir == "" || cfg.RaftAddr == "" {
+		return nil, errors.New("raftgroup: NodeID, Dir and RaftAddr are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = 8192
+	}
+	timing := cfg.Timing.withDefaults()
+	log := cfg.Logger.With("node", cfg.NodeID)
+
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("raftgroup %s: %w", cfg.NodeID, err)
+	}
+	hlog := newHCLogger(log)
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("raftgroup %s: open log store: %w", cfg.NodeID, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raftgroup %s: open snapshot store: %w", cfg.NodeID, err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raftgroup %s: raft address %q: %w", cfg.NodeID, cfg.RaftAddr, err)
+	}
+	transport, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, maxPool, transportTimeout, hlog)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raftgroup %s: listen on %s: %w", cfg.NodeID, cfg.RaftAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = timing.HeartbeatTimeout
+	rc.ElectionTimeout = timing.ElectionTimeout
+	rc.LeaderLeaseTimeout = timing.LeaderLeaseTimeout
+	rc.CommitTimeout = timing.CommitTimeout
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+
+	g := &Group{cfg: cfg, log: log, fsm: newFSM(), store: store, transport: transport}
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: inspect state: %w", cfg.NodeID, err)
+	}
+	if !existing {
+		if len(cfg.Peers) == 0 {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: no stored state and no peers to bootstrap from", cfg.NodeID)
+		}
+		var conf raft.Configuration
+		for _, p := range cfg.Peers {
+			conf.Servers = append(conf.Servers, raft.Server{
+				Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr),
+			})
+		}
+		if err := raft.BootstrapCluster(rc, store, store, snaps, transport, conf); err != nil {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.NodeID, err)
+		}
+	}
+	r, err := raft.NewRaft(rc, g.fsm, store, store, snaps, transport)
+	if err != nil {
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.NodeID, err)
+	}
+	g.raft = r
+	g.verifier.raft = r
+	return g, nil
+}
+
+func (g *Group) closeStores() {
+	g.transport.Close()
+	g.store.Close()
+}
+
+// Propose stamps the leader's time into cmd, replicates it to a quorum and
+// applies it. It returns the engine's result once the entry is applied on
+// this (leader) replica, or ErrNotLeader (nothing proposed: safe to retry),
+// ErrOutcomeUnknown or the context's error (the command may still
+// apply later).
+func (g *Group) Propose(ctx context.Context, cmd *engine.Command) (engine.Result, error) {
+	if g.raft.State() != raft.Leader {
+		return engine.Result{}, ErrNotLeader
+	}
+	cmd.NowUnixMs = g.cfg.Now().UnixMilli()
+	data := engine.AppendCommand(nil, cmd)
+
+	timeout := time.Duration(0) // raft: 0 waits for the apply queue forever
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return engine.Result{}, context.DeadlineExceeded
+		}
+	}
+	f := g.raft.Apply(data, timeout)
+
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return engine.Result{}, g.proposeError(err)
+		}
+	case <-ctx.Done():
+		return engine.Result{}, ctx.Err()
+	}
+	res, ok := f.Response().(engine.Result)
+	if !ok {
+		return engine.Result{}, fmt.Errorf("raftgroup %s: unexpected FSM response %T", g.cfg.NodeID, f.Response())
+	}
+	return res, nil
+}
+
+func (g *Group) proposeError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrNotLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
+		return ErrOutcomeUnknown
+	}
+	return fmt.Errorf("raftgroup %s: apply: %w", g.cfg.NodeID, err)
+}
+
+// Read runs fn against the replica's engine at the given consistency. fn runs
+// under a read lock: it must not retain the engine or block.
+//
+// Linearizable reads need this replica to be the leader (else ErrNotLeader).
+func (g *Group) Read(ctx context.Context, c Consistency, fn func(*engine.Engine)) error {
+	if c == Linearizable {
+		if err := g.readIndex(ctx); err != nil {
+			return err
+		}
+	}
+	g.fsm.read(fn)
+	return nil
+}
+
+// readIndex makes the local FSM safe for a linearizable read: see doc.go.
+func (g *Group) readIndex(ctx context.Context) error {
+	if g.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	term := g.raft.CurrentTerm()
+	if g.barrierTerm.Load() != term {
+		if err := g.termBarrier(ctx, term); err != nil {
+			return err
+		}
+	}
+	if err := g.verifier.verify(ctx); err != nil {
+		return err
+	}
+	if g.raft.CurrentTerm() != term {
+		return ErrNotLeader
+	}
+	return nil
+}
+
+// termBarrier runs one Barrier for term, shared by the reads that need it.
+func (g *Group) termBarrier(ctx context.Context, term uint64) error {
+	g.barrierMu.Lock()
+	defer g.barrierMu.Unlock()
+	if g.barrierTerm.Load() == term {
+		return nil
+	}
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+		if timeout <= 0 {
+			return context.DeadlineExceeded
+		}
+	}
+	if err := g.raft.Barrier(timeout).Error(); err != nil {
+		// Reads have no outcome to lose: whatever went wrong, this replica
+		// cannot serve them as leader now.
+		g.log.Debug("term barrier failed", "term", term, "err", err)
+		return ErrNotLeader
+	}
+	if g.raft.CurrentTerm() != term || g.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	g.barrierTerm.Store(term)
+	return nil
+}
+
+// Leader returns the current leader's node id and Raft address, empty if unknown.
+func (g *Group) Leader() (id, addr string) {
+	a, i := g.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// IsLeader reports whether this replica is the leader right now.
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// AppliedIndex is the highest index applied to this replica's engine.
+func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
+
+// Digest returns a hash of the engine's whole state and its applied index;
+// replicas at the same index have equal digests.
+func (g *Group) Digest() [32]byte {
+	var d [32]byte
+	g.fsm.read(func(e *engine.Engine) { d = e.Digest() })
+	return d
+}
+
+// Status describes one replica.
+type Status struct {
+	NodeID       string
+	State        string // leader, follower, candidate, shutdown
+	Term         uint64
+	LeaderID     string
+	AppliedIndex uint64
+	CommitIndex  uint64
+	LastLogIndex uint64
+	KeyCount     uint64
+	Members      []Member
+}
+
+// Member is one server in the group's configuration.
+type Member struct {
+	ID, Addr string
+	Voter    bool
+}
+
+// Status reports this replica's view of the group.
+func (g *Group) Status() Status {
+	leader, _ := g.Leader()
+	st := Status{
+		NodeID:       g.cfg.NodeID,
+		State:        stateName(g.raft.State()),
+		Term:         g.raft.CurrentTerm(),
+		LeaderID:     leader,
+		AppliedIndex: g.fsm.applied.Load(),
+		CommitIndex:  g.raft.CommitIndex(),
+		LastLogIndex: g.raft.LastIndex(),
+	}
+	g.fsm.read(func(e *engine.Engine) { st.KeyCount = uint64(e.Len()) })
+	if f := g.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		}
+	}
+	return st
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Shutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+// Snapshot forces a snapshot now (tests, operators). It returns once the
+// snapshot is durable.
+func (g *Group) Snapshot() error {
+	if err := g.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("raftgroup %s: snapshot: %w", g.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// transferTimeout bounds the leadership hand-off on graceful shutdown.
+const transferTimeout = 3 * time.Second
+
+// Close stops the replica. A leader first hands leadership to a caught-up
+// follower so the group keeps serving without waiting for an election. Safe
+// to call twice.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		if g.raft.State() == raft.Leader {
+			f := g.raft.LeadershipTransfer()
+			done := make(chan error, 1)
+			go func() { done <- f.Error() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					g.log.Warn("leadership transfer on shutdown failed", "err", err)
+				}
+			case <-time.After(transferTimeout):
+				g.log.Warn("leadership transfer on shutdown timed out")
+			}
+		}
+		g.closeErr = g.Kill()
+	})
+	return g.closeErr
+}
+
+// Kill stops the replica at once, without handing over leadership: to peers
+// it looks like a crash (tests use it to inject failures). Durable state is
+// kept. Close after Kill does nothing more.
+func (g *Group) Kill() error {
+	var errs []error
+	if err := g.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
+	}
+	g.verifier.wait()
+	if err := g.transport.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close transport: %w", err))
+	}
+	if err := g.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close log store: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("raftgroup %s: %w", g.cfg.NodeID, err)
+	}
+	return nil
+}
