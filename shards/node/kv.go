@@ -3,7 +3,7 @@ package node
 import (
 	"context"
 	"errors"
-	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -27,20 +27,16 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 	if err != nil {
 		return nil, err
 	}
-	resp := &wispv1.GetResponse{}
-	now := s.n.now()
-	err = s.n.group.Read(ctx, level, func(e *engine.Engine) {
-		if it, ok := e.Get(m.Key, now); ok {
-			resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
-		}
-	})
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Get(ctx, connect.NewRequest(m))
-		}
-		return nil, s.n.connectError(err)
-	}
-	return connect.NewResponse(resp), nil
+	return serve(ctx, s.n, req, func() (*wispv1.GetResponse, error) {
+		resp := &wispv1.GetResponse{}
+		now := s.n.now()
+		err := s.n.group.Read(ctx, level, func(e *engine.Engine) {
+			if it, ok := e.Get(m.Key, now); ok {
+				resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
+			}
+		})
+		return resp, err
+	}, wispv1connect.KVServiceClient.Get)
 }
 
 func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequest]) (*connect.Response[wispv1.PutResponse], error) {
@@ -48,14 +44,13 @@ func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequ
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.n.propose(ctx, mut)
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Put(ctx, connect.NewRequest(req.Msg))
+	return serve(ctx, s.n, req, func() (*wispv1.PutResponse, error) {
+		res, err := s.n.propose(ctx, mut)
+		if err != nil {
+			return nil, err
 		}
-		return nil, s.n.connectError(err)
-	}
-	return connect.NewResponse(&wispv1.PutResponse{Version: res[0].Version}), nil
+		return &wispv1.PutResponse{Version: res[0].Version}, nil
+	}, wispv1connect.KVServiceClient.Put)
 }
 
 func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.DeleteRequest]) (*connect.Response[wispv1.DeleteResponse], error) {
@@ -63,14 +58,13 @@ func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.Dele
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.n.propose(ctx, mut)
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Delete(ctx, connect.NewRequest(req.Msg))
+	return serve(ctx, s.n, req, func() (*wispv1.DeleteResponse, error) {
+		res, err := s.n.propose(ctx, mut)
+		if err != nil {
+			return nil, err
 		}
-		return nil, s.n.connectError(err)
-	}
-	return connect.NewResponse(&wispv1.DeleteResponse{Deleted: res[0].Existed, Version: res[0].Version}), nil
+		return &wispv1.DeleteResponse{Deleted: res[0].Existed, Version: res[0].Version}, nil
+	}, wispv1connect.KVServiceClient.Delete)
 }
 
 func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.IncrementRequest]) (*connect.Response[wispv1.IncrementResponse], error) {
@@ -78,14 +72,13 @@ func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.I
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.n.propose(ctx, mut)
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Increment(ctx, connect.NewRequest(req.Msg))
+	return serve(ctx, s.n, req, func() (*wispv1.IncrementResponse, error) {
+		res, err := s.n.propose(ctx, mut)
+		if err != nil {
+			return nil, err
 		}
-		return nil, s.n.connectError(err)
-	}
-	return connect.NewResponse(&wispv1.IncrementResponse{Value: res[0].Counter, Version: res[0].Version}), nil
+		return &wispv1.IncrementResponse{Value: res[0].Counter, Version: res[0].Version}, nil
+	}, wispv1connect.KVServiceClient.Increment)
 }
 
 func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
@@ -108,36 +101,33 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 	if len(m.PageToken) > 0 {
 		start = m.PageToken
 	}
-	resp := &wispv1.ScanResponse{}
-	now := s.n.now()
-	err = s.n.group.Read(ctx, level, func(e *engine.Engine) {
-		items, next := e.Scan(start, m.Prefix, limit, now)
-		size := 0
-		for i, it := range items {
-			size += len(it.Key)
-			if !m.KeysOnly {
-				size += len(it.Value)
-			}
-			if size > s.n.limits.MaxScanBytes && i > 0 {
-				// Page is full by bytes: resume at this key.
-				next = it.Key
-				break
-			}
-			kv := &wispv1.KeyValue{Key: it.Key, Version: it.Version, ExpiresAtUnixMs: it.ExpiresAtUnixMs}
-			if !m.KeysOnly {
-				kv.Value = it.Value
-			}
-			resp.Items = append(resp.Items, kv)
+	return serve(ctx, s.n, req, func() (*wispv1.ScanResponse, error) {
+		resp := &wispv1.ScanResponse{}
+		err := s.n.group.Read(ctx, level, func(e *engine.Engine) { s.n.scanPage(e, m, start, limit, resp) })
+		return resp, err
+	}, wispv1connect.KVServiceClient.Scan)
+}
+
+// scanPage fills resp with one page, bounded by limit items and MaxScanBytes.
+func (n *Node) scanPage(e *engine.Engine, m *wispv1.ScanRequest, start []byte, limit int, resp *wispv1.ScanResponse) {
+	items, next := e.Scan(start, m.Prefix, limit, n.now())
+	size := 0
+	for i, it := range items {
+		size += len(it.Key)
+		if !m.KeysOnly {
+			size += len(it.Value)
 		}
-		resp.NextPageToken = next
-	})
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Scan(ctx, connect.NewRequest(m))
+		if size > n.limits.MaxScanBytes && i > 0 {
+			next = it.Key // the page is full by bytes: resume at this key
+			break
 		}
-		return nil, s.n.connectError(err)
+		kv := &wispv1.KeyValue{Key: it.Key, Version: it.Version, ExpiresAtUnixMs: it.ExpiresAtUnixMs}
+		if !m.KeysOnly {
+			kv.Value = it.Value
+		}
+		resp.Items = append(resp.Items, kv)
 	}
-	return connect.NewResponse(resp), nil
+	resp.NextPageToken = next
 }
 
 func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
@@ -171,13 +161,16 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 		}
 		muts[i] = mut[0]
 	}
-	res, err := s.n.propose(ctx, muts)
-	if err != nil {
-		if c, ok := s.n.leaderClient(err, req.Header()); ok {
-			return c.Batch(ctx, connect.NewRequest(req.Msg))
+	return serve(ctx, s.n, req, func() (*wispv1.BatchResponse, error) {
+		res, err := s.n.propose(ctx, muts)
+		if err != nil {
+			return nil, err
 		}
-		return nil, s.n.connectError(err)
-	}
+		return batchResponse(ops, res), nil
+	}, wispv1connect.KVServiceClient.Batch)
+}
+
+func batchResponse(ops []*wispv1.BatchOp, res []engine.MutationResult) *wispv1.BatchResponse {
 	resp := &wispv1.BatchResponse{Results: make([]*wispv1.BatchResult, len(ops))}
 	for i, op := range ops {
 		r := res[i]
@@ -190,7 +183,7 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 			resp.Results[i] = &wispv1.BatchResult{Result: &wispv1.BatchResult_Increment{Increment: &wispv1.IncrementResponse{Value: r.Counter, Version: r.Version}}}
 		}
 	}
-	return connect.NewResponse(resp), nil
+	return resp
 }
 
 // propose replicates muts as one command and returns their results, or the
@@ -207,19 +200,60 @@ func (n *Node) propose(ctx context.Context, muts []engine.Mutation) ([]engine.Mu
 	return res.Mutations, nil
 }
 
-// leaderClient returns a client for the shard's leader when err says this
-// replica cannot serve the request and the request may still be forwarded.
-func (n *Node) leaderClient(err error, h http.Header) (wispv1connect.KVServiceClient, bool) {
-	if !errors.Is(err, raftgroup.ErrNotLeader) || h.Get(forwardedHeader) != "" {
-		return nil, false
+// serve answers req with local, the handler's own logic, when this replica
+// can; when it is not the leader it waits (bounded) for one to be known and
+// forwards req there with remote, or retries locally if it has become the
+// leader itself. Requests already forwarded are never forwarded again.
+func serve[Req, Res any](
+	ctx context.Context, n *Node, req *connect.Request[Req],
+	local func() (*Res, error),
+	remote func(wispv1connect.KVServiceClient, context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+) (*connect.Response[Res], error) {
+	for attempt := 1; ; attempt++ {
+		res, err := local()
+		if err == nil {
+			return connect.NewResponse(res), nil
+		}
+		if !errors.Is(err, raftgroup.ErrNotLeader) || req.Header().Get(forwardedHeader) != "" || attempt == maxLocalAttempts {
+			return nil, n.connectError(err)
+		}
+		id := n.awaitLeader(ctx)
+		if id == "" {
+			return nil, n.connectError(err)
+		}
+		if id != n.cfg.ID {
+			n.metrics.forwarded.Inc()
+			return remote(n.fwd.client(n.peers[id].URL), ctx, connect.NewRequest(req.Msg))
+		}
 	}
-	id, _ := n.group.Leader()
-	p, ok := n.peers[id]
-	if !ok || id == n.cfg.ID {
-		return nil, false
+}
+
+// maxLocalAttempts bounds how often serve retries locally after this node
+// became the leader between two attempts.
+const maxLocalAttempts = 3
+
+// leaderWait bounds how long a request waits for an election to finish.
+const leaderWait = 2 * time.Second
+
+// awaitLeader returns the leader's id, waiting up to leaderWait (and ctx)
+// while none is known; "" if none appeared.
+func (n *Node) awaitLeader(ctx context.Context) string {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		if id, _ := n.group.Leader(); id != "" {
+			if _, ok := n.peers[id]; ok {
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	n.metrics.forwarded.Inc()
-	return n.fwd.client(p.URL), true
 }
 
 func (n *Node) now() int64 { return n.cfg.Now().UnixMilli() }

@@ -107,7 +107,20 @@ func (n *Node) newHandler() http.Handler {
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
 	mux.HandleFunc("GET /healthz", n.healthz)
-	return mux
+	return limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
+}
+
+// bodySlackBytes is what a body may carry beyond MaxRequestBytes (framing).
+const bodySlackBytes = 64 << 10
+
+// limitBody stops reading a request body past max bytes. Connect refuses an
+// oversized message itself but then drains the rest to reuse the connection;
+// with this bound it stops at max and net/http closes the connection instead.
+func limitBody(h http.Handler, max int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // compressMinBytes is the smallest response worth compressing.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -28,6 +29,8 @@ type Options struct {
 	Timing raftgroup.Timing
 	// Now is every node's clock. Default time.Now.
 	Now func() time.Time
+	// Wrap, if set, wraps every node's HTTP handler (tests observe requests).
+	Wrap func(http.Handler) http.Handler
 	// Verbose sends the nodes' logs to stderr (default: discarded unless
 	// the WISP_TEST_LOG environment variable is set).
 	Verbose bool
@@ -65,7 +68,29 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.Restart(i)
 	}
 	c.WaitLeader(10 * time.Second)
+	c.waitLeaderKnown(10 * time.Second)
 	return c
+}
+
+// waitLeaderKnown waits until every running node knows the leader.
+func (c *Cluster) waitLeaderKnown(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for i := range c.peers {
+		for {
+			n := c.Node(i)
+			if n == nil {
+				break
+			}
+			if id, _ := n.Group().Leader(); id != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %s does not know the leader after %v", n.ID(), timeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
@@ -115,7 +140,11 @@ func (c *Cluster) Restart(i int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	go n.Serve(lis, node.CORS(n.Handler()))
+	h := node.CORS(n.Handler())
+	if c.opts.Wrap != nil {
+		h = c.opts.Wrap(h)
+	}
+	go n.Serve(lis, h)
 	c.mu.Lock()
 	c.nodes[i] = n
 	c.mu.Unlock()
