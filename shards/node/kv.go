@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,7 +29,7 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.GetResponse, error) {
+	return serve(ctx, s.n, req, true, func() (*wispv1.GetResponse, error) {
 		resp := &wispv1.GetResponse{}
 		now := s.n.now()
 		err := s.n.group.Read(ctx, level, func(e *engine.Engine) {
@@ -44,7 +46,7 @@ func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequ
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.PutResponse, error) {
+	return serve(ctx, s.n, req, false, func() (*wispv1.PutResponse, error) {
 		res, err := s.n.propose(ctx, mut)
 		if err != nil {
 			return nil, err
@@ -58,7 +60,7 @@ func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.Dele
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.DeleteResponse, error) {
+	return serve(ctx, s.n, req, false, func() (*wispv1.DeleteResponse, error) {
 		res, err := s.n.propose(ctx, mut)
 		if err != nil {
 			return nil, err
@@ -72,7 +74,7 @@ func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.I
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.IncrementResponse, error) {
+	return serve(ctx, s.n, req, false, func() (*wispv1.IncrementResponse, error) {
 		res, err := s.n.propose(ctx, mut)
 		if err != nil {
 			return nil, err
@@ -101,7 +103,7 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 	if len(m.PageToken) > 0 {
 		start = m.PageToken
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.ScanResponse, error) {
+	return serve(ctx, s.n, req, true, func() (*wispv1.ScanResponse, error) {
 		resp := &wispv1.ScanResponse{}
 		err := s.n.group.Read(ctx, level, func(e *engine.Engine) { s.n.scanPage(e, m, start, limit, resp) })
 		return resp, err
@@ -161,7 +163,7 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 		}
 		muts[i] = mut[0]
 	}
-	return serve(ctx, s.n, req, func() (*wispv1.BatchResponse, error) {
+	return serve(ctx, s.n, req, false, func() (*wispv1.BatchResponse, error) {
 		res, err := s.n.propose(ctx, muts)
 		if err != nil {
 			return nil, err
@@ -204,43 +206,70 @@ func (n *Node) propose(ctx context.Context, muts []engine.Mutation) ([]engine.Mu
 // can; when it is not the leader it waits (bounded) for one to be known and
 // forwards req there with remote, or retries locally if it has become the
 // leader itself. Requests already forwarded are never forwarded again.
+//
+// read says req has no side effects: a forward that fails in transit is then
+// UNAVAILABLE (retry), while for a write it is ABORTED (outcome unknown).
 func serve[Req, Res any](
-	ctx context.Context, n *Node, req *connect.Request[Req],
+	ctx context.Context, n *Node, req *connect.Request[Req], read bool,
 	local func() (*Res, error),
 	remote func(wispv1connect.KVServiceClient, context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
+	var unreachable string // a leader the last forward could not reach
 	for attempt := 1; ; attempt++ {
 		res, err := local()
 		if err == nil {
 			return connect.NewResponse(res), nil
 		}
-		if !errors.Is(err, raftgroup.ErrNotLeader) || req.Header().Get(forwardedHeader) != "" || attempt == maxLocalAttempts {
+		if !errors.Is(err, raftgroup.ErrNotLeader) || req.Header().Get(forwardedHeader) != "" || attempt > maxServeAttempts {
 			return nil, n.connectError(err)
 		}
-		id := n.awaitLeader(ctx)
+		id := n.awaitLeader(ctx, unreachable)
 		if id == "" {
 			return nil, n.connectError(err)
 		}
-		if id != n.cfg.ID {
-			n.metrics.forwarded.Inc()
-			return remote(n.fwd.client(n.peers[id].URL), ctx, connect.NewRequest(req.Msg))
+		if id == n.cfg.ID {
+			continue // became the leader meanwhile: serve locally
+		}
+		n.metrics.forwarded.Inc()
+		resp, ferr := remote(n.fwd.client(n.peers[id].URL), ctx, connect.NewRequest(req.Msg))
+		switch {
+		case ferr == nil || connect.IsWireError(ferr):
+			return resp, ferr // the leader's own answer, success or error
+		case isDialError(ferr):
+			unreachable = id // nothing was sent: wait for another leader
+			continue
+		case ctx.Err() != nil:
+			return nil, n.connectError(ctx.Err())
+		case read:
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("forward to leader %s failed; retry", id))
+		default:
+			n.log.Warn("forward failed in transit", "leader", id, "err", ferr)
+			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("connection to leader %s failed with the write in flight; it may or may not have been applied", id))
 		}
 	}
 }
 
-// maxLocalAttempts bounds how often serve retries locally after this node
-// became the leader between two attempts.
-const maxLocalAttempts = 3
+// isDialError reports whether err is a failure to connect, before anything
+// of the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// maxServeAttempts bounds how often serve goes round: retrying locally after
+// this node became the leader, or forwarding again after the leader it chose
+// could not be reached.
+const maxServeAttempts = 3
 
 // leaderWait bounds how long a request waits for an election to finish.
 const leaderWait = 2 * time.Second
 
 // awaitLeader returns the leader's id, waiting up to leaderWait (and ctx)
-// while none is known; "" if none appeared.
-func (n *Node) awaitLeader(ctx context.Context) string {
+// while none is known or the known one is not: "" if none appeared.
+func (n *Node) awaitLeader(ctx context.Context, not string) string {
 	deadline := time.Now().Add(leaderWait)
 	for {
-		if id, _ := n.group.Leader(); id != "" {
+		if id, _ := n.group.Leader(); id != "" && id != not {
 			if _, ok := n.peers[id]; ok {
 				return id
 			}

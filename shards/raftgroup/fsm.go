@@ -64,10 +64,13 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // Snapshot takes an O(1) copy-on-write view of the engine. Raft persists it
 // on another goroutine while applying continues.
+//
+// Taking the view writes to the engine's tree (tidwall/btree's Copy), so it
+// holds the write lock, briefly.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
+	f.mu.Lock()
 	s := f.eng.Snapshot()
-	f.mu.RUnlock()
+	f.mu.Unlock()
 	return &fsmSnapshot{snap: s}, nil
 }
 

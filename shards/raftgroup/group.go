@@ -47,12 +47,12 @@ const (
 // Timing holds the Raft timeouts. Zero fields take the defaults below.
 type Timing struct {
 	// HeartbeatTimeout is how long a follower waits without contact before it
-	// starts an election (randomised up to twice this). Default 500ms.
+	// starts an election (randomised up to twice this). Default 600ms.
 	HeartbeatTimeout time.Duration
-	// ElectionTimeout bounds a candidate's election round. Default 500ms.
+	// ElectionTimeout bounds a candidate's election round. Default 600ms.
 	ElectionTimeout time.Duration
 	// LeaderLeaseTimeout is how long a leader keeps leading without hearing
-	// from a quorum. Default 250ms.
+	// from a quorum. Default 300ms.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is the idle interval after which the leader sends an
 	// empty AppendEntries to spread the commit index. Default 50ms.
@@ -61,13 +61,13 @@ type Timing struct {
 
 func (t Timing) withDefaults() Timing {
 	if t.HeartbeatTimeout == 0 {
-		t.HeartbeatTimeout = 500 * time.Millisecond
+		t.HeartbeatTimeout = 600 * time.Millisecond
 	}
 	if t.ElectionTimeout == 0 {
-		t.ElectionTimeout = 500 * time.Millisecond
+		t.ElectionTimeout = 600 * time.Millisecond
 	}
 	if t.LeaderLeaseTimeout == 0 {
-		t.LeaderLeaseTimeout = 250 * time.Millisecond
+		t.LeaderLeaseTimeout = 300 * time.Millisecond
 	}
 	if t.CommitTimeout == 0 {
 		t.CommitTimeout = 50 * time.Millisecond

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/shards/node/nodetest"
+)
+
+// TestE2E runs every command against a real 3-node cluster, through a
+// follower, which forwards writes and linearizable reads to the leader.
+func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	leader := c.WaitLeader(10 * time.Second)
+	follower := (leader + 1) % c.Size()
+	ep := "--endpoint=" + c.URL(follower)
+
+	r := wisp(t, ep, "kv", "put", "greeting", "hello")
+	m := regexp.MustCompile(`^OK version=(\d+)\n$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("put = exit %d, stdout %q, stderr %q; want OK version=N", r.code, r.stdout, r.stderr)
+	}
+	version, _ := strconv.ParseUint(m[1], 10, 64)
+
+	// A stale read on the follower may lag the write; it must catch up.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := wisp(t, ep, "--consistency=stale", "kv", "get", "greeting")
+		if r.code == 0 && r.stdout == "hello\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stale get on follower = exit %d, %q, %q; want hello within 5s", r.code, r.stdout, r.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	steps := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"kv", "get", "greeting"}, 0, "hello\n", ""},
+		{[]string{"kv", "put", "greeting", "hi", "--if-version", strconv.FormatUint(version+1000, 10)}, 1, "",
+			fmt.Sprintf("Error: put \"greeting\": precondition failed: current version is %d\n", version)},
+		{[]string{"kv", "put", "greeting", "hi", "--if-absent"}, 1, "",
+			fmt.Sprintf("Error: put \"greeting\": precondition failed: current version is %d\n", version)},
+		{[]string{"kv", "get", "missing"}, 1, "", "Error: key not found: \"missing\"\n"},
+		{[]string{"kv", "incr", "visits"}, 0, "1\n", ""},
+		{[]string{"kv", "incr", "visits", "-6"}, 0, "-5\n", ""},
+		{[]string{"kv", "put", "user/a", "1"}, 0, "", ""},
+		{[]string{"kv", "put", "user/b", "2", "--ttl", "1h"}, 0, "", ""},
+		{[]string{"kv", "scan", "user/"}, 0, "user/a\t1\nuser/b\t2\n", ""},
+		{[]string{"kv", "scan", "--keys-only", "--limit", "2"}, 0, "greeting\nuser/a\n", ""},
+		{[]string{"kv", "del", "greeting"}, 0, "", ""},
+		{[]string{"kv", "get", "greeting"}, 1, "", "Error: key not found: \"greeting\"\n"},
+	}
+	for _, st := range steps {
+		r := wisp(t, append([]string{ep}, st.args...)...)
+		stdoutOK := r.stdout == st.stdout || (st.stdout == "" && st.code == 0) // writes print versions
+		if r.code != st.code || !stdoutOK || r.stderr != st.stderr {
+			t.Errorf("wisp %q = exit %d, stdout %q, stderr %q; want %d, %q, %q",
+				st.args, r.code, r.stdout, r.stderr, st.code, st.stdout, st.stderr)
+		}
+	}
+
+	r = wisp(t, ep, "--output=json", "kv", "get", "user/b")
+	if r.code != 0 || !strings.Contains(r.stdout, `"value": "2"`) || strings.Contains(r.stdout, `"expires_at": null`) {
+		t.Errorf("get -o json user/b = %q; want value 2 with an expiry", r.stdout)
+	}
+
+	r = wisp(t, ep, "cluster", "status")
+	if r.code != 0 {
+		t.Fatalf("cluster status: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for i := range c.Size() {
+		if !strings.Contains(r.stdout, c.URL(i)) {
+			t.Errorf("cluster status does not list %s:\n%s", c.URL(i), r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "leader") || strings.Contains(r.stdout, "  no") {
+		t.Errorf("cluster status: want a leader and every node reachable:\n%s", r.stdout)
+	}
+
+	r = wisp(t, ep, "--output=json", "cluster", "status")
+	var st wispv1.StatusResponse
+	if err := protojson.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("cluster status -o json = %q: %v", r.stdout, err)
+	}
+	if len(st.GetNodes()) != c.Size() || len(st.GetShards()) == 0 || st.GetShards()[0].GetLeaderId() == "" {
+		t.Errorf("cluster status -o json = %v; want %d nodes and a shard with a leader", &st, c.Size())
+	}
+}
+
+// TestE2ELeaderKilled: a write through a follower rides out the election
+// that follows the leader's crash, retrying within --timeout.
+func TestE2ELeaderKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	leader := c.WaitLeader(10 * time.Second)
+	follower := (leader + 1) % c.Size()
+	ep := "--endpoint=" + c.URL(follower)
+	if r := wisp(t, ep, "kv", "put", "k", "before"); r.code != 0 {
+		t.Fatalf("put: %q", r.stderr)
+	}
+
+	c.Kill(leader)
+	if r := wisp(t, ep, "--timeout=20s", "kv", "put", "k", "after"); r.code != 0 {
+		t.Fatalf("put after the leader was killed: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := wisp(t, ep, "kv", "get", "k"); r.code != 0 || r.stdout != "after\n" {
+		t.Errorf("get = exit %d, %q, stderr %q; want after", r.code, r.stdout, r.stderr)
+	}
+	r := wisp(t, ep, "cluster", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "  no") {
+		t.Errorf("cluster status after a kill = exit %d:\n%s\nstderr %q; want the dead node unreachable", r.code, r.stdout, r.stderr)
+	}
+}

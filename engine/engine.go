@@ -1,0 +1,383 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/tidwall/btree"
+)
+
+// Limits shared by Apply, DecodeCommand and Restore. Apply enforces the same
+// bounds as Restore so that a replica can always restore its own snapshot.
+const (
+	// maxKeyBytes bounds a key: keys are compared and copied on every access.
+	maxKeyBytes = 64 << 10
+	// maxValueBytes bounds a value: one value must fit in one Raft entry.
+	maxValueBytes = 64 << 20
+	// maxMutations bounds the mutations in one command, and so the work and
+	// the undo log of one Apply.
+	maxMutations = 10000
+)
+
+// Engine is one replica's key-value state machine: an ordered keyspace where
+// every key carries the version (Raft index) that last wrote it and an
+// optional absolute expiry time. The zero value is not usable; call New.
+//
+// See the package documentation for the concurrency contract.
+type Engine struct {
+	// tree holds every stored key, including expired keys that no command
+	// has removed yet. Owned by the goroutine that calls Apply.
+	// Invariant: no slot or entry is modified after insertion (Snapshot
+	// views share them); keys are non-empty and at most maxKeyBytes, values
+	// at most maxValueBytes, and 0 < version <= applied.
+	tree *btree.BTreeG[slot]
+	// applied is the index of the last log entry given to Apply (accepted or
+	// rejected) or restored. Invariant: it only grows, except by Restore.
+	applied uint64
+
+	// undo records the writes of the current multi-mutation Apply so that
+	// a failing mutation can roll them back. Scratch space: empty between
+	// calls.
+	undo []undoRecord
+	// recording says whether writes append to undo.
+	recording bool
+}
+
+// slot is what the tree stores: the key inline, for cheap comparisons, and
+// the rest behind an immutable pointer.
+type slot struct {
+	key []byte
+	e   *entry
+}
+
+// entry is the immutable state of one stored key.
+type entry struct {
+	value           []byte
+	version         uint64
+	expiresAtUnixMs int64 // 0: no expiry
+}
+
+// live reports whether the entry has not expired at nowUnixMs.
+func (e *entry) live(nowUnixMs int64) bool {
+	return e.expiresAtUnixMs == 0 || e.expiresAtUnixMs > nowUnixMs
+}
+
+// undoRecord restores one key: prev is reinserted if existed, else prev.key
+// is deleted.
+type undoRecord struct {
+	prev    slot
+	existed bool
+}
+
+func lessSlot(a, b slot) bool { return bytes.Compare(a.key, b.key) < 0 }
+
+func newTree() *btree.BTreeG[slot] {
+	// No locks: the Engine's callers serialise writes, and tidwall/btree's
+	// read paths do not mutate the tree.
+	return btree.NewBTreeGOptions(lessSlot, btree.Options{NoLocks: true})
+}
+
+// newSlot copies key and value into one fresh allocation, so that a slot
+// never aliases the caller's (often the Raft log's) memory and never keeps
+// an older value alive.
+func newSlot(key, value []byte, version uint64, expiresAtUnixMs int64) slot {
+	buf := make([]byte, len(key)+len(value))
+	copy(buf, key)
+	copy(buf[len(key):], value)
+	return slot{
+		key: buf[:len(key):len(key)],
+		e:   &entry{value: buf[len(key):], version: version, expiresAtUnixMs: expiresAtUnixMs},
+	}
+}
+
+// New returns an empty Engine at applied index 0.
+func New() *Engine {
+	return &Engine{tree: newTree()}
+}
+
+// AppliedIndex returns the index of the last log entry given to Apply
+// (whether accepted or rejected) or restored by Restore; 0 for a new Engine.
+func (e *Engine) AppliedIndex() uint64 {
+	return e.applied
+}
+
+// Len returns the number of stored keys, including expired keys that no
+// command has removed yet.
+func (e *Engine) Len() int {
+	return e.tree.Len()
+}
+
+// Apply applies the command at log index index, which must be greater than
+// AppliedIndex. The mutations apply in order, each seeing the effects of the
+// ones before it, and atomically: if any fails, nothing changes and
+// Result.Err is a *PreconditionError, or wraps ErrNotInteger or
+// ErrInvalidCommand. Either way AppliedIndex becomes index, because the log
+// entry was consumed; only an index not above AppliedIndex leaves the Engine
+// untouched.
+//
+// Every mutation that succeeds gets Version index. A key whose expiry time is
+// at or before cmd.NowUnixMs is absent for every mutation.
+//
+// The whole command is checked for validity before any mutation runs, so an
+// invalid mutation wins over an earlier failing precondition. Invalid are: an
+// unknown op, an empty key or one over 64 KiB, a value over 64 MiB, a
+// negative TTLMs, a put whose expiry NowUnixMs+TTLMs is not in
+// [1, MaxInt64], IfAbsent on anything but a put or with IfVersion, and more
+// than 10,000 mutations. Otherwise TTLMs, Value and Delta are ignored by the
+// ops they do not belong to.
+//
+// Apply copies what it keeps: cmd may alias a buffer the caller reuses.
+func (e *Engine) Apply(index uint64, cmd *Command) Result {
+	if index <= e.applied {
+		return Result{Err: fmt.Errorf("engine: apply %d: %w: index not above applied index %d", index, ErrInvalidCommand, e.applied)}
+	}
+	e.applied = index
+	if err := validate(cmd); err != nil {
+		return Result{Err: fmt.Errorf("engine: apply %d: %w", index, err)}
+	}
+	results := make([]MutationResult, len(cmd.Mutations))
+	// A single mutation checks everything before it writes, so only batches
+	// need an undo log.
+	e.recording = len(cmd.Mutations) > 1
+	for i := range cmd.Mutations {
+		r, err := e.mutate(index, cmd.NowUnixMs, i, &cmd.Mutations[i])
+		if err != nil {
+			e.rollback()
+			return Result{Err: err}
+		}
+		results[i] = r
+	}
+	clear(e.undo)
+	e.undo = e.undo[:0]
+	return Result{Mutations: results}
+}
+
+// validate checks what does not depend on the stored state.
+func validate(cmd *Command) error {
+	if cmd == nil {
+		return fmt.Errorf("%w: nil command", ErrInvalidCommand)
+	}
+	if len(cmd.Mutations) > maxMutations {
+		return fmt.Errorf("%w: %d mutations exceed %d", ErrInvalidCommand, len(cmd.Mutations), maxMutations)
+	}
+	for i := range cmd.Mutations {
+		m := &cmd.Mutations[i]
+		var problem string
+		switch {
+		case m.Op < OpPut || m.Op > OpExpire:
+			problem = fmt.Sprintf("unknown op %d", m.Op)
+		case len(m.Key) == 0:
+			problem = "empty key"
+		case len(m.Key) > maxKeyBytes:
+			problem = fmt.Sprintf("key of %d bytes exceeds %d", len(m.Key), maxKeyBytes)
+		case len(m.Value) > maxValueBytes:
+			problem = fmt.Sprintf("value of %d bytes exceeds %d", len(m.Value), maxValueBytes)
+		case m.TTLMs < 0:
+			problem = fmt.Sprintf("negative ttl %d ms", m.TTLMs)
+		case m.Op == OpPut && m.TTLMs > 0 && (cmd.NowUnixMs > math.MaxInt64-m.TTLMs || cmd.NowUnixMs+m.TTLMs <= 0):
+			// Expiry 0 means "never"; an expiry at or below zero, or
+			// beyond int64, cannot be stored faithfully.
+			problem = fmt.Sprintf("ttl %d ms at now %d ms is out of range", m.TTLMs, cmd.NowUnixMs)
+		case m.IfAbsent && m.Op != OpPut:
+			problem = "IfAbsent on a non-put op"
+		case m.IfAbsent && m.IfVersion != 0:
+			problem = "IfAbsent together with IfVersion"
+		default:
+			continue
+		}
+		return fmt.Errorf("mutation %d: %w: %s", i, ErrInvalidCommand, problem)
+	}
+	return nil
+}
+
+// mutate applies mutation i of a command at index.
+func (e *Engine) mutate(index uint64, now int64, i int, m *Mutation) (MutationResult, error) {
+	r := MutationResult{Version: index}
+	switch m.Op {
+	case OpPut:
+		if m.IfVersion != 0 || m.IfAbsent {
+			if err := e.checkPrecondition(now, i, m); err != nil {
+				return r, err
+			}
+		}
+		var expiresAtUnixMs int64
+		if m.TTLMs > 0 {
+			expiresAtUnixMs = now + m.TTLMs // validate checked the range
+		}
+		e.set(newSlot(m.Key, m.Value, index, expiresAtUnixMs))
+
+	case OpDelete:
+		if m.IfVersion != 0 {
+			if err := e.checkPrecondition(now, i, m); err != nil {
+				return r, err
+			}
+		}
+		if prev, ok := e.delete(m.Key); ok {
+			r.Existed = prev.e.live(now)
+		}
+
+	case OpIncrement:
+		cur, ok := e.tree.Get(slot{key: m.Key})
+		if err := precondition(now, i, m, cur, ok); err != nil {
+			return r, err
+		}
+		var n, expiresAtUnixMs int64
+		if ok && cur.e.live(now) {
+			var err error
+			if n, err = strconv.ParseInt(string(cur.e.value), 10, 64); err != nil {
+				return r, fmt.Errorf("engine: apply %d: mutation %d: key %q: %w", index, i, m.Key, ErrNotInteger)
+			}
+			expiresAtUnixMs = cur.e.expiresAtUnixMs
+		}
+		sum := n + m.Delta
+		if (m.Delta > 0 && sum < n) || (m.Delta < 0 && sum > n) {
+			return r, fmt.Errorf("engine: apply %d: mutation %d: key %q: %d%+d overflows: %w", index, i, m.Key, n, m.Delta, ErrNotInteger)
+		}
+		var digits [20]byte
+		e.set(newSlot(m.Key, strconv.AppendInt(digits[:0], sum, 10), index, expiresAtUnixMs))
+		r.Counter = sum
+
+	case OpExpire:
+		cur, ok := e.tree.Get(slot{key: m.Key})
+		if ok && !cur.e.live(now) && (m.IfVersion == 0 || m.IfVersion == cur.e.version) {
+			e.delete(cur.key)
+			r.Existed = true
+		}
+
+	default:
+		panic(fmt.Sprintf("engine: op %d passed validation", m.Op))
+	}
+	return r, nil
+}
+
+// checkPrecondition looks m.Key up and checks m's preconditions against it.
+func (e *Engine) checkPrecondition(now int64, i int, m *Mutation) error {
+	cur, ok := e.tree.Get(slot{key: m.Key})
+	return precondition(now, i, m, cur, ok)
+}
+
+// precondition checks IfVersion and IfAbsent of mutation i against cur, the
+// stored slot for its key if ok.
+func precondition(now int64, i int, m *Mutation, cur slot, ok bool) error {
+	var version uint64 // of the live key; 0: absent
+	if ok && cur.e.live(now) {
+		version = cur.e.version
+	}
+	if (m.IfAbsent && version != 0) || (m.IfVersion != 0 && m.IfVersion != version) {
+		return &PreconditionError{Key: bytes.Clone(m.Key), CurrentVersion: version, Index: i}
+	}
+	return nil
+}
+
+// set stores s, recording what it replaced.
+func (e *Engine) set(s slot) {
+	prev, replaced := e.tree.Set(s)
+	if e.recording {
+		if !replaced {
+			prev = slot{key: s.key}
+		}
+		e.undo = append(e.undo, undoRecord{prev: prev, existed: replaced})
+	}
+}
+
+// delete removes key, recording what it removed.
+func (e *Engine) delete(key []byte) (slot, bool) {
+	prev, ok := e.tree.Delete(slot{key: key})
+	if ok && e.recording {
+		e.undo = append(e.undo, undoRecord{prev: prev, existed: true})
+	}
+	return prev, ok
+}
+
+// rollback undoes the writes recorded since Apply began, newest first.
+func (e *Engine) rollback() {
+	for i := len(e.undo) - 1; i >= 0; i-- {
+		u := e.undo[i]
+		if u.existed {
+			e.tree.Set(u.prev)
+		} else {
+			e.tree.Delete(u.prev)
+		}
+	}
+	clear(e.undo)
+	e.undo = e.undo[:0]
+}
+
+// Get returns the live item stored at key at time nowUnixMs. The item's
+// slices are shared with the Engine and must not be modified.
+func (e *Engine) Get(key []byte, nowUnixMs int64) (Item, bool) {
+	s, ok := e.tree.Get(slot{key: key})
+	if !ok || !s.e.live(nowUnixMs) {
+		return Item{}, false
+	}
+	return s.item(), true
+}
+
+func (s slot) item() Item {
+	return Item{Key: s.key, Value: s.e.value, Version: s.e.version, ExpiresAtUnixMs: s.e.expiresAtUnixMs}
+}
+
+// Scan returns, in ascending key order, at most limit live items at time
+// nowUnixMs whose keys start with prefix and are at least start. If more
+// such items exist, next is the key to pass as start to continue (the last
+// returned key followed by a zero byte); otherwise next is nil. A limit of 0
+// or less returns nothing. The items' slices are shared with the Engine and
+// must not be modified.
+func (e *Engine) Scan(start, prefix []byte, limit int, nowUnixMs int64) (items []Item, next []byte) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	from := start
+	if bytes.Compare(prefix, start) > 0 {
+		from = prefix
+	}
+	it := e.tree.Iter()
+	defer it.Release()
+	for ok := it.Seek(slot{key: from}); ok; ok = it.Next() {
+		s := it.Item()
+		if !bytes.HasPrefix(s.key, prefix) {
+			break
+		}
+		if !s.e.live(nowUnixMs) {
+			continue
+		}
+		if len(items) == limit {
+			last := items[len(items)-1].Key
+			next = append(append(make([]byte, 0, len(last)+1), last...), 0)
+			break
+		}
+		items = append(items, s.item())
+	}
+	return items, next
+}
+
+// Digest returns a SHA-256 over the applied index and every stored entry
+// (key, value, version, expiry) in key order, expired ones included. Two
+// replicas at the same applied index have equal digests iff their states are
+// equal. It costs a walk over the whole keyspace.
+func (e *Engine) Digest() [32]byte {
+	h := sha256.New()
+	var buf []byte
+	buf = append(buf, "wisp engine digest v1\x00"...)
+	buf = binary.BigEndian.AppendUint64(buf, e.applied)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(e.tree.Len()))
+	h.Write(buf)
+	e.tree.Scan(func(s slot) bool {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(s.key)))
+		buf = append(buf, s.key...)
+		buf = binary.AppendUvarint(buf, uint64(len(s.e.value)))
+		h.Write(buf)
+		h.Write(s.e.value)
+		buf = binary.BigEndian.AppendUint64(buf[:0], s.e.version)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(s.e.expiresAtUnixMs))
+		h.Write(buf)
+		return true
+	})
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}

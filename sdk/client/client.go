@@ -1,0 +1,318 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+)
+
+const (
+	// maxEndpoints bounds the cache of per-URL RPC clients. Leader hints
+	// name cluster nodes, and a cluster has a handful; the bound only stops
+	// a misbehaving server from growing the cache without end.
+	maxEndpoints = 64
+	// maxIdleConnsPerHost is the idle HTTP/1.1 connections the default
+	// HTTP client keeps per node, so that concurrent Connect calls reuse
+	// connections instead of redialing (net/http's default is 2).
+	maxIdleConnsPerHost = 32
+)
+
+// Client is a Wisp client. It is safe for concurrent use by multiple
+// goroutines; create one per cluster and share it.
+//
+// A Client sends each call to its preferred endpoint: the base URL given to
+// New, or the leader URL a server last named in a LeaderHint. If the
+// preferred endpoint fails at the transport level, the Client goes back to
+// the base URL.
+type Client struct {
+	baseURL        string
+	httpClient     connect.HTTPClient
+	connectOpts    []connect.ClientOption
+	maxAttempts    int           // in [1, maxAttemptsLimit]
+	backoffInitial time.Duration // in (0, backoffMax]
+	backoffMax     time.Duration // in (0, backoffMaxLimit]
+	timeout        time.Duration // 0: none
+
+	mu sync.Mutex
+	// endpoints caches an RPC client per base URL. guarded by mu.
+	// Invariant: endpoints[baseURL] exists; len(endpoints) <= maxEndpoints.
+	endpoints map[string]*endpoint
+	// preferred is where calls go first. guarded by mu.
+	// Invariant: preferred is non-nil and in endpoints.
+	preferred *endpoint
+}
+
+// endpoint is one node's base URL and the RPC clients for it. It is
+// immutable once built.
+type endpoint struct {
+	url     string
+	kv      wispv1connect.KVServiceClient
+	cluster wispv1connect.ClusterServiceClient
+}
+
+// New returns a Client for the cluster reachable at baseURL, such as
+// http://127.0.0.1:8080. It checks baseURL but makes no network call.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	base, err := normalizeURL(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("wisp: new client: %w", err)
+	}
+	var cfg config
+	for _, o := range opts {
+		if o != nil {
+			o.applyToClient(&cfg)
+		}
+	}
+	c := &Client{
+		baseURL:        base,
+		maxAttempts:    cfg.maxAttempts,
+		backoffInitial: cfg.backoffInitial,
+		backoffMax:     cfg.backoffMax,
+		timeout:        max(cfg.timeout, 0),
+		endpoints:      make(map[string]*endpoint),
+	}
+	switch cfg.protocol {
+	case ProtocolConnect:
+	case ProtocolGRPC:
+		c.connectOpts = append(c.connectOpts, connect.WithGRPC())
+	case ProtocolGRPCWeb:
+		c.connectOpts = append(c.connectOpts, connect.WithGRPCWeb())
+	default:
+		return nil, fmt.Errorf("wisp: new client: %w: unknown protocol %d", ErrInvalidArgument, int(cfg.protocol))
+	}
+	if cfg.httpClient != nil {
+		c.httpClient = cfg.httpClient
+	} else {
+		c.httpClient = defaultHTTPClient(cfg.protocol)
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = defaultMaxAttempts
+	}
+	c.maxAttempts = min(c.maxAttempts, maxAttemptsLimit)
+	if c.backoffInitial <= 0 {
+		c.backoffInitial = defaultBackoffInitial
+	}
+	if c.backoffMax <= 0 {
+		c.backoffMax = defaultBackoffMax
+	}
+	c.backoffInitial = min(c.backoffInitial, backoffMaxLimit)
+	c.backoffMax = min(max(c.backoffMax, c.backoffInitial), backoffMaxLimit)
+
+	c.preferred = c.newEndpoint(base)
+	c.endpoints[base] = c.preferred
+	return c, nil
+}
+
+// defaultHTTPClient returns the HTTP client used when WithHTTPClient is not
+// given. gRPC needs HTTP/2, so for it the transport speaks only HTTP/2 and
+// uses cleartext HTTP/2 (h2c) for http:// URLs; net/http does that only when
+// HTTP/1 is off.
+func defaultHTTPClient(p Protocol) *http.Client {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if ok {
+		t = t.Clone()
+	} else {
+		// Someone replaced http.DefaultTransport; start from scratch.
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	var protocols http.Protocols
+	protocols.SetHTTP2(true)
+	if p == ProtocolGRPC {
+		protocols.SetUnencryptedHTTP2(true)
+	} else {
+		protocols.SetHTTP1(true)
+	}
+	t.Protocols = &protocols
+	return &http.Client{Transport: t}
+}
+
+// normalizeURL checks that s is an absolute http or https URL and returns
+// it without a trailing slash.
+func normalizeURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: base URL %q: %v", ErrInvalidArgument, s, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%w: base URL %q: want http://host:port or https://host:port", ErrInvalidArgument, s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+func (c *Client) newEndpoint(u string) *endpoint {
+	return &endpoint{
+		url:     u,
+		kv:      wispv1connect.NewKVServiceClient(c.httpClient, u, c.connectOpts...),
+		cluster: wispv1connect.NewClusterServiceClient(c.httpClient, u, c.connectOpts...),
+	}
+}
+
+// current returns the preferred endpoint.
+func (c *Client) current() *endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.preferred
+}
+
+// follow makes the endpoint for hint the preferred one and returns it, or
+// returns nil if hint is not a usable URL.
+func (c *Client) follow(hint string) *endpoint {
+	u, err := normalizeURL(hint)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep, ok := c.endpoints[u]
+	if !ok {
+		if len(c.endpoints) >= maxEndpoints {
+			// Start over with the base URL only; the cache refills with
+			// the endpoints that are still in use.
+			base := c.endpoints[c.baseURL]
+			clear(c.endpoints)
+			c.endpoints[c.baseURL] = base
+		}
+		ep = c.newEndpoint(u)
+		c.endpoints[u] = ep
+	}
+	c.preferred = ep
+	return ep
+}
+
+// forget makes the base URL preferred again if ep, which just failed at the
+// transport level, is the preferred endpoint.
+func (c *Client) forget(ep *endpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.preferred == ep {
+		c.preferred = c.endpoints[c.baseURL]
+	}
+}
+
+// withTimeout applies WithTimeout to ctx.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.timeout > 0 {
+		return context.WithTimeout(ctx, c.timeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// retryClass says which failures a call may retry.
+type retryClass int
+
+const (
+	// writeCall retries only a server-sent Unavailable: the server sends it
+	// only when the operation was not applied. A transport error after the
+	// request went out leaves the outcome unknown, so it is not retried.
+	writeCall retryClass = iota
+	// readCall (Get, Scan, Status) also retries transport errors: a read
+	// has no side effects.
+	readCall
+)
+
+// invoke runs call against the preferred endpoint until it succeeds, fails
+// in a way class may not retry, runs out of attempts, or ctx is done. It
+// returns the last error and the number of attempts made.
+func invoke[T any](ctx context.Context, c *Client, class retryClass, call func(context.Context, *endpoint) (T, error)) (T, int, error) {
+	ep := c.current()
+	for attempt := 1; ; attempt++ {
+		res, err := call(ctx, ep)
+		if err == nil {
+			return res, attempt, nil
+		}
+		var cerr *connect.Error
+		if !errors.As(err, &cerr) {
+			// Generated clients return only *connect.Error; anything else
+			// is not ours to retry.
+			return res, attempt, err
+		}
+		wire := connect.IsWireError(cerr)
+		if !wire && isTransportError(ctx, cerr) {
+			// connect-go reports a reset connection as Canceled; say
+			// Unavailable, as for a refused one.
+			cerr = connect.NewError(connect.CodeUnavailable, cerr.Unwrap())
+			err = cerr
+			c.forget(ep)
+		}
+		var next *endpoint
+		if wire && cerr.Code() == connect.CodeUnavailable {
+			// Follow a hint even when not retrying: it helps the next call.
+			if hint := leaderHint(cerr); hint != "" {
+				next = c.follow(hint)
+			}
+		}
+		if attempt >= c.maxAttempts || ctx.Err() != nil || !retryable(cerr, wire, class) {
+			return res, attempt, err
+		}
+		if next != nil && next.url != ep.url {
+			ep = next
+			continue // the leader is known: go there at once
+		}
+		if werr := sleep(ctx, c.backoff(attempt)); werr != nil {
+			return res, attempt, fmt.Errorf("%w (last error: %v)", werr, err)
+		}
+		ep = c.current()
+	}
+}
+
+// retryable reports whether a call of class may retry after err.
+func retryable(err *connect.Error, wire bool, class retryClass) bool {
+	if err.Code() != connect.CodeUnavailable {
+		return false
+	}
+	return wire || class == readCall
+}
+
+// isTransportError reports whether err, made by the client rather than sent
+// by the server, is a failure to talk to the endpoint (refused, reset, EOF,
+// dial timeout) rather than ctx ending.
+func isTransportError(ctx context.Context, err *connect.Error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	switch err.Code() {
+	case connect.CodeUnavailable, connect.CodeCanceled, connect.CodeDeadlineExceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// backoff returns the sleep before retry number retry (1, 2, ...): a random
+// duration in [0, min(backoffMax, backoffInitial*2^(retry-1))].
+func (c *Client) backoff(retry int) time.Duration {
+	ceiling := c.backoffInitial
+	for i := 1; i < retry && ceiling < c.backoffMax; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, c.backoffMax)
+	return rand.N(ceiling + 1)
+}
+
+// sleep waits for d or until ctx is done. It returns a Connect error with
+// code Canceled or DeadlineExceeded, wrapping ctx.Err(), if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		code := connect.CodeCanceled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			code = connect.CodeDeadlineExceeded
+		}
+		return connect.NewError(code, ctx.Err())
+	}
+}
