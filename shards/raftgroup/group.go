@@ -122,6 +122,10 @@ type Group struct {
 // maxPool is the number of idle connections kept per peer by the transport.
 const maxPool = 4
 
+// logCacheEntries is how many recent log entries are kept in memory for
+// replication (at 256-byte commands, about 300 KiB).
+const logCacheEntries = 1024
+
 // transportTimeout bounds one transport I/O operation.
 const transportTimeout = 10 * time.Second
 
@@ -202,7 +206,14 @@ func Open(cfg Config) (*Group, error) {
 			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.NodeID, err)
 		}
 	}
-	r, err := raft.NewRaft(rc, g.fsm, store, store, snaps, transport)
+	// The leader reads recent entries back to replicate them; serve those
+	// from memory instead of bolt.
+	logs, err := raft.NewLogCache(logCacheEntries, store)
+	if err != nil {
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: log cache: %w", cfg.NodeID, err)
+	}
+	r, err := raft.NewRaft(rc, g.fsm, logs, store, snaps, transport)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.NodeID, err)
