@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+)
+
+// freeRange returns a base port p such that p..p+n-1 were all free.
+func freeRange(t *testing.T, n int) int {
+	t.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if base+n > 65535 {
+			continue
+		}
+		ok := true
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+// TestDevRestartKeepsWrites runs the real wispd binary: `wispd dev`, writes,
+// SIGTERM (must exit within seconds), start again on the same data dir, and
+// every acknowledged write is there.
+func TestDevRestartKeepsWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wispd")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "wispd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	httpBase, raftBase := freeRange(t, 3), freeRange(t, 3)
+	data := filepath.Join(dir, "data")
+	start := func() (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(bin, "dev", "--data-dir", data,
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase),
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase))
+		var logs strings.Builder
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, &logs
+	}
+	stop := func(cmd *exec.Cmd, logs *strings.Builder) {
+		t.Helper()
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("wispd exited with %v\n%s", err, logs)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("wispd did not exit within 10s of SIGTERM\n%s", logs)
+		}
+	}
+	urls := []string{}
+	for i := range 3 {
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", httpBase+i))
+	}
+	waitHealthy := func(logs *strings.Builder) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for _, u := range urls {
+			for {
+				resp, err := http.Get(u + "/healthz")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s not healthy: %v\n%s", u, err, logs)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+
+	cmd, logs := start()
+	waitHealthy(logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := map[string]uint64{}
+	for i := range 50 {
+		kv := wispv1connect.NewKVServiceClient(http.DefaultClient, urls[i%3])
+		key := fmt.Sprintf("k%02d", i)
+		resp, err := kv.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: []byte(key), Value: []byte("v" + key)}))
+		if err != nil {
+			t.Fatalf("Put(%q) via %s: %v", key, urls[i%3], err)
+		}
+		want[key] = resp.Msg.Version
+	}
+	t0 := time.Now()
+	stop(cmd, logs)
+	t.Logf("SIGTERM to exit: %v", time.Since(t0))
+	if os.Getenv("WISP_TEST_LOG") != "" {
+		t.Log(logs.String())
+	}
+
+	cmd, logs = start()
+	waitHealthy(logs)
+	for i, u := range urls {
+		kv := wispv1connect.NewKVServiceClient(http.DefaultClient, u)
+		for key, version := range want {
+			resp, err := kv.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: []byte(key)}))
+			if err != nil {
+				t.Fatalf("Get(%q) via node %d after restart: %v", key, i+1, err)
+			}
+			if !resp.Msg.Found || string(resp.Msg.Value) != "v"+key || resp.Msg.Version != version {
+				t.Fatalf("Get(%q) after restart = %v; want v%s at version %d", key, resp.Msg, key, version)
+			}
+		}
+	}
+	stop(cmd, logs)
+	if _, err := os.Stat(filepath.Join(data, "n1", "shard-0", "raft.db")); err != nil {
+		t.Errorf("data layout: %v", err)
+	}
+}
