@@ -9,13 +9,24 @@ import (
 
 // Command encoding (see doc.go):
 //
-//	format version byte | varint NowUnixMs | uvarint mutation count | mutations
+//	format version byte | varint NowUnixMs | [varint MaxMemoryBytes] |
+//	uvarint mutation count | mutations
 //
-// A mutation is op byte | flags byte | uvarint key length | key, then, in
-// this order and only if its flag is set, uvarint value length | value,
-// varint Delta, varint TTLMs, uvarint IfVersion. A flag is set iff the field
-// is non-zero (non-empty), so every command has exactly one encoding.
-const commandFormatVersion = 1
+// MaxMemoryBytes is there, non-zero, iff the format version is 2; a command
+// without one is encoded in format version 1, byte for byte as before the
+// field existed. A mutation is op byte | flags byte | uvarint key length |
+// key, then, in this order and only if its flag is set, uvarint value
+// length | value, varint Delta, varint TTLMs, uvarint IfVersion. A flag is
+// set iff the field is non-zero (non-empty), so every command has exactly
+// one encoding.
+const (
+	commandFormatVersion1 = 1
+	// commandFormatVersion2 adds MaxMemoryBytes.
+	commandFormatVersion2 = 2
+)
+
+// lastOp is the highest op number Apply and DecodeCommand know.
+const lastOp = OpSetMeta
 
 const (
 	flagIfAbsent = 1 << iota
@@ -36,8 +47,14 @@ const (
 // 64 KiB and values over 64 MiB: check those before proposing.
 func AppendCommand(dst []byte, cmd *Command) []byte {
 	dst = slices.Grow(dst, encodedSize(cmd))
-	dst = append(dst, commandFormatVersion)
-	dst = binary.AppendVarint(dst, cmd.NowUnixMs)
+	if cmd.MaxMemoryBytes == 0 {
+		dst = append(dst, commandFormatVersion1)
+		dst = binary.AppendVarint(dst, cmd.NowUnixMs)
+	} else {
+		dst = append(dst, commandFormatVersion2)
+		dst = binary.AppendVarint(dst, cmd.NowUnixMs)
+		dst = binary.AppendVarint(dst, cmd.MaxMemoryBytes)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(cmd.Mutations)))
 	for i := range cmd.Mutations {
 		m := &cmd.Mutations[i]
@@ -80,6 +97,9 @@ func AppendCommand(dst []byte, cmd *Command) []byte {
 // encodedSize returns the exact length of cmd's encoding.
 func encodedSize(cmd *Command) int {
 	n := 1 + varintLen(cmd.NowUnixMs) + uvarintLen(uint64(len(cmd.Mutations)))
+	if cmd.MaxMemoryBytes != 0 {
+		n += varintLen(cmd.MaxMemoryBytes)
+	}
 	for i := range cmd.Mutations {
 		m := &cmd.Mutations[i]
 		n += 2 + uvarintLen(uint64(len(m.Key))) + len(m.Key)
@@ -99,11 +119,13 @@ func encodedSize(cmd *Command) int {
 	return n
 }
 
-// DecodeCommand decodes a command encoded by AppendCommand. The mutations'
-// Key and Value alias b. Every error wraps ErrInvalidCommand: an unknown
-// format version, op or flag, a field beyond its limit, a non-canonical
-// encoding, a truncated input or trailing bytes. An empty key or value
-// decodes as nil.
+// DecodeCommand decodes a command encoded by AppendCommand, in either
+// format version. The mutations' Key and Value alias b. Every error wraps
+// ErrInvalidCommand: an unknown format version, op or flag, a field beyond
+// its limit, a non-canonical encoding (format version 2 with a zero
+// MaxMemoryBytes included), a truncated input or trailing bytes. An empty
+// key or value decodes as nil. Op-specific limits (a setting name's length,
+// a missing TTLMs) are Apply's to check.
 func DecodeCommand(b []byte) (Command, error) {
 	cmd, err := decodeCommand(b)
 	if err != nil {
@@ -117,11 +139,15 @@ func decodeCommand(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return Command{}, invalid("empty input")
 	}
-	if b[0] != commandFormatVersion {
+	if b[0] != commandFormatVersion1 && b[0] != commandFormatVersion2 {
 		return Command{}, invalid("unknown format version %d", b[0])
 	}
 	d := decoder{b: b[1:]}
 	cmd.NowUnixMs = d.varint("now")
+	if b[0] == commandFormatVersion2 {
+		// Zero would have been encoded in format version 1.
+		cmd.MaxMemoryBytes = d.nonZeroVarint("max memory")
+	}
 	count := d.uvarint("mutation count")
 	if d.err != nil {
 		return Command{}, d.err
@@ -162,7 +188,7 @@ func (d *decoder) mutation(m *Mutation) error {
 	m.Op = Op(d.b[0])
 	flags := d.b[1]
 	d.b = d.b[2:]
-	if m.Op < OpPut || m.Op > OpExpire {
+	if m.Op < OpPut || m.Op > lastOp {
 		return invalid("unknown op %d", m.Op)
 	}
 	if flags&^knownFlags != 0 {

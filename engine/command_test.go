@@ -25,10 +25,14 @@ var commandCases = []struct {
 	{"invalid but encodable", at(1, Mutation{Op: OpDelete, Value: []byte("v"), Delta: 1, TTLMs: -5, IfAbsent: true})},
 	{"batch", at(9, put("a", "1"), del("b"), incr("c", 2), expire("d"), putTTL("e", "5", 1))},
 	{"largest key", at(1, put(strings.Repeat("k", maxKeyBytes), "v"))},
+	{"max memory", withMax(at(1000, put("a", "1")), 1<<30)},
+	{"max memory without mutations", withMax(at(0), 1)},
+	{"negative max memory (invalid but encodable)", withMax(at(1, del("a")), math.MinInt64)},
+	{"ttl ops", at(5, setTTL("k", 100), ifVersion(persist("k"), 7), evict("k", 9), setMeta("policy", "allkeys-lru"), setMeta("policy", ""))},
 }
 
 func equalCommands(a, b *Command) bool {
-	if a.NowUnixMs != b.NowUnixMs || len(a.Mutations) != len(b.Mutations) {
+	if a.NowUnixMs != b.NowUnixMs || a.MaxMemoryBytes != b.MaxMemoryBytes || len(a.Mutations) != len(b.Mutations) {
 		return false
 	}
 	for i := range a.Mutations {
@@ -76,6 +80,11 @@ func TestCommandEncoding(t *testing.T) {
 		{at(1000, put("a", "1")), "01d00f01" + "0102" + "0161" + "0131"},
 		{at(-1, ifVersion(putTTL("k", "", 5), 300), incr("n", -2), ifAbsent(del("d"))),
 			"010103" + "0118016b0aac02" + "0304016e03" + "0201" + "0164"},
+		// Format version 2 only carries a non-zero MaxMemoryBytes.
+		{withMax(at(1000, put("a", "1")), 1000), "02d00fd00f01" + "0102" + "0161" + "0131"},
+		{withMax(at(1000), -1), "02d00f0100"},
+		{at(1, setTTL("k", 5), persist("k"), evict("k", 3), setMeta("m", "v")),
+			"010204" + "0508016b0a" + "0600016b" + "0710016b03" + "0802016d0176"},
 	}
 	for _, tt := range tests {
 		if got := hex.EncodeToString(AppendCommand(nil, &tt.cmd)); got != tt.want {
@@ -91,13 +100,17 @@ var badCommands = []struct {
 }{
 	{"empty", ""},
 	{"format version 0", "00"},
-	{"format version 2", "02d00f00"},
+	{"format version 2 with zero max memory", "02d00f00" + "00"},
+	{"format version 3", "03d00f00"},
+	{"truncated max memory", "02d00f80"},
+	{"non-canonical max memory", "02d00f8000" + "00"},
+	{"format version 2 without count", "02d00f02"},
 	{"truncated now", "0180"},
 	{"non-canonical now", "018000" + "00"},
 	{"count above input", "010205" + "010001"},
 	{"count above max", "0100" + "914e"},
 	{"unknown op 0", "010001" + "000001" + "61"},
-	{"unknown op 5", "010001" + "050001" + "61"},
+	{"unknown op 9", "010001" + "090001" + "61"},
 	{"unknown flag", "010001" + "012001" + "61"},
 	{"key above max", "010001" + "0100" + "818004"},
 	{"key above input", "010001" + "010005" + "61"},

@@ -14,6 +14,9 @@ import (
 
 const testNow = 1000 // the clock of table cases unless they say otherwise
 
+// long is a value whose footprint is above a one-byte value's.
+const long = "0123456789abcdefghijklmnopqrstuvwxyz"
+
 func put(key, value string) Mutation {
 	return Mutation{Op: OpPut, Key: []byte(key), Value: []byte(value)}
 }
@@ -27,6 +30,16 @@ func incr(key string, delta int64) Mutation {
 	return Mutation{Op: OpIncrement, Key: []byte(key), Delta: delta}
 }
 func expire(key string) Mutation { return Mutation{Op: OpExpire, Key: []byte(key)} }
+func setTTL(key string, ttlMs int64) Mutation {
+	return Mutation{Op: OpSetTTL, Key: []byte(key), TTLMs: ttlMs}
+}
+func persist(key string) Mutation { return Mutation{Op: OpPersist, Key: []byte(key)} }
+func evict(key string, version uint64) Mutation {
+	return Mutation{Op: OpEvict, Key: []byte(key), IfVersion: version}
+}
+func setMeta(name, value string) Mutation {
+	return Mutation{Op: OpSetMeta, Key: []byte(name), Value: []byte(value)}
+}
 
 func ifVersion(m Mutation, v uint64) Mutation { m.IfVersion = v; return m }
 func ifAbsent(m Mutation) Mutation            { m.IfAbsent = true; return m }
@@ -36,9 +49,24 @@ func at(nowUnixMs int64, ms ...Mutation) Command {
 	return Command{NowUnixMs: nowUnixMs, Mutations: ms}
 }
 
+// withMax returns c with the memory budget maxMemoryBytes.
+func withMax(c Command, maxMemoryBytes int64) Command {
+	c.MaxMemoryBytes = maxMemoryBytes
+	return c
+}
+
 // dump lists every stored entry, expired ones included, as "key=value@version"
-// with " exp=N" when the key has an expiry.
+// with " exp=N" when the key has an expiry, then the settings, if any, as
+// "meta{name=value ...}".
 func dump(e *Engine) string {
+	s := dumpKeys(e)
+	if len(e.meta) > 0 {
+		s = strings.TrimSpace(s + " meta{" + dumpMeta(e) + "}")
+	}
+	return s
+}
+
+func dumpKeys(e *Engine) string {
 	items, _ := e.Scan(nil, nil, math.MaxInt, math.MinInt64) // nothing expires before MinInt64
 	var b strings.Builder
 	for i, it := range items {
@@ -216,7 +244,7 @@ func TestApply(t *testing.T) {
 		// Invalid commands
 		{name: "empty key", cmd: at(testNow, put("a", "1"), put("", "1")), err: ErrInvalidCommand, state: ""},
 		{name: "unknown op 0", cmd: at(testNow, Mutation{Key: []byte("a")}), err: ErrInvalidCommand, state: ""},
-		{name: "unknown op 5", cmd: at(testNow, Mutation{Op: 5, Key: []byte("a")}), err: ErrInvalidCommand, state: ""},
+		{name: "unknown op 9", cmd: at(testNow, Mutation{Op: 9, Key: []byte("a")}), err: ErrInvalidCommand, state: ""},
 		{name: "negative ttl", cmd: at(testNow, putTTL("a", "1", -1)), err: ErrInvalidCommand, state: ""},
 		{name: "ttl overflows", cmd: at(testNow, putTTL("a", "1", math.MaxInt64)), err: ErrInvalidCommand, state: ""},
 		{name: "ttl ends at or before zero", cmd: at(-10, putTTL("a", "1", 10)), err: ErrInvalidCommand, state: ""},
@@ -227,6 +255,106 @@ func TestApply(t *testing.T) {
 		{name: "too many mutations", cmd: at(testNow, make([]Mutation, maxMutations+1)...), err: ErrInvalidCommand, state: ""},
 		{name: "invalid command changes nothing", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, del("a"), put("", "")),
 			err: ErrInvalidCommand, state: "a=1@1"},
+
+		// OpSetTTL
+		{name: "set ttl on live key", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, setTTL("a", 500)),
+			want: []MutationResult{existed(2)}, state: "a=1@2 exp=1500"},
+		{name: "set ttl replaces ttl", setup: []Command{at(testNow, putTTL("a", "1", 10))}, cmd: at(testNow+5, setTTL("a", 100)),
+			want: []MutationResult{existed(2)}, state: "a=1@2 exp=1105"},
+		{name: "set ttl on absent key", setup: []Command{at(testNow, put("b", "1"))}, cmd: at(testNow, setTTL("a", 5)),
+			want: []MutationResult{v(2)}, state: "b=1@1"},
+		{name: "set ttl on expired key", setup: []Command{at(testNow, putTTL("a", "1", 10))}, cmd: at(2000, setTTL("a", 5)),
+			want: []MutationResult{v(2)}, state: "a=1@1 exp=1010"},
+		{name: "set ttl if version matches", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, ifVersion(setTTL("a", 5), 1)),
+			want: []MutationResult{existed(2)}, state: "a=1@2 exp=1005"},
+		{name: "set ttl if version differs", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, ifVersion(setTTL("a", 5), 2)),
+			err: preErr("a", 1, 0), state: "a=1@1"},
+		{name: "set ttl if version on absent key", cmd: at(testNow, ifVersion(setTTL("a", 5), 1)),
+			err: preErr("a", 0, 0), state: ""},
+		{name: "set ttl then batch sees it", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, setTTL("a", 5), ifVersion(incr("a", 1), 2)),
+			want: []MutationResult{existed(2), counter(2, 2)}, state: "a=2@2 exp=1005"},
+		{name: "set ttl without ttl", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, setTTL("a", 0)),
+			err: ErrInvalidCommand, state: "a=1@1"},
+		{name: "set ttl out of range", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, setTTL("a", math.MaxInt64)),
+			err: ErrInvalidCommand, state: "a=1@1"},
+		{name: "set ttl if absent", cmd: at(testNow, ifAbsent(setTTL("a", 5))), err: ErrInvalidCommand, state: ""},
+
+		// OpPersist
+		{name: "persist volatile key", setup: []Command{at(testNow, putTTL("a", "1", 500))}, cmd: at(testNow, persist("a")),
+			want: []MutationResult{existed(2)}, state: "a=1@2"},
+		{name: "persist key without ttl rewrites version", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, persist("a")),
+			want: []MutationResult{existed(2)}, state: "a=1@2"},
+		{name: "persist absent key", cmd: at(testNow, persist("a")),
+			want: []MutationResult{v(1)}, state: ""},
+		{name: "persist expired key", setup: []Command{at(testNow, putTTL("a", "1", 10))}, cmd: at(2000, persist("a")),
+			want: []MutationResult{v(2)}, state: "a=1@1 exp=1010"},
+		{name: "persist if version matches", setup: []Command{at(testNow, putTTL("a", "1", 500))}, cmd: at(testNow, ifVersion(persist("a"), 1)),
+			want: []MutationResult{existed(2)}, state: "a=1@2"},
+		{name: "persist if version differs", setup: []Command{at(testNow, putTTL("a", "1", 500))}, cmd: at(testNow, ifVersion(persist("a"), 3)),
+			err: preErr("a", 1, 0), state: "a=1@1 exp=1500"},
+
+		// OpEvict
+		{name: "evict at version", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, evict("a", 1)),
+			want: []MutationResult{existed(2)}, state: ""},
+		{name: "evict spares a rewritten key", setup: []Command{at(testNow, put("a", "1")), at(testNow, put("a", "2"))}, cmd: at(testNow, evict("a", 1)),
+			want: []MutationResult{v(3)}, state: "a=2@2"},
+		{name: "evict expired key", setup: []Command{at(testNow, putTTL("a", "1", 10))}, cmd: at(2000, evict("a", 1)),
+			want: []MutationResult{existed(2)}, state: ""},
+		{name: "evict absent key", cmd: at(testNow, evict("a", 1)),
+			want: []MutationResult{v(1)}, state: ""},
+		{name: "evict without version", cmd: at(testNow, Mutation{Op: OpEvict, Key: []byte("a")}), err: ErrInvalidCommand, state: ""},
+		{name: "evict if absent", cmd: at(testNow, ifAbsent(Mutation{Op: OpEvict, Key: []byte("a")})), err: ErrInvalidCommand, state: ""},
+
+		// OpSetMeta
+		{name: "set meta", cmd: at(testNow, setMeta("policy", "allkeys-lru")),
+			want: []MutationResult{v(1)}, state: "meta{policy=allkeys-lru}"},
+		{name: "set meta is not a key", setup: []Command{at(testNow, put("a", "1"))}, cmd: at(testNow, setMeta("a", "2"), setMeta("0", "x")),
+			want: []MutationResult{v(2), v(2)}, state: "a=1@1 meta{0=x a=2}"},
+		{name: "replace meta", setup: []Command{at(testNow, setMeta("p", "a"))}, cmd: at(testNow, setMeta("p", "b")),
+			want: []MutationResult{existed(2)}, state: "meta{p=b}"},
+		{name: "delete meta", setup: []Command{at(testNow, setMeta("p", "a"), setMeta("q", "b"))}, cmd: at(testNow, setMeta("p", "")),
+			want: []MutationResult{existed(2)}, state: "meta{q=b}"},
+		{name: "delete last meta", setup: []Command{at(testNow, setMeta("p", "a"))}, cmd: at(testNow, setMeta("p", "")),
+			want: []MutationResult{existed(2)}, state: ""},
+		{name: "delete absent meta", cmd: at(testNow, setMeta("p", "")),
+			want: []MutationResult{v(1)}, state: ""},
+		{name: "longest meta name", cmd: at(testNow, setMeta(strings.Repeat("n", maxMetaNameBytes), "v")),
+			want: []MutationResult{v(1)}, state: "meta{" + strings.Repeat("n", maxMetaNameBytes) + "=v}"},
+		{name: "meta name too long", cmd: at(testNow, setMeta(strings.Repeat("n", maxMetaNameBytes+1), "v")), err: ErrInvalidCommand, state: ""},
+		{name: "meta value too long", cmd: at(testNow, setMeta("n", strings.Repeat("v", maxMetaValueBytes+1))), err: ErrInvalidCommand, state: ""},
+		{name: "meta with if version", cmd: at(testNow, ifVersion(setMeta("n", "v"), 1)), err: ErrInvalidCommand, state: ""},
+		{name: "failing batch restores meta", setup: []Command{at(testNow, setMeta("p", "a"), put("c", "x"))},
+			cmd: at(testNow, setMeta("p", "b"), setMeta("q", "c"), setMeta("p", ""), incr("c", 1)),
+			err: ErrNotInteger, state: "c=x@1 meta{p=a}"},
+
+		// Command.MaxMemoryBytes
+		{name: "memory budget met", cmd: withMax(at(testNow, put("a", "1")), footprint(1, 1, false)),
+			want: []MutationResult{v(1)}, state: "a=1@1"},
+		{name: "memory budget exceeded", cmd: withMax(at(testNow, put("a", "1")), footprint(1, 1, false)-1),
+			err: ErrMemoryFull, state: ""},
+		{name: "memory budget exceeded by a batch", setup: []Command{at(testNow, put("z", "1"))},
+			cmd: withMax(at(testNow, put("a", "1"), put("b", "1")), 2*footprint(1, 1, false)),
+			err: ErrMemoryFull, state: "z=1@1"},
+		{name: "memory budget exceeded by an overwrite", setup: []Command{at(testNow, put("a", "1"))},
+			cmd: withMax(at(testNow, put("a", long)), 1), err: ErrMemoryFull, state: "a=1@1"},
+		{name: "memory budget exceeded by set ttl", setup: []Command{at(testNow, put("a", "1"))},
+			cmd: withMax(at(testNow, setTTL("a", 5)), 1), err: ErrMemoryFull, state: "a=1@1"},
+		{name: "delete over memory budget", setup: []Command{at(testNow, put("a", "1"), put("b", "1"))},
+			cmd: withMax(at(testNow, del("a")), 1), want: []MutationResult{existed(2)}, state: "b=1@1"},
+		{name: "shrinking put over memory budget", setup: []Command{at(testNow, put("a", long))},
+			cmd: withMax(at(testNow, put("a", "1")), 1), want: []MutationResult{v(2)}, state: "a=1@2"},
+		{name: "equal put over memory budget", setup: []Command{at(testNow, put("a", "1"))},
+			cmd: withMax(at(testNow, put("a", "2")), 1), want: []MutationResult{v(2)}, state: "a=2@2"},
+		{name: "batch that frees more than it adds", setup: []Command{at(testNow, put("a", long))},
+			cmd: withMax(at(testNow, put("b", "1"), del("a")), 1), want: []MutationResult{v(2), existed(2)}, state: "b=1@2"},
+		{name: "persist, expire and evict over memory budget", setup: []Command{at(testNow, putTTL("a", "1", 500), putTTL("b", "1", 5), put("c", "1"))},
+			cmd:  withMax(at(testNow+5, persist("a"), expire("b"), evict("c", 1)), 1),
+			want: []MutationResult{existed(2), existed(2), existed(2)}, state: "a=1@2"},
+		{name: "set meta over memory budget", setup: []Command{at(testNow, put("a", "1"))},
+			cmd: withMax(at(testNow, setMeta("p", long)), 1), want: []MutationResult{v(2)}, state: "a=1@1 meta{p=" + long + "}"},
+		{name: "precondition wins over memory budget", cmd: withMax(at(testNow, put("a", "1"), ifVersion(del("b"), 5)), 1),
+			err: preErr("b", 0, 1), state: ""},
+		{name: "negative memory budget", cmd: withMax(at(testNow, del("a")), -1), err: ErrInvalidCommand, state: ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,6 +374,9 @@ func TestApply(t *testing.T) {
 			}
 			if got := dump(e); got != tt.state {
 				t.Errorf("state = %q; want %q", got, tt.state)
+			}
+			if err := e.checkInvariants(); err != nil {
+				t.Error(err)
 			}
 		})
 	}
@@ -397,11 +528,26 @@ func TestDigest(t *testing.T) {
 		"expiry":  build(at(testNow, put("a", "1"), putTTL("b", "2", 5))),
 		"split":   build(at(testNow, put("a", "1"), put("b", "2"), put("ab", ""))),
 		"empty":   New().Digest(),
+		"setting": build(at(testNow, put("a", "1"), put("b", "2"), setMeta("a", "1"))),
 	}
 	for name, d := range differ {
 		if d == base {
 			t.Errorf("Digest ignores a different %s", name)
 		}
+	}
+	if build(at(testNow, put("a", "1"), put("b", "2"), setMeta("p", "x"), setMeta("p", ""))) != base {
+		t.Errorf("Digest differs after a setting was set and deleted")
+	}
+	if build(at(testNow, put("a", "1"), put("b", "2"), setMeta("p", "x"))) == build(at(testNow, put("a", "1"), put("b", "2"), setMeta("p", "y"))) {
+		t.Errorf("Digest ignores a setting's value")
+	}
+	e0 := New()
+	applyAll(t, e0, at(testNow, put("a", "1"), put("b", "2")))
+	for range 10 {
+		e0.Get([]byte("a"), testNow)
+	}
+	if e0.Digest() != base {
+		t.Errorf("Digest depends on access metadata")
 	}
 	e := New()
 	applyAll(t, e, at(testNow, put("a", "1"), put("b", "2")))
@@ -414,23 +560,42 @@ func TestDigest(t *testing.T) {
 
 // TestConcurrentReads hammers the read methods from several goroutines at
 // once, as the concurrency contract allows, next to a snapshot being
-// written. Under -race it fails if a read path writes shared memory.
+// written. Get and Touch update access metadata atomically while Sample and
+// Expired read it. Under -race it fails if a read path writes shared memory
+// without synchronisation.
 func TestConcurrentReads(t *testing.T) {
 	e := snapshotFixture(t, 500, 100)
 	snap := e.Snapshot()
-	want := e.Digest()
+	want, wantStats, clockBefore := e.Digest(), e.Stats(), e.clock.Load()
 	const readers = 4
 	errs := make(chan error, readers+1)
 	for r := range readers {
 		go func() {
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			var cs []Candidate
 			for i := range 200 {
 				k := fmt.Sprintf("key/%05d", (i*7+r)%500)
 				if _, ok := e.Get([]byte(k), testNow); !ok && i%3 != 1 {
 					errs <- fmt.Errorf("Get(%q) = _, false; want true", k)
 					return
 				}
+				e.Touch([]byte(k), testNow+int64(i)*msPerMinute)
 				if items, _ := e.Scan([]byte(k), []byte("key/"), 10, testNow); len(items) == 0 {
 					errs <- fmt.Errorf("Scan(%q) returned nothing", k)
+					return
+				}
+				cs = e.Sample(rng.IntN, 5, i%2 == 0, testNow+int64(i)*msPerMinute, cs[:0])
+				cs = e.Expired(testNow+10, 5, cs)
+				if len(cs) != 10 {
+					errs <- fmt.Errorf("Sample and Expired returned %d candidates; want 10", len(cs))
+					return
+				}
+				if v, ok := e.Meta("policy"); !ok || string(v) != "allkeys-lru" || len(e.MetaNames()) != 2 {
+					errs <- fmt.Errorf("Meta(policy) = %q, %v", v, ok)
+					return
+				}
+				if _, ok := e.NextExpiry(); !ok || e.Stats() != wantStats || e.MemoryUsed() != wantStats.MemoryUsedBytes {
+					errs <- fmt.Errorf("NextExpiry, Stats or MemoryUsed changed during reads")
 					return
 				}
 				if i%50 == 0 && (e.Digest() != want || e.Len() != 502) {
@@ -449,6 +614,9 @@ func TestConcurrentReads(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+	if got := e.clock.Load() - clockBefore; got < readers*200 {
+		t.Errorf("access clock advanced by %d over %d Gets of live keys; want at least that", got, readers*200)
 	}
 }
 

@@ -2,9 +2,11 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -20,10 +22,13 @@ import (
 // WISP_ENGINE_SEED does the same through the environment.
 var seedFlag = flag.Uint64("seed", 0, "seed for TestDifferential (0: random)")
 
-// model is a naive reference for Engine: a map and a copy per command.
+// model is a naive reference for Engine: maps and a copy per command.
 type model struct {
 	entries map[string]modelEntry
+	meta    map[string]string
 	applied uint64
+	// expired and evicted count the keys OpExpire and OpEvict removed.
+	expired, evicted uint64
 }
 
 type modelEntry struct {
@@ -34,9 +39,18 @@ type modelEntry struct {
 
 func (e modelEntry) live(now int64) bool { return e.expires == 0 || e.expires > now }
 
+// memory is MemoryUsed, naively: the footprint formula summed over a map.
+func memory(entries map[string]modelEntry) int64 {
+	var n int64
+	for k, e := range entries {
+		n += footprint(len(k), len(e.value), e.expires != 0)
+	}
+	return n
+}
+
 // modelError classifies an Apply error for comparison.
 type modelError struct {
-	kind string // "precondition", "not integer", "invalid"
+	kind string // "precondition", "not integer", "invalid", "memory full"
 	pre  PreconditionError
 }
 
@@ -51,6 +65,8 @@ func classify(err error) *modelError {
 		return &modelError{kind: "not integer"}
 	case errors.Is(err, ErrInvalidCommand):
 		return &modelError{kind: "invalid"}
+	case errors.Is(err, ErrMemoryFull):
+		return &modelError{kind: "memory full"}
 	}
 	return &modelError{kind: "unexpected: " + err.Error()}
 }
@@ -61,17 +77,23 @@ func (m *model) apply(index uint64, c *Command) ([]MutationResult, *modelError) 
 	}
 	m.applied = index
 	now := c.NowUnixMs
+	if c.MaxMemoryBytes < 0 {
+		return nil, &modelError{kind: "invalid"}
+	}
 	for _, mu := range c.Mutations {
-		if mu.Op < OpPut || mu.Op > OpExpire || len(mu.Key) == 0 || mu.TTLMs < 0 ||
+		ttlOutOfRange := mu.TTLMs > 0 && (now > math.MaxInt64-mu.TTLMs || now+mu.TTLMs <= 0)
+		if mu.Op < OpPut || mu.Op > OpSetMeta || len(mu.Key) == 0 || mu.TTLMs < 0 ||
 			(mu.IfAbsent && (mu.Op != OpPut || mu.IfVersion != 0)) ||
-			(mu.Op == OpPut && mu.TTLMs > 0 && (now > math.MaxInt64-mu.TTLMs || now+mu.TTLMs <= 0)) {
+			(mu.Op == OpPut && ttlOutOfRange) ||
+			(mu.Op == OpSetTTL && (mu.TTLMs == 0 || ttlOutOfRange)) ||
+			(mu.Op == OpEvict && mu.IfVersion == 0) ||
+			(mu.Op == OpSetMeta && (mu.IfVersion != 0 || len(mu.Key) > 256 || len(mu.Value) > 64<<10)) {
 			return nil, &modelError{kind: "invalid"}
 		}
 	}
-	next := make(map[string]modelEntry, len(m.entries))
-	for k, v := range m.entries {
-		next[k] = v
-	}
+	next := maps.Clone(m.entries)
+	meta := maps.Clone(m.meta)
+	expired, evicted := m.expired, m.evicted
 	var results []MutationResult
 	for i, mu := range c.Mutations {
 		key := string(mu.Key)
@@ -80,7 +102,8 @@ func (m *model) apply(index uint64, c *Command) ([]MutationResult, *modelError) 
 		if ok && cur.live(now) {
 			version = cur.version
 		}
-		if mu.Op != OpExpire && ((mu.IfAbsent && version != 0) || (mu.IfVersion != 0 && mu.IfVersion != version)) {
+		checked := mu.Op != OpExpire && mu.Op != OpEvict && mu.Op != OpSetMeta
+		if checked && ((mu.IfAbsent && version != 0) || (mu.IfVersion != 0 && mu.IfVersion != version)) {
 			return nil, &modelError{kind: "precondition", pre: PreconditionError{Key: mu.Key, CurrentVersion: version, Index: i}}
 		}
 		r := MutationResult{Version: index}
@@ -113,16 +136,69 @@ func (m *model) apply(index uint64, c *Command) ([]MutationResult, *modelError) 
 		case OpExpire:
 			if ok && !cur.live(now) && (mu.IfVersion == 0 || mu.IfVersion == cur.version) {
 				delete(next, key)
+				expired++
 				r.Existed = true
+			}
+		case OpSetTTL, OpPersist:
+			if version != 0 {
+				var exp int64
+				if mu.Op == OpSetTTL {
+					exp = now + mu.TTLMs
+				}
+				next[key] = modelEntry{value: cur.value, version: index, expires: exp}
+				r.Existed = true
+			}
+		case OpEvict:
+			if ok && cur.version == mu.IfVersion {
+				delete(next, key)
+				evicted++
+				r.Existed = true
+			}
+		case OpSetMeta:
+			_, r.Existed = meta[key]
+			switch {
+			case len(mu.Value) == 0:
+				delete(meta, key)
+			case !r.Existed && len(meta) >= 256:
+				return nil, &modelError{kind: "invalid"}
+			default:
+				meta[key] = string(mu.Value)
 			}
 		}
 		results = append(results, r)
 	}
-	m.entries = next
+	if after := memory(next); c.MaxMemoryBytes != 0 && after > c.MaxMemoryBytes && after > memory(m.entries) {
+		return nil, &modelError{kind: "memory full"}
+	}
+	m.entries, m.meta, m.expired, m.evicted = next, meta, expired, evicted
 	if results == nil {
 		results = []MutationResult{}
 	}
 	return results, nil
+}
+
+// expiredKeys is Engine.Expired, naively: the stored keys with an expiry at
+// or before now, earliest first, then by key; at most max.
+func (m *model) expiredKeys(now int64, max int) []string {
+	var keys []string
+	for k, e := range m.entries {
+		if e.expires != 0 && e.expires <= now {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m.entries[a].expires, m.entries[b].expires), strings.Compare(a, b))
+	})
+	return keys[:min(max, len(keys))]
+}
+
+// metaDump is dumpMeta, naively.
+func (m *model) metaDump() string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(m.meta)) {
+		parts = append(parts, name+"="+m.meta[name])
+	}
+	return strings.Join(parts, " ")
 }
 
 // scan is Engine.Scan, naively.
@@ -170,7 +246,7 @@ func (g *gen) key() string { return g.keys[g.rng.IntN(len(g.keys))] }
 func (g *gen) mutation() Mutation {
 	mu := Mutation{Key: []byte(g.key())}
 	switch p := g.rng.IntN(100); {
-	case p < 45:
+	case p < 36:
 		mu.Op = OpPut
 		switch g.rng.IntN(3) {
 		case 0:
@@ -184,24 +260,52 @@ func (g *gen) mutation() Mutation {
 		if g.rng.IntN(8) == 0 {
 			mu.IfAbsent = true
 		}
-	case p < 60:
+	case p < 48:
 		mu.Op = OpDelete
-	case p < 80:
+	case p < 63:
 		mu.Op = OpIncrement
 		mu.Delta = g.rng.Int64N(21) - 10
 		if g.rng.IntN(30) == 0 {
 			mu.Delta = math.MaxInt64 - g.rng.Int64N(3)
 		}
-	case p < 98:
+	case p < 75:
 		mu.Op = OpExpire
+	case p < 82:
+		mu.Op, mu.TTLMs = OpSetTTL, 1+g.rng.Int64N(500)
+	case p < 87:
+		mu.Op = OpPersist
+	case p < 93:
+		mu.Op = OpEvict
+		if e, ok := g.m.entries[string(mu.Key)]; ok && g.rng.IntN(4) != 0 {
+			mu.IfVersion = e.version
+		} else {
+			mu.IfVersion = 1 + g.rng.Uint64N(g.m.applied+1)
+		}
+		return mu
+	case p < 98:
+		// Settings live beside the keyspace: reuse a key's name to show
+		// that they do not collide.
+		mu.Op = OpSetMeta
+		if g.rng.IntN(3) != 0 {
+			mu.Value = []byte(fmt.Sprintf("s%d", g.rng.IntN(100)))
+		}
+		return mu
 	default: // invalid
-		switch g.rng.IntN(3) {
+		switch g.rng.IntN(6) {
 		case 0:
 			mu.Op, mu.Key = OpPut, nil
 		case 1:
 			mu.Op, mu.TTLMs = OpPut, -1
-		default:
+		case 2:
 			mu.Op, mu.IfAbsent = OpDelete, true
+		case 3:
+			mu.Op = OpSetTTL // without a ttl
+		case 4:
+			mu.Op = OpEvict // without a version
+			return mu
+		default:
+			mu.Op, mu.Key, mu.Value = OpSetMeta, bytes.Repeat([]byte("n"), maxMetaNameBytes+1), []byte("v")
+			return mu
 		}
 	}
 	if !mu.IfAbsent && g.rng.IntN(4) == 0 {
@@ -223,13 +327,20 @@ func (g *gen) command(now int64) Command {
 	for range n {
 		c.Mutations = append(c.Mutations, g.mutation())
 	}
+	if g.rng.IntN(5) == 0 {
+		// A budget near the current usage, so that growing commands
+		// fail about half the time.
+		c.MaxMemoryBytes = max(1, memory(g.m.entries)+g.rng.Int64N(400)-200)
+	}
 	return c
 }
 
 // TestDifferential applies random commands to an Engine and to the model and
-// compares every result, every key, random scans and, at the end, the whole
-// keyspace. Halfway through it restores a snapshot into a second Engine that
-// then follows the same log and must end with the same digest.
+// compares every result, every key, the settings, MemoryUsed (also against a
+// walk), the TTL index (against the keyspace), Stats, random scans, expiry
+// lists and samples and, at the end, the whole keyspace. Halfway through it
+// restores a snapshot into a second Engine that then follows the same log
+// and must end with the same digest.
 func TestDifferential(t *testing.T) {
 	seed := diffSeed(t)
 	t.Logf("seed %d (replay with -seed %d or WISP_ENGINE_SEED=%d)", seed, seed, seed)
@@ -240,9 +351,10 @@ func TestDifferential(t *testing.T) {
 	}
 
 	keys := []string{"a", "b", "c", "n", "p/1", "p/2", "p/3", "p/3/x", "q", "z"}
-	e, m := New(), &model{entries: map[string]modelEntry{}}
+	e, m := New(), &model{entries: map[string]modelEntry{}, meta: map[string]string{}}
 	g := &gen{rng: rng, keys: keys, m: m}
 	var follower *Engine // restored from a snapshot halfway
+	outcomes := map[string]int{}
 	now := int64(1_000)
 	index := uint64(0)
 	for step := range steps {
@@ -264,6 +376,11 @@ func TestDifferential(t *testing.T) {
 			follower.Apply(index, &dc)
 		}
 		gotErr := classify(got.Err)
+		if gotErr == nil {
+			outcomes["ok"]++
+		} else {
+			outcomes[gotErr.kind]++
+		}
 		switch {
 		case (gotErr == nil) != (wantErr == nil):
 			t.Fatalf("step %d: Apply(%d, %+v) error = %v; want %v", step, index, c, got.Err, wantErr)
@@ -289,6 +406,45 @@ func TestDifferential(t *testing.T) {
 		if got, want := e.Len(), len(m.entries); got != want {
 			t.Fatalf("step %d: Len() = %d; want %d", step, got, want)
 		}
+		if err := e.checkInvariants(); err != nil {
+			t.Fatalf("step %d: after Apply(%d, %+v): %v", step, index, c, err)
+		}
+		volatile := 0
+		for _, me := range m.entries {
+			if me.expires != 0 {
+				volatile++
+			}
+		}
+		wantStats := Stats{Keys: len(m.entries), VolatileKeys: volatile, MemoryUsedBytes: memory(m.entries), ExpiredTotal: m.expired, EvictedTotal: m.evicted}
+		if got := e.Stats(); got != wantStats {
+			t.Fatalf("step %d: Stats() = %+v; want %+v", step, got, wantStats)
+		}
+		if got, want := dumpMeta(e), m.metaDump(); got != want {
+			t.Fatalf("step %d: settings = %q; want %q", step, got, want)
+		}
+		if rng.IntN(5) == 0 {
+			readNow, max := now+rng.Int64N(600)-100, rng.IntN(6)
+			var got []string
+			for _, c := range e.Expired(readNow, max, nil) {
+				got = append(got, string(c.Key))
+			}
+			if want := m.expiredKeys(readNow, max); !slices.Equal(got, want) && len(got)+len(want) > 0 {
+				t.Fatalf("step %d: Expired(%d, %d) = %q; want %q", step, readNow, max, got, want)
+			}
+			next, ok := e.NextExpiry()
+			wantNext := m.expiredKeys(math.MaxInt64, 1)
+			if ok != (len(wantNext) == 1) || (ok && next != m.entries[wantNext[0]].expires) {
+				t.Fatalf("step %d: NextExpiry() = %d, %v; want the expiry of %q", step, next, ok, wantNext)
+			}
+			volatileOnly := rng.IntN(2) == 0
+			for _, c := range e.Sample(rng.IntN, 3, volatileOnly, now, nil) {
+				me, ok := m.entries[string(c.Key)]
+				if !ok || c.Version != me.version || c.ExpiresAtUnixMs != me.expires ||
+					c.SizeBytes != footprint(len(c.Key), len(me.value), me.expires != 0) || (volatileOnly && me.expires == 0) {
+					t.Fatalf("step %d: Sample(volatileOnly %v) returned %+v; the model holds %+v, %v", step, volatileOnly, c, me, ok)
+				}
+			}
+		}
 		if rng.IntN(10) == 0 {
 			start, prefix := g.key()[:rng.IntN(2)], []string{"", "p/", "p/3", "q"}[rng.IntN(4)]
 			limit := rng.IntN(5)
@@ -310,6 +466,17 @@ func TestDifferential(t *testing.T) {
 		}
 	}
 
+	t.Logf("outcomes: %v; %d keys expired, %d evicted", outcomes, m.expired, m.evicted)
+	if !testing.Short() {
+		// The generator must reach every outcome, or the test proves less
+		// than it claims.
+		for _, kind := range []string{"ok", "precondition", "not integer", "invalid", "memory full"} {
+			if outcomes[kind] == 0 {
+				t.Errorf("no command ended %q", kind)
+			}
+		}
+	}
+
 	items, _ := e.Scan(nil, nil, math.MaxInt, now)
 	wantKeys, _ := m.scan("", "", math.MaxInt, now)
 	if got := itemKeys(items); !slices.Equal(got, wantKeys) {
@@ -322,6 +489,12 @@ func TestDifferential(t *testing.T) {
 	}
 	if follower.Digest() != e.Digest() {
 		t.Errorf("Engine restored halfway and fed the same log: Digest differs\n%s\n%s", dump(follower), dump(e))
+	}
+	if err := follower.checkInvariants(); err != nil {
+		t.Errorf("Engine restored halfway: %v", err)
+	}
+	if got, want := follower.MemoryUsed(), e.MemoryUsed(); got != want {
+		t.Errorf("Engine restored halfway: MemoryUsed() = %d; want %d", got, want)
 	}
 }
 

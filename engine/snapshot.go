@@ -16,13 +16,20 @@ import (
 // Snapshot stream layout (see doc.go):
 //
 //	magic "WISPSNAP" | format version byte | uvarint applied index |
-//	uvarint entry count | entries | crc32c, 4 bytes little-endian
+//	uvarint entry count | entries | [settings] | crc32c, 4 bytes little-endian
 //
 // An entry is uvarint key length, uvarint value length, key, value, uvarint
 // version, uvarint expiry (unix ms, 0: none). Keys are strictly ascending.
+// The settings are there iff the format version is 2: uvarint count (at
+// least 1), then per setting uvarint name length, name, uvarint value
+// length, value, names strictly ascending. An engine without settings
+// writes format version 1, byte for byte as before settings existed, so
+// that every state has exactly one encoding.
 const (
-	snapshotMagic         = "WISPSNAP"
-	snapshotFormatVersion = 1
+	snapshotMagic          = "WISPSNAP"
+	snapshotFormatVersion1 = 1
+	// snapshotFormatVersion2 adds the settings map.
+	snapshotFormatVersion2 = 2
 	// snapshotBufferBytes sizes the bufio buffers of WriteTo and Restore.
 	snapshotBufferBytes = 64 << 10
 	// restoreChunkBytes is the first allocation for a key+value read by
@@ -43,6 +50,7 @@ var ErrInvalidSnapshot = errors.New("invalid snapshot")
 // concurrent use, with each other and with every Engine method.
 type Snapshot struct {
 	tree  *btree.BTreeG[slot] // never modified
+	meta  []metaEntry         // never modified
 	index uint64
 }
 
@@ -51,7 +59,7 @@ type Snapshot struct {
 // contract goes (it marks the Engine's tree as shared), so call it where you
 // call Apply.
 func (e *Engine) Snapshot() *Snapshot {
-	return &Snapshot{tree: e.tree.Copy(), index: e.applied}
+	return &Snapshot{tree: e.tree.Copy(), meta: e.meta, index: e.applied}
 }
 
 // Index returns the applied index the snapshot was taken at.
@@ -67,7 +75,11 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	bw := bufio.NewWriterSize(cw, snapshotBufferBytes)
 	buf := make([]byte, 0, 64)
 	buf = append(buf, snapshotMagic...)
-	buf = append(buf, snapshotFormatVersion)
+	if len(s.meta) == 0 {
+		buf = append(buf, snapshotFormatVersion1)
+	} else {
+		buf = append(buf, snapshotFormatVersion2)
+	}
 	buf = binary.AppendUvarint(buf, s.index)
 	buf = binary.AppendUvarint(buf, uint64(s.tree.Len()))
 	_, err := bw.Write(buf)
@@ -86,6 +98,17 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		_, err = bw.Write(buf)
 		return err == nil
 	})
+	if err == nil && len(s.meta) > 0 {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(s.meta)))
+		for _, m := range s.meta {
+			buf = binary.AppendUvarint(buf, uint64(len(m.name)))
+			buf = append(buf, m.name...)
+			buf = binary.AppendUvarint(buf, uint64(len(m.value)))
+			bw.Write(buf)
+			_, err = bw.Write(m.value)
+			buf = buf[:0]
+		}
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -113,69 +136,97 @@ func (c *crcWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Restore replaces the Engine's whole state, applied index included, with a
-// snapshot read from r as written by Snapshot.WriteTo. It reads r through a
-// buffer, never whole, and checks everything: on any error, which wraps
-// ErrInvalidSnapshot for a malformed or truncated stream or else r's error,
-// the Engine keeps its previous state. Snapshots taken earlier are not
-// affected.
+// Restore replaces the Engine's whole state, applied index and settings
+// included, with a snapshot read from r as written by Snapshot.WriteTo (in
+// either format version). It reads r through a buffer, never whole, and
+// checks everything: on any error, which wraps ErrInvalidSnapshot for a
+// malformed or truncated stream or else r's error, the Engine keeps its
+// previous state. Snapshots taken earlier are not affected.
+//
+// Restore rebuilds the TTL index and MemoryUsed as it reads, and resets the
+// Stats counters. Restored keys count as accessed now on the access clock,
+// with the LFU counter of a new key, undecayed until their first access:
+// snapshots carry no access metadata.
 func (e *Engine) Restore(r io.Reader) error {
-	tree, index, err := readSnapshot(r)
+	st, err := readSnapshot(r, uint32(e.clock.Load()))
 	if err != nil {
 		return fmt.Errorf("engine: restore: %w", err)
 	}
-	e.tree, e.applied = tree, index
+	e.tree, e.ttl, e.meta, e.applied, e.memoryUsed = st.tree, st.ttl, st.meta, st.index, st.memoryUsed
+	e.expiredTotal, e.evictedTotal = 0, 0
 	return nil
 }
 
-func readSnapshot(r io.Reader) (*btree.BTreeG[slot], uint64, error) {
+// restored is the state readSnapshot builds.
+type restored struct {
+	tree       *btree.BTreeG[slot]
+	ttl        *btree.BTreeG[ttlItem]
+	meta       []metaEntry
+	index      uint64
+	memoryUsed int64
+}
+
+// readSnapshot reads a snapshot, stamping each entry's last access lru.
+func readSnapshot(r io.Reader, lru uint32) (*restored, error) {
 	sr := &snapshotReader{br: bufio.NewReaderSize(r, snapshotBufferBytes)}
 	var header [len(snapshotMagic) + 1]byte
 	if err := sr.full(header[:], "header"); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if string(header[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, 0, fmt.Errorf("%w: bad magic %q", ErrInvalidSnapshot, header[:len(snapshotMagic)])
+		return nil, fmt.Errorf("%w: bad magic %q", ErrInvalidSnapshot, header[:len(snapshotMagic)])
 	}
-	if v := header[len(snapshotMagic)]; v != snapshotFormatVersion {
-		return nil, 0, fmt.Errorf("%w: unknown format version %d", ErrInvalidSnapshot, v)
+	version := header[len(snapshotMagic)]
+	if version != snapshotFormatVersion1 && version != snapshotFormatVersion2 {
+		return nil, fmt.Errorf("%w: unknown format version %d", ErrInvalidSnapshot, version)
 	}
 	index, err := sr.uvarint("applied index")
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	count, err := sr.uvarint("entry count")
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	tree := newTree()
+	st := &restored{tree: newTree(), ttl: newTTLIndex(), index: index}
 	var prevKey []byte
 	for i := uint64(0); i < count; i++ {
 		s, err := sr.entry(index)
 		if err != nil {
-			return nil, 0, fmt.Errorf("entry %d: %w", i, err)
+			return nil, fmt.Errorf("entry %d: %w", i, err)
 		}
 		if i > 0 && bytes.Compare(prevKey, s.key) >= 0 {
-			return nil, 0, fmt.Errorf("%w: entry %d: key %q not above previous key %q", ErrInvalidSnapshot, i, s.key, prevKey)
+			return nil, fmt.Errorf("%w: entry %d: key %q not above previous key %q", ErrInvalidSnapshot, i, s.key, prevKey)
 		}
-		tree.Load(s)
+		s.e.lru.Store(lru)
+		s.e.lfu.Store(lfuInitVal) // untimed: see lfuTimed
+		st.tree.Load(s)
+		if s.e.expiresAtUnixMs != 0 {
+			st.ttl.Set(ttlItem{expiresAtUnixMs: s.e.expiresAtUnixMs, key: s.key})
+		}
+		st.memoryUsed += s.footprint()
 		prevKey = s.key
+	}
+	if version == snapshotFormatVersion2 {
+		if st.meta, err = sr.meta(); err != nil {
+			return nil, err
+		}
 	}
 	want := sr.crc
 	var sum [4]byte
 	if err := sr.full(sum[:], "checksum"); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
-		return nil, 0, fmt.Errorf("%w: checksum %#08x, want %#08x", ErrInvalidSnapshot, got, want)
+		return nil, fmt.Errorf("%w: checksum %#08x, want %#08x", ErrInvalidSnapshot, got, want)
 	}
 	switch _, err := sr.br.ReadByte(); {
 	case err == nil:
-		return nil, 0, fmt.Errorf("%w: trailing data after checksum", ErrInvalidSnapshot)
+		return nil, fmt.Errorf("%w: trailing data after checksum", ErrInvalidSnapshot)
 	case err != io.EOF:
-		return nil, 0, fmt.Errorf("after checksum: %w", err)
+		return nil, fmt.Errorf("after checksum: %w", err)
 	}
-	return tree, index, nil
+	return st, nil
 }
 
 // snapshotReader reads snapshot fields, checksumming what it consumes.
@@ -222,6 +273,46 @@ func (r *snapshotReader) entry(index uint64) (slot, error) {
 		key: buf[:keyLen:keyLen],
 		e:   &entry{value: buf[keyLen:], version: version, expiresAtUnixMs: int64(expiresAtUnixMs)},
 	}, nil
+}
+
+// meta reads the settings of a format version 2 snapshot.
+func (r *snapshotReader) meta() ([]metaEntry, error) {
+	count, err := r.uvarint("setting count")
+	if err != nil {
+		return nil, err
+	}
+	if count == 0 || count > maxMetaSettings {
+		// No settings is written as format version 1.
+		return nil, fmt.Errorf("%w: setting count %d not in [1, %d]", ErrInvalidSnapshot, count, maxMetaSettings)
+	}
+	meta := make([]metaEntry, 0, count)
+	for i := range count {
+		name, err := r.field("setting name", maxMetaNameBytes)
+		if err != nil {
+			return nil, fmt.Errorf("setting %d: %w", i, err)
+		}
+		if i > 0 && meta[i-1].name >= string(name) {
+			return nil, fmt.Errorf("%w: setting %d: name %q not above previous name %q", ErrInvalidSnapshot, i, name, meta[i-1].name)
+		}
+		value, err := r.field("setting value", maxMetaValueBytes)
+		if err != nil {
+			return nil, fmt.Errorf("setting %d: %w", i, err)
+		}
+		meta = append(meta, metaEntry{name: string(name), value: value})
+	}
+	return meta, nil
+}
+
+// field reads a uvarint length in [1, limit] and that many bytes.
+func (r *snapshotReader) field(what string, limit int) ([]byte, error) {
+	n, err := r.uvarint(what + " length")
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || n > uint64(limit) {
+		return nil, fmt.Errorf("%w: %s length %d not in [1, %d]", ErrInvalidSnapshot, what, n, limit)
+	}
+	return r.bytes(int(n), what)
 }
 
 // uvarint reads one canonical uvarint.

@@ -13,8 +13,8 @@ import (
 )
 
 // snapshotFixture returns an engine holding keys live, expiring and expired
-// keys, a value of bigBytes, a counter, and a rejected command's index as its
-// applied index.
+// keys, a value of bigBytes, a counter, two settings, and a rejected
+// command's index as its applied index.
 func snapshotFixture(t testing.TB, keys, bigBytes int) *Engine {
 	e := New()
 	for i := range keys {
@@ -28,6 +28,7 @@ func snapshotFixture(t testing.TB, keys, bigBytes int) *Engine {
 		applyAll(t, e, c)
 	}
 	applyAll(t, e, at(testNow, put("big", strings.Repeat("x", bigBytes)), incr("counter", 42)))
+	applyAll(t, e, at(testNow, setMeta("maxmemory", "1000000"), setMeta("policy", "allkeys-lru")))
 	rejected := at(testNow, put("", ""))
 	e.Apply(e.AppliedIndex()+1, &rejected)
 	return e
@@ -70,7 +71,7 @@ func (w *pausingWriter) Write(p []byte) (int, error) {
 // Engine at snapshot time. Run it with -race.
 func TestSnapshotRoundTrip(t *testing.T) {
 	e := snapshotFixture(t, 3000, 1<<20)
-	wantDigest, wantDump, wantIndex := e.Digest(), dump(e), e.AppliedIndex()
+	wantDigest, wantDump, wantIndex, wantStats := e.Digest(), dump(e), e.AppliedIndex(), e.Stats()
 	snap := e.Snapshot()
 	if snap.Index() != wantIndex {
 		t.Fatalf("Snapshot().Index() = %d; want %d", snap.Index(), wantIndex)
@@ -89,7 +90,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	churn := func(from, to int) {
 		for i := from; i < to; i++ {
 			k := fmt.Sprintf("key/%05d", i)
-			c := at(testNow+20, put(k, "new"), del(fmt.Sprintf("key/%05d", i+1)), expire(fmt.Sprintf("key/%05d", i+2)), put("new/"+k, "n"))
+			c := at(testNow+20, put(k, "new"), del(fmt.Sprintf("key/%05d", i+1)), expire(fmt.Sprintf("key/%05d", i+2)), put("new/"+k, "n"),
+				setTTL(fmt.Sprintf("key/%05d", i+3), 5), evict(fmt.Sprintf("key/%05d", i+4), uint64(i+5)), setMeta("policy", k))
 			applyAll(t, e, c)
 		}
 	}
@@ -121,6 +123,15 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if r.AppliedIndex() != wantIndex {
 		t.Errorf("restored AppliedIndex() = %d; want %d", r.AppliedIndex(), wantIndex)
+	}
+	if err := r.checkInvariants(); err != nil {
+		t.Errorf("restored engine: %v", err)
+	}
+	if got := r.Stats(); got != wantStats {
+		t.Errorf("restored Stats() = %+v; want %+v", got, wantStats)
+	}
+	if got, want := dumpMeta(r), "maxmemory=1000000 policy=allkeys-lru"; got != want {
+		t.Errorf("restored settings = %q; want %q", got, want)
 	}
 	// The restored engine carries on: expired keys are still absent, and
 	// the next index applies.
@@ -159,14 +170,40 @@ func rawEntry(key, value string, version, expiry uint64) []byte {
 	return append(append(b, uv(version)...), uv(expiry)...)
 }
 
-// rawSnapshot joins parts after the magic and version and appends the
-// checksum.
+func rawSetting(name, value string) []byte {
+	b := append(uv(uint64(len(name))), name...)
+	return append(append(b, uv(uint64(len(value)))...), value...)
+}
+
+// rawSnapshot joins parts after the magic and format version 1 and appends
+// the checksum.
 func rawSnapshot(parts ...[]byte) []byte {
-	b := []byte(snapshotMagic + "\x01")
+	return rawSnapshotV(snapshotFormatVersion1, parts...)
+}
+
+// rawSnapshotV is rawSnapshot in the given format version.
+func rawSnapshotV(version byte, parts ...[]byte) []byte {
+	b := append([]byte(snapshotMagic), version)
 	for _, p := range parts {
 		b = append(b, p...)
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// TestSnapshotEncoding pins the format: an engine without settings writes
+// format version 1, byte for byte as before settings existed, and one with
+// settings format version 2.
+func TestSnapshotEncoding(t *testing.T) {
+	e := New()
+	applyAll(t, e, at(testNow, put("a", "1"), putTTL("b", "2", 5)))
+	if got, want := writeSnapshot(t, e.Snapshot()), rawSnapshot(uv(1), uv(2), rawEntry("a", "1", 1, 0), rawEntry("b", "2", 1, testNow+5)); !bytes.Equal(got, want) {
+		t.Errorf("WriteTo = %x; want %x", got, want)
+	}
+	applyAll(t, e, at(testNow, setMeta("q", "y"), setMeta("p", "x")))
+	want := rawSnapshotV(2, uv(2), uv(2), rawEntry("a", "1", 1, 0), rawEntry("b", "2", 1, testNow+5), uv(2), rawSetting("p", "x"), rawSetting("q", "y"))
+	if got := writeSnapshot(t, e.Snapshot()); !bytes.Equal(got, want) {
+		t.Errorf("WriteTo = %x; want %x", got, want)
+	}
 }
 
 type failingReader struct {
@@ -185,6 +222,8 @@ func (f *failingReader) Read(p []byte) (int, error) {
 func TestRestoreRejects(t *testing.T) {
 	valid := rawSnapshot(uv(5), uv(2), rawEntry("a", "1", 1, 0), rawEntry("b", "2", 5, 99))
 	withoutSum := valid[:len(valid)-4]
+	entries := append(append(uv(5), uv(1)...), rawEntry("a", "1", 1, 0)...)
+	valid2 := rawSnapshotV(2, entries, uv(2), rawSetting("p", "x"), rawSetting("q", "y"))
 	errBoom := errors.New("boom")
 	tests := []struct {
 		name  string
@@ -195,7 +234,18 @@ func TestRestoreRejects(t *testing.T) {
 		{name: "empty", input: nil},
 		{name: "bad magic", input: append([]byte("WISPSNAQ"), valid[8:]...)},
 		{name: "magic only", input: []byte(snapshotMagic)},
-		{name: "format version 2", input: func() []byte { b := bytes.Clone(valid); b[8] = 2; return b }()},
+		{name: "format version 3", input: func() []byte { b := bytes.Clone(valid); b[8] = 3; return b }()},
+		{name: "format version 2 without settings", input: rawSnapshotV(2, entries)},
+		{name: "format version 2 with zero settings", input: rawSnapshotV(2, entries, uv(0))},
+		{name: "format version 1 with settings", input: rawSnapshotV(1, entries, uv(1), rawSetting("p", "x"))},
+		{name: "settings count above settings", input: rawSnapshotV(2, entries, uv(2), rawSetting("p", "x"))},
+		{name: "settings count above max", input: rawSnapshotV(2, entries, uv(maxMetaSettings+1), rawSetting("p", "x"))},
+		{name: "settings descending", input: rawSnapshotV(2, entries, uv(2), rawSetting("q", "x"), rawSetting("p", "y"))},
+		{name: "duplicate setting", input: rawSnapshotV(2, entries, uv(2), rawSetting("p", "x"), rawSetting("p", "y"))},
+		{name: "empty setting name", input: rawSnapshotV(2, entries, uv(1), rawSetting("", "x"))},
+		{name: "empty setting value", input: rawSnapshotV(2, entries, uv(1), rawSetting("p", ""))},
+		{name: "setting name too long", input: rawSnapshotV(2, entries, uv(1), rawSetting(strings.Repeat("n", maxMetaNameBytes+1), "x"))},
+		{name: "setting value too long", input: rawSnapshotV(2, entries, uv(1), uv(1), []byte("p"), uv(maxMetaValueBytes+1))},
 		{name: "bad checksum", input: append(bytes.Clone(withoutSum), 0, 0, 0, 0)},
 		{name: "trailing data", input: append(bytes.Clone(valid), 0)},
 		{name: "count above entries", input: rawSnapshot(uv(5), uv(3), rawEntry("a", "1", 1, 0), rawEntry("b", "2", 5, 99))},
@@ -214,28 +264,32 @@ func TestRestoreRejects(t *testing.T) {
 		{name: "uvarint overflow", input: rawSnapshot(bytes.Repeat([]byte{0xff}, 10), []byte{1}, uv(0))},
 		{name: "reader error", r: &failingReader{r: bytes.NewReader(withoutSum), err: errBoom}, want: errBoom},
 	}
-	for cut := range len(valid) {
-		tests = append(tests, struct {
-			name  string
-			input []byte
-			want  error
-			r     io.Reader
-		}{name: fmt.Sprintf("truncated at %d", cut), input: valid[:cut]})
-	}
-	for i := range len(valid) {
-		b := bytes.Clone(valid)
-		b[i] ^= 0x41
-		tests = append(tests, struct {
-			name  string
-			input []byte
-			want  error
-			r     io.Reader
-		}{name: fmt.Sprintf("byte %d flipped", i), input: b})
+	for v, stream := range [][]byte{valid, valid2} {
+		for cut := range len(stream) {
+			tests = append(tests, struct {
+				name  string
+				input []byte
+				want  error
+				r     io.Reader
+			}{name: fmt.Sprintf("v%d truncated at %d", v+1, cut), input: stream[:cut]})
+		}
+		for i := range len(stream) {
+			b := bytes.Clone(stream)
+			b[i] ^= 0x41
+			tests = append(tests, struct {
+				name  string
+				input []byte
+				want  error
+				r     io.Reader
+			}{name: fmt.Sprintf("v%d byte %d flipped", v+1, i), input: b})
+		}
 	}
 
-	// The valid stream itself restores.
-	if err := New().Restore(bytes.NewReader(valid)); err != nil {
-		t.Fatalf("Restore(valid) = %v", err)
+	// The valid streams themselves restore.
+	for _, stream := range [][]byte{valid, valid2} {
+		if err := New().Restore(bytes.NewReader(stream)); err != nil {
+			t.Fatalf("Restore(%x) = %v", stream, err)
+		}
 	}
 	e := snapshotFixture(t, 20, 100)
 	wantDigest, wantIndex := e.Digest(), e.AppliedIndex()
@@ -269,6 +323,8 @@ func FuzzRestore(f *testing.F) {
 	f.Add(writeSnapshot(f, New().Snapshot()))
 	f.Add(rawSnapshot(uv(5), uv(2), rawEntry("a", "1", 1, 0), rawEntry("b", "2", 5, 99)))
 	f.Add(rawSnapshot(uv(5), uv(1), uv(1), uv(maxValueBytes)))
+	f.Add(rawSnapshotV(2, uv(5), uv(1), rawEntry("a", "1", 1, 0), uv(2), rawSetting("p", "x"), rawSetting("q", "y")))
+	f.Add(rawSnapshotV(2, uv(0), uv(0), uv(1), rawSetting("p", "x")))
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkRestore(t, data)
@@ -295,6 +351,9 @@ func checkRestore(t *testing.T, data []byte) {
 	}
 	if again := writeSnapshot(t, e.Snapshot()); !bytes.Equal(again, data) {
 		t.Fatalf("WriteTo after Restore = %x; want the input %x", again, data)
+	}
+	if err := e.checkInvariants(); err != nil {
+		t.Fatalf("after Restore(%x): %v", data, err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/spf13/cobra"
 
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
@@ -68,7 +70,7 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse) error {
 	}
 	fmt.Fprintln(tw)
 
-	fmt.Fprintln(tw, "SHARD\tLEADER\tKEYS\tREPLICA\tSTATE\tVOTER\tTERM\tAPPLIED\tCOMMIT\tLAST LOG")
+	fmt.Fprintln(tw, "SHARD\tLEADER\tKEYS\tREPLICA\tSTATE\tVOTER\tTERM\tAPPLIED\tCOMMIT\tLAST LOG\tMEMORY USED/BUDGET\tPOLICY\tEXPIRED\tEVICTED")
 	for _, s := range st.GetShards() {
 		shard := fmt.Sprintf("%d\t%s\t%d", s.GetId(), orDash(s.GetLeaderId()), s.GetKeyCount())
 		if len(s.GetReplicas()) == 0 {
@@ -82,12 +84,23 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse) error {
 			if !r.GetVoter() {
 				voter = "no"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", shard,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\n", shard,
 				orDash(r.GetNodeId()), orDash(r.GetState()), voter,
-				r.GetTerm(), r.GetAppliedIndex(), r.GetCommitIndex(), r.GetLastLogIndex())
+				r.GetTerm(), r.GetAppliedIndex(), r.GetCommitIndex(), r.GetLastLogIndex(),
+				memory(r.GetMemoryUsedBytes(), r.GetMemoryBudgetBytes()), orDash(r.GetEvictionPolicy()),
+				r.GetExpiredKeys(), r.GetEvictedKeys())
 		}
 	}
 	return tw.Flush()
+}
+
+// memory formats used/budget, such as "1.2 MiB/512 MiB" or "1.2 MiB/-".
+func memory(used, budget int64) string {
+	b := "-"
+	if budget > 0 {
+		b = humanize.IBytes(uint64(budget))
+	}
+	return humanize.IBytes(uint64(max(used, 0))) + "/" + b
 }
 
 func orDash(s string) string {

@@ -12,6 +12,7 @@
 //	wisp kv incr KEY [DELTA]
 //	wisp kv scan [PREFIX] [--limit 50] [--start KEY] [--keys-only]
 //	wisp cluster status
+//	wisp bench put|get [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s]
 //
 // The endpoint defaults to $WISP_ENDPOINT, else http://127.0.0.1:8080.
 // --timeout bounds a whole command, retries and all; 0 means no limit.
@@ -30,6 +31,21 @@
 // says "base64". "expires_at" is an RFC 3339 time in UTC, or null when the
 // key has no TTL. cluster status prints the StatusResponse in the protobuf
 // JSON mapping with the .proto field names.
+//
+// # Benchmarks
+//
+// bench put and bench get load the cluster from --clients goroutines,
+// spread over --conns HTTP/2 connections (default one per 8 clients), until
+// --ops ops are done or --duration has passed (10 minutes at most), after
+// --warmup unmeasured ops; get first writes each of its --keys keys once.
+// Each op is tried once, so that failures show: they are counted by Connect
+// code, and a run with any still prints its figures but exits 1. It
+// reports ops/s, latency percentiles (p50, p90, p99, p99.9, max) in ms, and
+// the CPU seconds per 1,000 ops of this process (getrusage) and of the server
+// (process_cpu_seconds_total from --endpoint/metrics before and after; with
+// wispd dev that is the whole cluster; "n/a" if it cannot be read). For
+// bench, --op-timeout bounds each op and --timeout, only if given, the whole
+// command. .ci/bench runs the scenarios of docs/BENCHMARKS.md.
 //
 // # Exit status
 //

@@ -48,7 +48,8 @@ func newKVCmd(g *globals) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newDelCmd(g), newIncrCmd(g), newScanCmd(g))
+	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newDelCmd(g), newIncrCmd(g), newScanCmd(g),
+		newExpireCmd(g), newPersistCmd(g), newTTLCmd(g))
 	return cmd
 }
 

@@ -125,7 +125,7 @@ Commands exit 0 on success, 1 on failure (including "key not found"), and
 	pf.StringVar(&g.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	pf.DurationVar(&g.timeout, "timeout", defaultTimeout, "time limit for the whole command, retries included (0: none)")
 
-	root.AddCommand(newKVCmd(g), newClusterCmd(g))
+	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newBenchCmd(g))
 	return root
 }
 

@@ -23,6 +23,8 @@ import (
 // tested elsewhere (and, once it exists, by e2e tests through nodetest).
 type fakeServer struct {
 	wispv1connect.UnimplementedKVServiceHandler // Batch: the CLI has no batch command
+	// GetConfig, SetConfig: covered by the e2e tests.
+	wispv1connect.UnimplementedClusterServiceHandler
 
 	URL string
 

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,6 +34,8 @@ type serverFlags struct {
 	maxValueBytes int
 	logLevel      string
 	logFormat     string
+	maxMemory     string
+	policy        string
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -41,6 +44,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "API, /metrics and /healthz address (host:port)")
 	fl.IntVar(&f.maxKeyBytes, "max-key-bytes", node.DefaultMaxKeyBytes, "largest key accepted, in bytes")
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted, in bytes")
+	fl.StringVar(&f.maxMemory, "max-memory", "0", "memory budget for data on each node, such as 512MiB (0: no limit); a cluster-wide setting (wisp config set) overrides it")
+	fl.StringVar(&f.policy, "eviction-policy", node.DefaultEvictionPolicy, "what to do past --max-memory: noeviction (writes fail), allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -58,6 +63,14 @@ func (f *serverFlags) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+}
+
+func (f *serverFlags) memory() (int64, error) {
+	n, err := humanize.ParseBytes(f.maxMemory)
+	if err != nil || n > 1<<62 {
+		return 0, fmt.Errorf("--max-memory %q: want a size such as 512MiB, 2GB or 0", f.maxMemory)
+	}
+	return int64(n), nil
 }
 
 func (f *serverFlags) limits() (node.Limits, error) {
@@ -172,6 +185,10 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	if err != nil {
 		return err
 	}
+	maxMemory, err := f.memory()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -217,7 +234,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		}
 		n, err := node.Open(node.Config{
 			ID: p.ID, DataDir: dir, Peers: withRaftAddr(peers, p), Limits: limits,
-			Logger: log, Registerer: reg,
+			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
 			l.Close()

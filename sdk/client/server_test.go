@@ -24,6 +24,10 @@ import (
 // It exists to exercise the client's logic (retries, redirects, error
 // decoding), not Wisp's semantics; the real server is tested elsewhere.
 type testServer struct {
+	// Expire, Persist, GetConfig, SetConfig: covered by the e2e tests.
+	wispv1connect.UnimplementedKVServiceHandler
+	wispv1connect.UnimplementedClusterServiceHandler
+
 	URL string
 	srv *httptest.Server
 

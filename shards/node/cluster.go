@@ -8,8 +8,10 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
 // clusterService implements wisp.v1.ClusterService.
@@ -44,7 +46,7 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
 			defer cancel()
-			c := wispv1connect.NewClusterServiceClient(n.fwd.http, p.URL)
+			c := n.fwd.cluster(p.URL)
 			r, err := c.Status(cctx, connect.NewRequest(&wispv1.StatusRequest{LocalOnly: true}))
 			mu.Lock()
 			defer mu.Unlock()
@@ -87,6 +89,7 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 	for _, rep := range shard.Replicas {
 		if rep.NodeId == shard.LeaderId || shard.KeyCount == 0 {
 			shard.KeyCount = rep.KeyCount
+			shard.MemoryUsedBytes, shard.MemoryBudgetBytes = rep.MemoryUsedBytes, rep.MemoryBudgetBytes
 		}
 	}
 	resp.Shards = []*wispv1.ShardStatus{shard}
@@ -113,9 +116,17 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 			rep.Voter = m.Voter
 		}
 	}
+	var stats engine.Stats
+	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { stats = e.Stats() })
+	set := n.settings()
+	rep.MemoryUsedBytes, rep.MemoryBudgetBytes, rep.EvictionPolicy = stats.MemoryUsedBytes, set.MaxMemoryBytes, set.Policy.Name()
+	rep.ExpiredKeys, rep.EvictedKeys = stats.ExpiredTotal, stats.EvictedTotal
 	return &wispv1.StatusResponse{
 		NodeId: n.cfg.ID,
 		Nodes:  []*wispv1.NodeStatus{{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true}},
-		Shards: []*wispv1.ShardStatus{{Id: shardID, LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep}}},
+		Shards: []*wispv1.ShardStatus{{
+			Id: shardID, LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep},
+			MemoryUsedBytes: rep.MemoryUsedBytes, MemoryBudgetBytes: rep.MemoryBudgetBytes,
+		}},
 	}
 }

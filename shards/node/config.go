@@ -84,6 +84,14 @@ type Config struct {
 	Now func() time.Time
 	// NoSync turns off fsync of the Raft log. Unsafe: benchmarks only.
 	NoSync bool
+	// MaxMemoryBytes is the node's memory budget for data (0: none), used
+	// unless set cluster-wide (ClusterService/SetConfig).
+	MaxMemoryBytes int64
+	// EvictionPolicy is used unless set cluster-wide; default noeviction.
+	EvictionPolicy string
+	// ReclaimInterval is the period of the leader's expiry and eviction
+	// cycle; default reclaim.DefaultInterval.
+	ReclaimInterval time.Duration
 }
 
 func (c *Config) self() (Peer, error) {

@@ -32,6 +32,8 @@ func (n *Node) connectError(err error) error {
 	switch {
 	case errors.As(err, &pe):
 		return preconditionError(pe)
+	case errors.Is(err, engine.ErrMemoryFull):
+		return memoryFullError(n.settings().MaxMemoryBytes)
 	case errors.Is(err, engine.ErrNotInteger):
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, engine.ErrInvalidCommand):

@@ -15,14 +15,19 @@ import (
 // is the forwarding node's id. A forwarded request is never forwarded again.
 const forwardedHeader = "Wisp-Forwarded"
 
-// forwarder holds one Connect client per peer, over a shared HTTP/2
-// cleartext transport, so forwarded calls multiplex on one connection.
+// forwarder holds Connect clients per peer, over a shared HTTP/2 cleartext
+// transport, so forwarded calls multiplex on one connection per peer.
 type forwarder struct {
 	from string
 	http *http.Client
 
 	mu      sync.Mutex
-	clients map[string]wispv1connect.KVServiceClient // by base URL; guarded by mu
+	clients map[string]*peerClients // by base URL; guarded by mu
+}
+
+type peerClients struct {
+	kv      wispv1connect.KVServiceClient
+	cluster wispv1connect.ClusterServiceClient
 }
 
 // forwardIdleConns bounds idle connections kept per peer.
@@ -36,19 +41,30 @@ func newForwarder(from string) *forwarder {
 		MaxIdleConnsPerHost: forwardIdleConns,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &forwarder{from: from, http: &http.Client{Transport: t}, clients: map[string]wispv1connect.KVServiceClient{}}
+	return &forwarder{from: from, http: &http.Client{Transport: t}, clients: map[string]*peerClients{}}
 }
 
-func (f *forwarder) client(url string) wispv1connect.KVServiceClient {
+func (f *forwarder) peer(url string) *peerClients {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.clients[url]
 	if !ok {
-		c = wispv1connect.NewKVServiceClient(f.http, url,
-			connect.WithInterceptors(connect.UnaryInterceptorFunc(f.mark)))
+		opt := connect.WithInterceptors(connect.UnaryInterceptorFunc(f.mark))
+		c = &peerClients{
+			kv:      wispv1connect.NewKVServiceClient(f.http, url, opt),
+			cluster: wispv1connect.NewClusterServiceClient(f.http, url, opt),
+		}
 		f.clients[url] = c
 	}
 	return c
+}
+
+// kv returns the KV client for the node at url.
+func (f *forwarder) kv(url string) wispv1connect.KVServiceClient { return f.peer(url).kv }
+
+// cluster returns the Cluster client for the node at url.
+func (f *forwarder) cluster(url string) wispv1connect.ClusterServiceClient {
+	return f.peer(url).cluster
 }
 
 // mark sets the forwarded header on outgoing calls.

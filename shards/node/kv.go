@@ -35,10 +35,15 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 		err := s.n.group.Read(ctx, level, func(e *engine.Engine) {
 			if it, ok := e.Get(m.Key, now); ok {
 				resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
+				if it.ExpiresAtUnixMs != 0 {
+					resp.TtlMs = it.ExpiresAtUnixMs - now
+				}
 			}
 		})
 		return resp, err
-	}, wispv1connect.KVServiceClient.Get)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetRequest]) (*connect.Response[wispv1.GetResponse], error) {
+		return s.n.fwd.kv(url).Get(ctx, r)
+	})
 }
 
 func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequest]) (*connect.Response[wispv1.PutResponse], error) {
@@ -52,7 +57,9 @@ func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequ
 			return nil, err
 		}
 		return &wispv1.PutResponse{Version: res[0].Version}, nil
-	}, wispv1connect.KVServiceClient.Put)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.PutRequest]) (*connect.Response[wispv1.PutResponse], error) {
+		return s.n.fwd.kv(url).Put(ctx, r)
+	})
 }
 
 func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.DeleteRequest]) (*connect.Response[wispv1.DeleteResponse], error) {
@@ -66,7 +73,9 @@ func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.Dele
 			return nil, err
 		}
 		return &wispv1.DeleteResponse{Deleted: res[0].Existed, Version: res[0].Version}, nil
-	}, wispv1connect.KVServiceClient.Delete)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.DeleteRequest]) (*connect.Response[wispv1.DeleteResponse], error) {
+		return s.n.fwd.kv(url).Delete(ctx, r)
+	})
 }
 
 func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.IncrementRequest]) (*connect.Response[wispv1.IncrementResponse], error) {
@@ -80,7 +89,9 @@ func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.I
 			return nil, err
 		}
 		return &wispv1.IncrementResponse{Value: res[0].Counter, Version: res[0].Version}, nil
-	}, wispv1connect.KVServiceClient.Increment)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.IncrementRequest]) (*connect.Response[wispv1.IncrementResponse], error) {
+		return s.n.fwd.kv(url).Increment(ctx, r)
+	})
 }
 
 func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
@@ -107,7 +118,9 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 		resp := &wispv1.ScanResponse{}
 		err := s.n.group.Read(ctx, level, func(e *engine.Engine) { s.n.scanPage(e, m, start, limit, resp) })
 		return resp, err
-	}, wispv1connect.KVServiceClient.Scan)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
+		return s.n.fwd.kv(url).Scan(ctx, r)
+	})
 }
 
 // scanPage fills resp with one page, bounded by limit items and MaxScanBytes.
@@ -169,7 +182,9 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 			return nil, err
 		}
 		return batchResponse(ops, res), nil
-	}, wispv1connect.KVServiceClient.Batch)
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
+		return s.n.fwd.kv(url).Batch(ctx, r)
+	})
 }
 
 func batchResponse(ops []*wispv1.BatchOp, res []engine.MutationResult) *wispv1.BatchResponse {
@@ -191,15 +206,22 @@ func batchResponse(ops []*wispv1.BatchOp, res []engine.MutationResult) *wispv1.B
 // propose replicates muts as one command and returns their results, or the
 // command's error (a rejected precondition, not leader, ...).
 func (n *Node) propose(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, error) {
+	res, _, err := n.proposeAt(ctx, muts)
+	return res, err
+}
+
+// proposeAt is propose that also returns the time stamped into the command.
+func (n *Node) proposeAt(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, int64, error) {
 	cmd := engine.Command{Mutations: muts}
+	n.stampBudget(&cmd)
 	res, err := n.group.Propose(ctx, &cmd)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if res.Err != nil {
-		return nil, res.Err
+		return nil, 0, res.Err
 	}
-	return res.Mutations, nil
+	return res.Mutations, cmd.NowUnixMs, nil
 }
 
 // serve answers req with local, the handler's own logic, when this replica
@@ -212,7 +234,7 @@ func (n *Node) propose(ctx context.Context, muts []engine.Mutation) ([]engine.Mu
 func serve[Req, Res any](
 	ctx context.Context, n *Node, req *connect.Request[Req], read bool,
 	local func() (*Res, error),
-	remote func(wispv1connect.KVServiceClient, context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
+	remote func(ctx context.Context, url string, req *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
 	var unreachable string // a leader the last forward could not reach
 	for attempt := 1; ; attempt++ {
@@ -231,7 +253,7 @@ func serve[Req, Res any](
 			continue // became the leader meanwhile: serve locally
 		}
 		n.metrics.forwarded.Inc()
-		resp, ferr := remote(n.fwd.client(n.peers[id].URL), ctx, connect.NewRequest(req.Msg))
+		resp, ferr := remote(ctx, n.peers[id].URL, connect.NewRequest(req.Msg))
 		switch {
 		case ferr == nil || connect.IsWireError(ferr):
 			return resp, ferr // the leader's own answer, success or error

@@ -13,8 +13,10 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/raftgroup"
+	"github.com/wisp-db/wisp/shards/reclaim"
 )
 
 // shardID is the only shard until the keyspace is sharded.
@@ -31,6 +33,9 @@ type Node struct {
 	fwd     *forwarder
 	metrics *metrics
 	handler http.Handler
+	reclaim *reclaim.Reclaimer
+
+	settingsCache settingsCache
 
 	mu     sync.Mutex
 	server *http.Server // guarded by mu; set by Serve
@@ -50,6 +55,15 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.EvictionPolicy == "" {
+		cfg.EvictionPolicy = DefaultEvictionPolicy
+	}
+	if _, err := eviction.New(cfg.EvictionPolicy); err != nil {
+		return nil, fmt.Errorf("node config: %w", err)
+	}
+	if cfg.MaxMemoryBytes < 0 {
+		return nil, fmt.Errorf("node config: negative memory budget %d", cfg.MaxMemoryBytes)
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -78,6 +92,10 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.fwd = newForwarder(cfg.ID)
 	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n.group)
+	n.reclaim = reclaim.Start(reclaim.Config{
+		Group: n.group, Settings: n.settings, Interval: cfg.ReclaimInterval,
+		Now: cfg.Now, Logger: n.log, Registerer: n.metrics.reg,
+	})
 	n.handler = n.newHandler()
 	return n, nil
 }
@@ -179,6 +197,7 @@ func (n *Node) Close() error {
 			}
 			cancel()
 		}
+		n.reclaim.Close()
 		if err := n.group.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -202,6 +221,7 @@ func (n *Node) Kill() error {
 			n.server.Close()
 		}
 		n.mu.Unlock()
+		n.reclaim.Close()
 		err = n.group.Kill()
 		n.fwd.close()
 		n.metrics.unregister()

@@ -37,4 +37,8 @@
 // waits for its future in a short-lived goroutine per call so that the
 // caller's context is honoured. Close stops everything and is safe to call
 // twice.
+//
+// hashicorp/raft v1.8.0 can lose a future queued just as it shuts down (it
+// sits in a buffered channel nobody drains): every wait on a future also
+// watches the group's stop channel, so Kill and Close never hang on one.
 package raftgroup

@@ -117,6 +117,8 @@ type Group struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	killOnce  sync.Once
+	killErr   error
 }
 
 // maxPool is the number of idle connections kept per peer by the transport.
@@ -220,6 +222,7 @@ func Open(cfg Config) (*Group, error) {
 	}
 	g.raft = r
 	g.verifier.raft = r
+	g.verifier.stop = make(chan struct{})
 	return g, nil
 }
 
@@ -258,6 +261,8 @@ func (g *Group) Propose(ctx context.Context, cmd *engine.Command) (engine.Result
 		}
 	case <-ctx.Done():
 		return engine.Result{}, ctx.Err()
+	case <-g.verifier.stop: // killed; raft may have lost the future
+		return engine.Result{}, ErrOutcomeUnknown
 	}
 	res, ok := f.Response().(engine.Result)
 	if !ok {
@@ -325,7 +330,7 @@ func (g *Group) termBarrier(ctx context.Context, term uint64) error {
 			return context.DeadlineExceeded
 		}
 	}
-	if err := g.raft.Barrier(timeout).Error(); err != nil {
+	if err := waitFuture(g.raft.Barrier(timeout), g.verifier.stop); err != nil {
 		// Reads have no outcome to lose: whatever went wrong, this replica
 		// cannot serve them as leader now.
 		g.log.Debug("term barrier failed", "term", term, "err", err)
@@ -449,13 +454,18 @@ func (g *Group) Close() error {
 
 // Kill stops the replica at once, without handing over leadership: to peers
 // it looks like a crash (tests use it to inject failures). Durable state is
-// kept. Close after Kill does nothing more.
+// kept. Safe to call twice; Close after Kill does nothing more.
 func (g *Group) Kill() error {
+	g.killOnce.Do(func() { g.killErr = g.kill() })
+	return g.killErr
+}
+
+func (g *Group) kill() error {
 	var errs []error
 	if err := g.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
 	}
-	g.verifier.wait()
+	g.verifier.stopAndWait()
 	if err := g.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))
 	}

@@ -11,10 +11,12 @@ import (
 // starts share one heartbeat round to a quorum.
 type verifier struct {
 	raft *raft.Raft
+	stop chan struct{} // closed by stopAndWait
 
 	mu      sync.Mutex
 	waiting []chan error // guarded by mu; reads for the next round
 	running bool         // guarded by mu; a round goroutine exists
+	stopped bool         // guarded by mu; no new rounds after stopAndWait
 	wg      sync.WaitGroup
 }
 
@@ -23,6 +25,10 @@ type verifier struct {
 func (v *verifier) verify(ctx context.Context) error {
 	ch := make(chan error, 1)
 	v.mu.Lock()
+	if v.stopped {
+		v.mu.Unlock()
+		return ErrNotLeader
+	}
 	v.waiting = append(v.waiting, ch)
 	if !v.running {
 		v.running = true
@@ -41,8 +47,8 @@ func (v *verifier) verify(ctx context.Context) error {
 	}
 }
 
-// run performs rounds until no read waits. Owned by the Group; it ends on its
-// own, and on shutdown VerifyLeader fails fast.
+// run performs rounds until no read waits. Owned by the Group; it ends on
+// its own, or abandons its round when stopped.
 func (v *verifier) run() {
 	defer v.wg.Done()
 	for {
@@ -55,12 +61,35 @@ func (v *verifier) run() {
 			return
 		}
 		v.mu.Unlock()
-		err := v.raft.VerifyLeader().Error()
+		err := waitFuture(v.raft.VerifyLeader(), v.stop)
 		for _, ch := range batch {
 			ch <- err
 		}
 	}
 }
 
-// wait blocks until the round goroutine has exited.
-func (v *verifier) wait() { v.wg.Wait() }
+// stopAndWait refuses new rounds, abandons the one in flight and blocks
+// until the round goroutine has exited. Call once.
+func (v *verifier) stopAndWait() {
+	v.mu.Lock()
+	v.stopped = true
+	v.mu.Unlock()
+	close(v.stop)
+	v.wg.Wait()
+}
+
+// waitFuture waits for f, or until stop is closed. hashicorp/raft v1.8.0 can
+// lose a future queued just as it shuts down (VerifyLeader and Barrier
+// futures sit in a buffered channel nobody drains any more), so a bare
+// f.Error() may block forever. The goroutine left waiting on such a lost
+// future is the price; it is one per lost future, only at shutdown.
+func waitFuture(f raft.Future, stop <-chan struct{}) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-stop:
+		return raft.ErrRaftShutdown
+	}
+}

@@ -21,6 +21,250 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ClusterConfig holds the settings every node applies. A setting that was
+// never set falls back to each node's command-line flag.
+type ClusterConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// max_memory_bytes is each node's memory budget for data; 0 means no limit.
+	MaxMemoryBytes *int64 `protobuf:"varint,1,opt,name=max_memory_bytes,json=maxMemoryBytes,proto3,oneof" json:"max_memory_bytes,omitempty"`
+	// eviction_policy is one of noeviction, allkeys-lru, allkeys-lfu,
+	// volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random.
+	EvictionPolicy *string `protobuf:"bytes,2,opt,name=eviction_policy,json=evictionPolicy,proto3,oneof" json:"eviction_policy,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ClusterConfig) Reset() {
+	*x = ClusterConfig{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterConfig) ProtoMessage() {}
+
+func (x *ClusterConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterConfig.ProtoReflect.Descriptor instead.
+func (*ClusterConfig) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ClusterConfig) GetMaxMemoryBytes() int64 {
+	if x != nil && x.MaxMemoryBytes != nil {
+		return *x.MaxMemoryBytes
+	}
+	return 0
+}
+
+func (x *ClusterConfig) GetEvictionPolicy() string {
+	if x != nil && x.EvictionPolicy != nil {
+		return *x.EvictionPolicy
+	}
+	return ""
+}
+
+type GetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigRequest) Reset() {
+	*x = GetConfigRequest{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigRequest) ProtoMessage() {}
+
+func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+type GetConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// config holds the values set cluster-wide (unset fields were never set).
+	Config *ClusterConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// effective holds what the answering node applies: cluster-wide values,
+	// else its flags.
+	Effective     *ClusterConfig `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigResponse) Reset() {
+	*x = GetConfigResponse{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigResponse) ProtoMessage() {}
+
+func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetConfigResponse) GetConfig() *ClusterConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *GetConfigResponse) GetEffective() *ClusterConfig {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
+type SetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ClusterConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConfigRequest) Reset() {
+	*x = SetConfigRequest{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConfigRequest) ProtoMessage() {}
+
+func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
+func (*SetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetConfigRequest) GetConfig() *ClusterConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type SetConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ClusterConfig         `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Effective     *ClusterConfig         `protobuf:"bytes,2,opt,name=effective,proto3" json:"effective,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConfigResponse) Reset() {
+	*x = SetConfigResponse{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConfigResponse) ProtoMessage() {}
+
+func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
+func (*SetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetConfigResponse) GetConfig() *ClusterConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *SetConfigResponse) GetEffective() *ClusterConfig {
+	if x != nil {
+		return x.Effective
+	}
+	return nil
+}
+
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// local_only reports only the answering node's own replicas, without asking
@@ -32,7 +276,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +288,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +301,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusRequest) GetLocalOnly() bool {
@@ -79,7 +323,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +335,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +348,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -144,7 +388,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -156,7 +400,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -169,7 +413,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -214,14 +458,17 @@ type ShardStatus struct {
 	Replicas []*ReplicaStatus       `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	// key_count is the number of keys on the reporting leader (or any replica
 	// if there is no leader), including expired keys not yet removed.
-	KeyCount      uint64 `protobuf:"varint,4,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeyCount uint64 `protobuf:"varint,4,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	// memory_used_bytes and memory_budget_bytes as the leader reports them.
+	MemoryUsedBytes   int64 `protobuf:"varint,5,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
+	MemoryBudgetBytes int64 `protobuf:"varint,6,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -233,7 +480,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -246,7 +493,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ShardStatus) GetId() uint32 {
@@ -277,25 +524,48 @@ func (x *ShardStatus) GetKeyCount() uint64 {
 	return 0
 }
 
+func (x *ShardStatus) GetMemoryUsedBytes() int64 {
+	if x != nil {
+		return x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *ShardStatus) GetMemoryBudgetBytes() int64 {
+	if x != nil {
+		return x.MemoryBudgetBytes
+	}
+	return 0
+}
+
 type ReplicaStatus struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// state is one of leader, follower, candidate, shutdown, unknown.
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	// voter is false for a non-voting (learner) replica.
-	Voter         bool   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
-	Term          uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
-	AppliedIndex  uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	CommitIndex   uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	LastLogIndex  uint64 `protobuf:"varint,7,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
-	KeyCount      uint64 `protobuf:"varint,8,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	Voter        bool   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	Term         uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	CommitIndex  uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	LastLogIndex uint64 `protobuf:"varint,7,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	KeyCount     uint64 `protobuf:"varint,8,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	// memory_used_bytes is the data's accounted memory on this replica.
+	MemoryUsedBytes int64 `protobuf:"varint,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
+	// memory_budget_bytes is the budget this replica's shard works to, 0: none.
+	MemoryBudgetBytes int64  `protobuf:"varint,10,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
+	EvictionPolicy    string `protobuf:"bytes,11,opt,name=eviction_policy,json=evictionPolicy,proto3" json:"eviction_policy,omitempty"`
+	// expired_keys and evicted_keys count keys removed since the replica
+	// started (active expiry, eviction).
+	ExpiredKeys   uint64 `protobuf:"varint,12,opt,name=expired_keys,json=expiredKeys,proto3" json:"expired_keys,omitempty"`
+	EvictedKeys   uint64 `protobuf:"varint,13,opt,name=evicted_keys,json=evictedKeys,proto3" json:"evicted_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -307,7 +577,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -320,7 +590,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaStatus) GetNodeId() string {
@@ -379,11 +649,60 @@ func (x *ReplicaStatus) GetKeyCount() uint64 {
 	return 0
 }
 
+func (x *ReplicaStatus) GetMemoryUsedBytes() int64 {
+	if x != nil {
+		return x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetMemoryBudgetBytes() int64 {
+	if x != nil {
+		return x.MemoryBudgetBytes
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetEvictionPolicy() string {
+	if x != nil {
+		return x.EvictionPolicy
+	}
+	return ""
+}
+
+func (x *ReplicaStatus) GetExpiredKeys() uint64 {
+	if x != nil {
+		return x.ExpiredKeys
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetEvictedKeys() uint64 {
+	if x != nil {
+		return x.EvictedKeys
+	}
+	return 0
+}
+
 var File_wisp_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x15wisp/v1/cluster.proto\x12\awisp.v1\".\n" +
+	"\x15wisp/v1/cluster.proto\x12\awisp.v1\"\x95\x01\n" +
+	"\rClusterConfig\x12-\n" +
+	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12,\n" +
+	"\x0feviction_policy\x18\x02 \x01(\tH\x01R\x0eevictionPolicy\x88\x01\x01B\x13\n" +
+	"\x11_max_memory_bytesB\x12\n" +
+	"\x10_eviction_policy\"\x12\n" +
+	"\x10GetConfigRequest\"y\n" +
+	"\x11GetConfigResponse\x12.\n" +
+	"\x06config\x18\x01 \x01(\v2\x16.wisp.v1.ClusterConfigR\x06config\x124\n" +
+	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\"B\n" +
+	"\x10SetConfigRequest\x12.\n" +
+	"\x06config\x18\x01 \x01(\v2\x16.wisp.v1.ClusterConfigR\x06config\"y\n" +
+	"\x11SetConfigResponse\x12.\n" +
+	"\x06config\x18\x01 \x01(\v2\x16.wisp.v1.ClusterConfigR\x06config\x124\n" +
+	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
 	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\x82\x01\n" +
@@ -397,12 +716,14 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1b\n" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\x12\x1c\n" +
 	"\treachable\x18\x04 \x01(\bR\treachable\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"\x8b\x01\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xe7\x01\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
 	"\breplicas\x18\x03 \x03(\v2\x16.wisp.v1.ReplicaStatusR\breplicas\x12\x1b\n" +
-	"\tkey_count\x18\x04 \x01(\x04R\bkeyCount\"\xf3\x01\n" +
+	"\tkey_count\x18\x04 \x01(\x04R\bkeyCount\x12*\n" +
+	"\x11memory_used_bytes\x18\x05 \x01(\x03R\x0fmemoryUsedBytes\x12.\n" +
+	"\x13memory_budget_bytes\x18\x06 \x01(\x03R\x11memoryBudgetBytes\"\xbe\x03\n" +
 	"\rReplicaStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
@@ -411,9 +732,17 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12$\n" +
 	"\x0elast_log_index\x18\a \x01(\x04R\flastLogIndex\x12\x1b\n" +
-	"\tkey_count\x18\b \x01(\x04R\bkeyCount2P\n" +
+	"\tkey_count\x18\b \x01(\x04R\bkeyCount\x12*\n" +
+	"\x11memory_used_bytes\x18\t \x01(\x03R\x0fmemoryUsedBytes\x12.\n" +
+	"\x13memory_budget_bytes\x18\n" +
+	" \x01(\x03R\x11memoryBudgetBytes\x12'\n" +
+	"\x0feviction_policy\x18\v \x01(\tR\x0eevictionPolicy\x12!\n" +
+	"\fexpired_keys\x18\f \x01(\x04R\vexpiredKeys\x12!\n" +
+	"\fevicted_keys\x18\r \x01(\x04R\vevictedKeys2\xdf\x01\n" +
 	"\x0eClusterService\x12>\n" +
-	"\x06Status\x12\x16.wisp.v1.StatusRequest\x1a\x17.wisp.v1.StatusResponse\"\x03\x90\x02\x01B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
+	"\x06Status\x12\x16.wisp.v1.StatusRequest\x1a\x17.wisp.v1.StatusResponse\"\x03\x90\x02\x01\x12G\n" +
+	"\tGetConfig\x12\x19.wisp.v1.GetConfigRequest\x1a\x1a.wisp.v1.GetConfigResponse\"\x03\x90\x02\x01\x12D\n" +
+	"\tSetConfig\x12\x19.wisp.v1.SetConfigRequest\x1a\x1a.wisp.v1.SetConfigResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
 	file_wisp_v1_cluster_proto_rawDescOnce sync.Once
@@ -427,25 +756,39 @@ func file_wisp_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_cluster_proto_rawDescData
 }
 
-var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_wisp_v1_cluster_proto_goTypes = []any{
-	(*StatusRequest)(nil),  // 0: wisp.v1.StatusRequest
-	(*StatusResponse)(nil), // 1: wisp.v1.StatusResponse
-	(*NodeStatus)(nil),     // 2: wisp.v1.NodeStatus
-	(*ShardStatus)(nil),    // 3: wisp.v1.ShardStatus
-	(*ReplicaStatus)(nil),  // 4: wisp.v1.ReplicaStatus
+	(*ClusterConfig)(nil),     // 0: wisp.v1.ClusterConfig
+	(*GetConfigRequest)(nil),  // 1: wisp.v1.GetConfigRequest
+	(*GetConfigResponse)(nil), // 2: wisp.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),  // 3: wisp.v1.SetConfigRequest
+	(*SetConfigResponse)(nil), // 4: wisp.v1.SetConfigResponse
+	(*StatusRequest)(nil),     // 5: wisp.v1.StatusRequest
+	(*StatusResponse)(nil),    // 6: wisp.v1.StatusResponse
+	(*NodeStatus)(nil),        // 7: wisp.v1.NodeStatus
+	(*ShardStatus)(nil),       // 8: wisp.v1.ShardStatus
+	(*ReplicaStatus)(nil),     // 9: wisp.v1.ReplicaStatus
 }
 var file_wisp_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
-	3, // 1: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
-	4, // 2: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	0, // 3: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	1, // 4: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
+	0,  // 1: wisp.v1.GetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
+	0,  // 2: wisp.v1.SetConfigRequest.config:type_name -> wisp.v1.ClusterConfig
+	0,  // 3: wisp.v1.SetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
+	0,  // 4: wisp.v1.SetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
+	7,  // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
+	8,  // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
+	9,  // 7: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
+	5,  // 8: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	1,  // 9: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	3,  // 10: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	6,  // 11: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	2,  // 12: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	4,  // 13: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_cluster_proto_init() }
@@ -453,13 +796,14 @@ func file_wisp_v1_cluster_proto_init() {
 	if File_wisp_v1_cluster_proto != nil {
 		return
 	}
+	file_wisp_v1_cluster_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_cluster_proto_rawDesc), len(file_wisp_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -135,8 +135,11 @@ type GetResponse struct {
 	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// expires_at_unix_ms is the absolute expiry time, or 0 for none.
 	ExpiresAtUnixMs int64 `protobuf:"varint,4,opt,name=expires_at_unix_ms,json=expiresAtUnixMs,proto3" json:"expires_at_unix_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// ttl_ms is the time left until expiry by the answering replica's clock,
+	// or 0 for none.
+	TtlMs         int64 `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetResponse) Reset() {
@@ -193,6 +196,13 @@ func (x *GetResponse) GetVersion() uint64 {
 func (x *GetResponse) GetExpiresAtUnixMs() int64 {
 	if x != nil {
 		return x.ExpiresAtUnixMs
+	}
+	return 0
+}
+
+func (x *GetResponse) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
 	}
 	return 0
 }
@@ -534,6 +544,234 @@ func (x *IncrementResponse) GetVersion() uint64 {
 	return 0
 }
 
+type ExpireRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// ttl_ms is the new time to live in milliseconds; must be positive.
+	TtlMs int64 `protobuf:"varint,2,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// if_version, when non-zero, applies only if the key is at this version.
+	IfVersion     uint64 `protobuf:"varint,3,opt,name=if_version,json=ifVersion,proto3" json:"if_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExpireRequest) Reset() {
+	*x = ExpireRequest{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireRequest) ProtoMessage() {}
+
+func (x *ExpireRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireRequest.ProtoReflect.Descriptor instead.
+func (*ExpireRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExpireRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ExpireRequest) GetTtlMs() int64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+func (x *ExpireRequest) GetIfVersion() uint64 {
+	if x != nil {
+		return x.IfVersion
+	}
+	return 0
+}
+
+type ExpireResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// found is false if the key did not exist (nothing changed).
+	Found bool `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	// version is the key's new version when found.
+	Version         uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	ExpiresAtUnixMs int64  `protobuf:"varint,3,opt,name=expires_at_unix_ms,json=expiresAtUnixMs,proto3" json:"expires_at_unix_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ExpireResponse) Reset() {
+	*x = ExpireResponse{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExpireResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExpireResponse) ProtoMessage() {}
+
+func (x *ExpireResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExpireResponse.ProtoReflect.Descriptor instead.
+func (*ExpireResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExpireResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *ExpireResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ExpireResponse) GetExpiresAtUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixMs
+	}
+	return 0
+}
+
+type PersistRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	IfVersion     uint64                 `protobuf:"varint,2,opt,name=if_version,json=ifVersion,proto3" json:"if_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistRequest) Reset() {
+	*x = PersistRequest{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistRequest) ProtoMessage() {}
+
+func (x *PersistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistRequest.ProtoReflect.Descriptor instead.
+func (*PersistRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PersistRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *PersistRequest) GetIfVersion() uint64 {
+	if x != nil {
+		return x.IfVersion
+	}
+	return 0
+}
+
+type PersistResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PersistResponse) Reset() {
+	*x = PersistResponse{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PersistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PersistResponse) ProtoMessage() {}
+
+func (x *PersistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PersistResponse.ProtoReflect.Descriptor instead.
+func (*PersistResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PersistResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+func (x *PersistResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type ScanRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// prefix restricts the scan to keys that start with it (empty: all keys).
@@ -553,7 +791,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[8]
+	mi := &file_wisp_v1_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +803,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[8]
+	mi := &file_wisp_v1_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +816,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{8}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScanRequest) GetPrefix() []byte {
@@ -634,7 +872,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[9]
+	mi := &file_wisp_v1_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +884,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[9]
+	mi := &file_wisp_v1_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +897,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{9}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScanResponse) GetItems() []*KeyValue {
@@ -688,7 +926,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[10]
+	mi := &file_wisp_v1_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +938,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[10]
+	mi := &file_wisp_v1_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +951,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{10}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -753,7 +991,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[11]
+	mi := &file_wisp_v1_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1003,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[11]
+	mi := &file_wisp_v1_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1016,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{11}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BatchRequest) GetOps() []*BatchOp {
@@ -802,7 +1040,7 @@ type BatchOp struct {
 
 func (x *BatchOp) Reset() {
 	*x = BatchOp{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[12]
+	mi := &file_wisp_v1_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1052,7 @@ func (x *BatchOp) String() string {
 func (*BatchOp) ProtoMessage() {}
 
 func (x *BatchOp) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[12]
+	mi := &file_wisp_v1_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1065,7 @@ func (x *BatchOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchOp.ProtoReflect.Descriptor instead.
 func (*BatchOp) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{12}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchOp) GetOp() isBatchOp_Op {
@@ -896,7 +1134,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[13]
+	mi := &file_wisp_v1_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1146,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[13]
+	mi := &file_wisp_v1_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1159,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{13}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BatchResponse) GetResults() []*BatchResult {
@@ -945,7 +1183,7 @@ type BatchResult struct {
 
 func (x *BatchResult) Reset() {
 	*x = BatchResult{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[14]
+	mi := &file_wisp_v1_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1195,7 @@ func (x *BatchResult) String() string {
 func (*BatchResult) ProtoMessage() {}
 
 func (x *BatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[14]
+	mi := &file_wisp_v1_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1208,7 @@ func (x *BatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResult.ProtoReflect.Descriptor instead.
 func (*BatchResult) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{14}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BatchResult) GetResult() isBatchResult_Result {
@@ -1043,7 +1281,7 @@ type PreconditionFailure struct {
 
 func (x *PreconditionFailure) Reset() {
 	*x = PreconditionFailure{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[15]
+	mi := &file_wisp_v1_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1293,7 @@ func (x *PreconditionFailure) String() string {
 func (*PreconditionFailure) ProtoMessage() {}
 
 func (x *PreconditionFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[15]
+	mi := &file_wisp_v1_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1306,7 @@ func (x *PreconditionFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreconditionFailure.ProtoReflect.Descriptor instead.
 func (*PreconditionFailure) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{15}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PreconditionFailure) GetKey() []byte {
@@ -1105,7 +1343,7 @@ type LeaderHint struct {
 
 func (x *LeaderHint) Reset() {
 	*x = LeaderHint{}
-	mi := &file_wisp_v1_kv_proto_msgTypes[16]
+	mi := &file_wisp_v1_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1355,7 @@ func (x *LeaderHint) String() string {
 func (*LeaderHint) ProtoMessage() {}
 
 func (x *LeaderHint) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_kv_proto_msgTypes[16]
+	mi := &file_wisp_v1_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1368,7 @@ func (x *LeaderHint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderHint.ProtoReflect.Descriptor instead.
 func (*LeaderHint) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{16}
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LeaderHint) GetNodeId() string {
@@ -1155,12 +1393,13 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x126\n" +
-	"\vconsistency\x18\x02 \x01(\x0e2\x14.wisp.v1.ConsistencyR\vconsistency\"\x80\x01\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x14.wisp.v1.ConsistencyR\vconsistency\"\x97\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12+\n" +
-	"\x12expires_at_unix_ms\x18\x04 \x01(\x03R\x0fexpiresAtUnixMs\"\x87\x01\n" +
+	"\x12expires_at_unix_ms\x18\x04 \x01(\x03R\x0fexpiresAtUnixMs\x12\x15\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\"\x87\x01\n" +
 	"\n" +
 	"PutRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
@@ -1183,6 +1422,22 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\x05delta\x18\x02 \x01(\x03R\x05delta\"C\n" +
 	"\x11IncrementResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x03R\x05value\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"W\n" +
+	"\rExpireRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x15\n" +
+	"\x06ttl_ms\x18\x02 \x01(\x03R\x05ttlMs\x12\x1d\n" +
+	"\n" +
+	"if_version\x18\x03 \x01(\x04R\tifVersion\"m\n" +
+	"\x0eExpireResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12+\n" +
+	"\x12expires_at_unix_ms\x18\x03 \x01(\x03R\x0fexpiresAtUnixMs\"A\n" +
+	"\x0ePersistRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"if_version\x18\x02 \x01(\x04R\tifVersion\"A\n" +
+	"\x0fPersistResponse\x12\x14\n" +
+	"\x05found\x18\x01 \x01(\bR\x05found\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x04R\aversion\"\xcc\x01\n" +
 	"\vScanRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\fR\x06prefix\x12\x1b\n" +
@@ -1225,13 +1480,15 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
-	"\x11CONSISTENCY_STALE\x10\x022\xed\x02\n" +
+	"\x11CONSISTENCY_STALE\x10\x022\xea\x03\n" +
 	"\tKVService\x125\n" +
 	"\x03Get\x12\x13.wisp.v1.GetRequest\x1a\x14.wisp.v1.GetResponse\"\x03\x90\x02\x01\x122\n" +
 	"\x03Put\x12\x13.wisp.v1.PutRequest\x1a\x14.wisp.v1.PutResponse\"\x00\x12;\n" +
 	"\x06Delete\x12\x16.wisp.v1.DeleteRequest\x1a\x17.wisp.v1.DeleteResponse\"\x00\x12D\n" +
 	"\tIncrement\x12\x19.wisp.v1.IncrementRequest\x1a\x1a.wisp.v1.IncrementResponse\"\x00\x128\n" +
-	"\x04Scan\x12\x14.wisp.v1.ScanRequest\x1a\x15.wisp.v1.ScanResponse\"\x03\x90\x02\x01\x128\n" +
+	"\x04Scan\x12\x14.wisp.v1.ScanRequest\x1a\x15.wisp.v1.ScanResponse\"\x03\x90\x02\x01\x12;\n" +
+	"\x06Expire\x12\x16.wisp.v1.ExpireRequest\x1a\x17.wisp.v1.ExpireResponse\"\x00\x12>\n" +
+	"\aPersist\x12\x17.wisp.v1.PersistRequest\x1a\x18.wisp.v1.PersistResponse\"\x00\x128\n" +
 	"\x05Batch\x12\x15.wisp.v1.BatchRequest\x1a\x16.wisp.v1.BatchResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
@@ -1247,7 +1504,7 @@ func file_wisp_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_wisp_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_wisp_v1_kv_proto_goTypes = []any{
 	(Consistency)(0),            // 0: wisp.v1.Consistency
 	(*GetRequest)(nil),          // 1: wisp.v1.GetRequest
@@ -1258,25 +1515,29 @@ var file_wisp_v1_kv_proto_goTypes = []any{
 	(*DeleteResponse)(nil),      // 6: wisp.v1.DeleteResponse
 	(*IncrementRequest)(nil),    // 7: wisp.v1.IncrementRequest
 	(*IncrementResponse)(nil),   // 8: wisp.v1.IncrementResponse
-	(*ScanRequest)(nil),         // 9: wisp.v1.ScanRequest
-	(*ScanResponse)(nil),        // 10: wisp.v1.ScanResponse
-	(*KeyValue)(nil),            // 11: wisp.v1.KeyValue
-	(*BatchRequest)(nil),        // 12: wisp.v1.BatchRequest
-	(*BatchOp)(nil),             // 13: wisp.v1.BatchOp
-	(*BatchResponse)(nil),       // 14: wisp.v1.BatchResponse
-	(*BatchResult)(nil),         // 15: wisp.v1.BatchResult
-	(*PreconditionFailure)(nil), // 16: wisp.v1.PreconditionFailure
-	(*LeaderHint)(nil),          // 17: wisp.v1.LeaderHint
+	(*ExpireRequest)(nil),       // 9: wisp.v1.ExpireRequest
+	(*ExpireResponse)(nil),      // 10: wisp.v1.ExpireResponse
+	(*PersistRequest)(nil),      // 11: wisp.v1.PersistRequest
+	(*PersistResponse)(nil),     // 12: wisp.v1.PersistResponse
+	(*ScanRequest)(nil),         // 13: wisp.v1.ScanRequest
+	(*ScanResponse)(nil),        // 14: wisp.v1.ScanResponse
+	(*KeyValue)(nil),            // 15: wisp.v1.KeyValue
+	(*BatchRequest)(nil),        // 16: wisp.v1.BatchRequest
+	(*BatchOp)(nil),             // 17: wisp.v1.BatchOp
+	(*BatchResponse)(nil),       // 18: wisp.v1.BatchResponse
+	(*BatchResult)(nil),         // 19: wisp.v1.BatchResult
+	(*PreconditionFailure)(nil), // 20: wisp.v1.PreconditionFailure
+	(*LeaderHint)(nil),          // 21: wisp.v1.LeaderHint
 }
 var file_wisp_v1_kv_proto_depIdxs = []int32{
 	0,  // 0: wisp.v1.GetRequest.consistency:type_name -> wisp.v1.Consistency
 	0,  // 1: wisp.v1.ScanRequest.consistency:type_name -> wisp.v1.Consistency
-	11, // 2: wisp.v1.ScanResponse.items:type_name -> wisp.v1.KeyValue
-	13, // 3: wisp.v1.BatchRequest.ops:type_name -> wisp.v1.BatchOp
+	15, // 2: wisp.v1.ScanResponse.items:type_name -> wisp.v1.KeyValue
+	17, // 3: wisp.v1.BatchRequest.ops:type_name -> wisp.v1.BatchOp
 	3,  // 4: wisp.v1.BatchOp.put:type_name -> wisp.v1.PutRequest
 	5,  // 5: wisp.v1.BatchOp.delete:type_name -> wisp.v1.DeleteRequest
 	7,  // 6: wisp.v1.BatchOp.increment:type_name -> wisp.v1.IncrementRequest
-	15, // 7: wisp.v1.BatchResponse.results:type_name -> wisp.v1.BatchResult
+	19, // 7: wisp.v1.BatchResponse.results:type_name -> wisp.v1.BatchResult
 	4,  // 8: wisp.v1.BatchResult.put:type_name -> wisp.v1.PutResponse
 	6,  // 9: wisp.v1.BatchResult.delete:type_name -> wisp.v1.DeleteResponse
 	8,  // 10: wisp.v1.BatchResult.increment:type_name -> wisp.v1.IncrementResponse
@@ -1284,16 +1545,20 @@ var file_wisp_v1_kv_proto_depIdxs = []int32{
 	3,  // 12: wisp.v1.KVService.Put:input_type -> wisp.v1.PutRequest
 	5,  // 13: wisp.v1.KVService.Delete:input_type -> wisp.v1.DeleteRequest
 	7,  // 14: wisp.v1.KVService.Increment:input_type -> wisp.v1.IncrementRequest
-	9,  // 15: wisp.v1.KVService.Scan:input_type -> wisp.v1.ScanRequest
-	12, // 16: wisp.v1.KVService.Batch:input_type -> wisp.v1.BatchRequest
-	2,  // 17: wisp.v1.KVService.Get:output_type -> wisp.v1.GetResponse
-	4,  // 18: wisp.v1.KVService.Put:output_type -> wisp.v1.PutResponse
-	6,  // 19: wisp.v1.KVService.Delete:output_type -> wisp.v1.DeleteResponse
-	8,  // 20: wisp.v1.KVService.Increment:output_type -> wisp.v1.IncrementResponse
-	10, // 21: wisp.v1.KVService.Scan:output_type -> wisp.v1.ScanResponse
-	14, // 22: wisp.v1.KVService.Batch:output_type -> wisp.v1.BatchResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
+	13, // 15: wisp.v1.KVService.Scan:input_type -> wisp.v1.ScanRequest
+	9,  // 16: wisp.v1.KVService.Expire:input_type -> wisp.v1.ExpireRequest
+	11, // 17: wisp.v1.KVService.Persist:input_type -> wisp.v1.PersistRequest
+	16, // 18: wisp.v1.KVService.Batch:input_type -> wisp.v1.BatchRequest
+	2,  // 19: wisp.v1.KVService.Get:output_type -> wisp.v1.GetResponse
+	4,  // 20: wisp.v1.KVService.Put:output_type -> wisp.v1.PutResponse
+	6,  // 21: wisp.v1.KVService.Delete:output_type -> wisp.v1.DeleteResponse
+	8,  // 22: wisp.v1.KVService.Increment:output_type -> wisp.v1.IncrementResponse
+	14, // 23: wisp.v1.KVService.Scan:output_type -> wisp.v1.ScanResponse
+	10, // 24: wisp.v1.KVService.Expire:output_type -> wisp.v1.ExpireResponse
+	12, // 25: wisp.v1.KVService.Persist:output_type -> wisp.v1.PersistResponse
+	18, // 26: wisp.v1.KVService.Batch:output_type -> wisp.v1.BatchResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1304,12 +1569,12 @@ func file_wisp_v1_kv_proto_init() {
 	if File_wisp_v1_kv_proto != nil {
 		return
 	}
-	file_wisp_v1_kv_proto_msgTypes[12].OneofWrappers = []any{
+	file_wisp_v1_kv_proto_msgTypes[16].OneofWrappers = []any{
 		(*BatchOp_Put)(nil),
 		(*BatchOp_Delete)(nil),
 		(*BatchOp_Increment)(nil),
 	}
-	file_wisp_v1_kv_proto_msgTypes[14].OneofWrappers = []any{
+	file_wisp_v1_kv_proto_msgTypes[18].OneofWrappers = []any{
 		(*BatchResult_Put)(nil),
 		(*BatchResult_Delete)(nil),
 		(*BatchResult_Increment)(nil),
@@ -1320,7 +1585,7 @@ func file_wisp_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_kv_proto_rawDesc), len(file_wisp_v1_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

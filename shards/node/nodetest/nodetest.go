@@ -29,6 +29,9 @@ type Options struct {
 	Timing raftgroup.Timing
 	// Now is every node's clock. Default time.Now.
 	Now func() time.Time
+	// Tune, if set, adjusts every node's config before it opens (memory
+	// budget, eviction policy, reclaim interval, ...).
+	Tune func(*node.Config)
 	// Wrap, if set, wraps every node's HTTP handler (tests observe requests).
 	Wrap func(http.Handler) http.Handler
 	// Verbose sends the nodes' logs to stderr (default: discarded unless
@@ -124,10 +127,14 @@ func (c *Cluster) Restart(i int) {
 	// another test may hold one briefly: retry for a bounded time.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n, err = node.Open(node.Config{
+		cfg := node.Config{
 			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: c.peers,
 			Limits: c.opts.Limits, Timing: c.opts.Timing, Logger: c.logger(), Now: c.opts.Now,
-		})
+		}
+		if c.opts.Tune != nil {
+			c.opts.Tune(&cfg)
+		}
+		n, err = node.Open(cfg)
 		if err == nil {
 			lis, err = net.Listen("tcp", p.URL[len("http://"):])
 			if err == nil {

@@ -35,12 +35,23 @@ const (
 const (
 	// ClusterServiceStatusProcedure is the fully-qualified name of the ClusterService's Status RPC.
 	ClusterServiceStatusProcedure = "/wisp.v1.ClusterService/Status"
+	// ClusterServiceGetConfigProcedure is the fully-qualified name of the ClusterService's GetConfig
+	// RPC.
+	ClusterServiceGetConfigProcedure = "/wisp.v1.ClusterService/GetConfig"
+	// ClusterServiceSetConfigProcedure is the fully-qualified name of the ClusterService's SetConfig
+	// RPC.
+	ClusterServiceSetConfigProcedure = "/wisp.v1.ClusterService/SetConfig"
 )
 
 // ClusterServiceClient is a client for the wisp.v1.ClusterService service.
 type ClusterServiceClient interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// GetConfig returns the cluster-wide settings.
+	GetConfig(context.Context, *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error)
+	// SetConfig changes cluster-wide settings; fields left unset keep their
+	// value. It returns the settings in force afterwards.
+	SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the wisp.v1.ClusterService service. By default,
@@ -61,12 +72,27 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getConfig: connect.NewClient[v1.GetConfigRequest, v1.GetConfigResponse](
+			httpClient,
+			baseURL+ClusterServiceGetConfigProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("GetConfig")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		setConfig: connect.NewClient[v1.SetConfigRequest, v1.SetConfigResponse](
+			httpClient,
+			baseURL+ClusterServiceSetConfigProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("SetConfig")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // clusterServiceClient implements ClusterServiceClient.
 type clusterServiceClient struct {
-	status *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	status    *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	getConfig *connect.Client[v1.GetConfigRequest, v1.GetConfigResponse]
+	setConfig *connect.Client[v1.SetConfigRequest, v1.SetConfigResponse]
 }
 
 // Status calls wisp.v1.ClusterService.Status.
@@ -74,10 +100,25 @@ func (c *clusterServiceClient) Status(ctx context.Context, req *connect.Request[
 	return c.status.CallUnary(ctx, req)
 }
 
+// GetConfig calls wisp.v1.ClusterService.GetConfig.
+func (c *clusterServiceClient) GetConfig(ctx context.Context, req *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error) {
+	return c.getConfig.CallUnary(ctx, req)
+}
+
+// SetConfig calls wisp.v1.ClusterService.SetConfig.
+func (c *clusterServiceClient) SetConfig(ctx context.Context, req *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error) {
+	return c.setConfig.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the wisp.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
+	// GetConfig returns the cluster-wide settings.
+	GetConfig(context.Context, *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error)
+	// SetConfig changes cluster-wide settings; fields left unset keep their
+	// value. It returns the settings in force afterwards.
+	SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -94,10 +135,27 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceGetConfigHandler := connect.NewUnaryHandler(
+		ClusterServiceGetConfigProcedure,
+		svc.GetConfig,
+		connect.WithSchema(clusterServiceMethods.ByName("GetConfig")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	clusterServiceSetConfigHandler := connect.NewUnaryHandler(
+		ClusterServiceSetConfigProcedure,
+		svc.SetConfig,
+		connect.WithSchema(clusterServiceMethods.ByName("SetConfig")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
 			clusterServiceStatusHandler.ServeHTTP(w, r)
+		case ClusterServiceGetConfigProcedure:
+			clusterServiceGetConfigHandler.ServeHTTP(w, r)
+		case ClusterServiceSetConfigProcedure:
+			clusterServiceSetConfigHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -109,4 +167,12 @@ type UnimplementedClusterServiceHandler struct{}
 
 func (UnimplementedClusterServiceHandler) Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.Status is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) GetConfig(context.Context, *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.GetConfig is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.SetConfig is not implemented"))
 }

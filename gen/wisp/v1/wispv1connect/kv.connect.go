@@ -43,6 +43,10 @@ const (
 	KVServiceIncrementProcedure = "/wisp.v1.KVService/Increment"
 	// KVServiceScanProcedure is the fully-qualified name of the KVService's Scan RPC.
 	KVServiceScanProcedure = "/wisp.v1.KVService/Scan"
+	// KVServiceExpireProcedure is the fully-qualified name of the KVService's Expire RPC.
+	KVServiceExpireProcedure = "/wisp.v1.KVService/Expire"
+	// KVServicePersistProcedure is the fully-qualified name of the KVService's Persist RPC.
+	KVServicePersistProcedure = "/wisp.v1.KVService/Persist"
 	// KVServiceBatchProcedure is the fully-qualified name of the KVService's Batch RPC.
 	KVServiceBatchProcedure = "/wisp.v1.KVService/Batch"
 )
@@ -59,6 +63,10 @@ type KVServiceClient interface {
 	Increment(context.Context, *connect.Request[v1.IncrementRequest]) (*connect.Response[v1.IncrementResponse], error)
 	// Scan lists keys in order, by prefix or from a start key, a page at a time.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
+	// Expire sets the time to live of an existing key (a new version).
+	Expire(context.Context, *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error)
+	// Persist removes the expiry of an existing key (a new version).
+	Persist(context.Context, *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error)
 	// Batch applies several writes atomically: every precondition is checked
 	// first, then all writes apply at one version, or none do. Atomicity holds
 	// within one shard.
@@ -108,6 +116,18 @@ func NewKVServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...c
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		expire: connect.NewClient[v1.ExpireRequest, v1.ExpireResponse](
+			httpClient,
+			baseURL+KVServiceExpireProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("Expire")),
+			connect.WithClientOptions(opts...),
+		),
+		persist: connect.NewClient[v1.PersistRequest, v1.PersistResponse](
+			httpClient,
+			baseURL+KVServicePersistProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("Persist")),
+			connect.WithClientOptions(opts...),
+		),
 		batch: connect.NewClient[v1.BatchRequest, v1.BatchResponse](
 			httpClient,
 			baseURL+KVServiceBatchProcedure,
@@ -124,6 +144,8 @@ type kVServiceClient struct {
 	delete    *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
 	increment *connect.Client[v1.IncrementRequest, v1.IncrementResponse]
 	scan      *connect.Client[v1.ScanRequest, v1.ScanResponse]
+	expire    *connect.Client[v1.ExpireRequest, v1.ExpireResponse]
+	persist   *connect.Client[v1.PersistRequest, v1.PersistResponse]
 	batch     *connect.Client[v1.BatchRequest, v1.BatchResponse]
 }
 
@@ -152,6 +174,16 @@ func (c *kVServiceClient) Scan(ctx context.Context, req *connect.Request[v1.Scan
 	return c.scan.CallUnary(ctx, req)
 }
 
+// Expire calls wisp.v1.KVService.Expire.
+func (c *kVServiceClient) Expire(ctx context.Context, req *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error) {
+	return c.expire.CallUnary(ctx, req)
+}
+
+// Persist calls wisp.v1.KVService.Persist.
+func (c *kVServiceClient) Persist(ctx context.Context, req *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error) {
+	return c.persist.CallUnary(ctx, req)
+}
+
 // Batch calls wisp.v1.KVService.Batch.
 func (c *kVServiceClient) Batch(ctx context.Context, req *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error) {
 	return c.batch.CallUnary(ctx, req)
@@ -169,6 +201,10 @@ type KVServiceHandler interface {
 	Increment(context.Context, *connect.Request[v1.IncrementRequest]) (*connect.Response[v1.IncrementResponse], error)
 	// Scan lists keys in order, by prefix or from a start key, a page at a time.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
+	// Expire sets the time to live of an existing key (a new version).
+	Expire(context.Context, *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error)
+	// Persist removes the expiry of an existing key (a new version).
+	Persist(context.Context, *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error)
 	// Batch applies several writes atomically: every precondition is checked
 	// first, then all writes apply at one version, or none do. Atomicity holds
 	// within one shard.
@@ -214,6 +250,18 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	kVServiceExpireHandler := connect.NewUnaryHandler(
+		KVServiceExpireProcedure,
+		svc.Expire,
+		connect.WithSchema(kVServiceMethods.ByName("Expire")),
+		connect.WithHandlerOptions(opts...),
+	)
+	kVServicePersistHandler := connect.NewUnaryHandler(
+		KVServicePersistProcedure,
+		svc.Persist,
+		connect.WithSchema(kVServiceMethods.ByName("Persist")),
+		connect.WithHandlerOptions(opts...),
+	)
 	kVServiceBatchHandler := connect.NewUnaryHandler(
 		KVServiceBatchProcedure,
 		svc.Batch,
@@ -232,6 +280,10 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 			kVServiceIncrementHandler.ServeHTTP(w, r)
 		case KVServiceScanProcedure:
 			kVServiceScanHandler.ServeHTTP(w, r)
+		case KVServiceExpireProcedure:
+			kVServiceExpireHandler.ServeHTTP(w, r)
+		case KVServicePersistProcedure:
+			kVServicePersistHandler.ServeHTTP(w, r)
 		case KVServiceBatchProcedure:
 			kVServiceBatchHandler.ServeHTTP(w, r)
 		default:
@@ -261,6 +313,14 @@ func (UnimplementedKVServiceHandler) Increment(context.Context, *connect.Request
 
 func (UnimplementedKVServiceHandler) Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.Scan is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) Expire(context.Context, *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.Expire is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) Persist(context.Context, *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.Persist is not implemented"))
 }
 
 func (UnimplementedKVServiceHandler) Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error) {

@@ -1,0 +1,87 @@
+/*
+Package eviction holds Wisp's built-in eviction policies and the Evictor, the
+sampling loop that turns a policy into victims. A shard leader's eviction
+loop (shards/reclaim) and the hit-ratio benchmarks share them.
+
+Nothing here runs inside Engine.Apply. The leader asks the Evictor for
+victims, under the engine's read lock, and proposes one OpEvict per victim at
+the version it was sampled at; every replica then removes exactly those keys
+at the same log index, and a key rewritten in the meantime survives. So the
+policies may be nondeterministic (the random ones are), and a WASM policy
+later can be too, without replicas ever disagreeing.
+
+# Policies
+
+A Policy sees a batch of candidates (engine.Candidate: key, version, size,
+expiry, last access, LFU counter) and answers with the indexes of the ones to
+evict, best victim first. That shape, one batch in and indexes out, is what a
+WASM eviction plugin implements in one call; keep it.
+
+The built-ins are Redis's maxmemory-policy values (New, Names):
+
+	noeviction       no victims; the node rejects writes that would exceed
+	                 the budget (engine.Command.MaxMemoryBytes)
+	allkeys-lru      least recently used first (Candidate.LastAccess, the
+	                 engine's access clock)
+	allkeys-lfu      lowest LFU counter first (Candidate.Frequency, Redis's
+	                 logarithmic counter with decay), then least recently used
+	allkeys-random   uniformly random
+	volatile-lru     as allkeys-lru, among keys with an expiry time
+	volatile-lfu     as allkeys-lfu, among keys with an expiry time
+	volatile-random  as allkeys-random, among keys with an expiry time
+	volatile-ttl     soonest expiry first, then least recently used, among
+	                 keys with an expiry time
+
+Every built-in but noeviction puts candidates that have already expired
+first, earliest expiry first. An expired key is invisible to reads and waits
+only for active expiry to remove it, so evicting it loses nothing, while any
+live key the policy ranks above it might be read again. Redis gets the same
+effect differently: its expiry cycle and lazy expiry usually remove such keys
+before eviction looks. Here expiry goes through the Raft log too and can lag,
+so eviction takes them itself.
+
+Ties are broken by position in the batch, so the deterministic policies are
+deterministic. The random ones draw from a math/rand/v2 PCG generator seeded
+per instance from the runtime's entropy. The built-ins are safe for
+concurrent use and keep nothing from a call.
+
+# The Evictor and its pool
+
+Ranking every key is too costly, so, like Redis (evict.c,
+evictionPoolPopulate), the Evictor samples. Each round it draws a few keys
+from the engine (Engine.Sample, 16 by default; only keys with an expiry for a
+volatile policy), merges them with a pool of the best candidates from
+earlier rounds (16 by default, Redis's EVPOOL_SIZE), lets the policy rank the
+lot, takes the best as a victim and keeps the next best as the pool. The pool
+outlives a Select call, so a good candidate seen once stays in the running
+until something better comes along. Before sampling, Select offers the
+policy the keys that have already expired, from the engine's TTL index.
+
+Redis samples 5 keys per round (maxmemory-samples); 16 cost little more here,
+and with them the sampled LRU's hit ratio on a Zipf workload is within a
+fraction of a point of an exact LRU cache of the same size (BenchmarkHitRatio;
+TestHitRatio checks 3 points).
+
+The pool can hold stale entries: a key read since it was pooled still shows
+its old last access, and a key deleted or rewritten since still shows its old
+version. A fresh sample of the key replaces its entry (the newest version
+wins). A stale victim costs a no-op OpEvict at its old version, or, for a key
+read since, an eviction slightly worse than the policy would have chosen;
+Redis accepts the same.
+
+# Bounds
+
+Each Select stops once the victims free the bytes asked for, at the key
+count asked for, when the policy declines every candidate (noeviction, or a
+volatile policy and no key with an expiry), after 4*maxKeys+64 rounds, or
+after 64 rounds in a row that sampled only keys already chosen. At most 256
+already expired keys are taken per Select from the TTL index; the leader's
+active-expiry loop removes the rest.
+
+# Concurrency
+
+An Evictor is not safe for concurrent use: each shard leader owns one. The
+caller holds the engine's read lock for the whole Select, and calls Select
+again only after the OpEvict entries for its previous victims are applied.
+*/
+package eviction

@@ -1,0 +1,190 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction"
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/shards/raftgroup"
+	"github.com/wisp-db/wisp/shards/reclaim"
+)
+
+// Names of the cluster settings in the shard's replicated settings map
+// (engine OpSetMeta). They move to the meta group once it exists.
+const (
+	metaMaxMemory = "max_memory_bytes"
+	metaPolicy    = "eviction_policy"
+)
+
+// DefaultEvictionPolicy is used when neither the cluster setting nor the
+// node's flag names one. Like Redis: never drop data unless told to.
+const DefaultEvictionPolicy = "noeviction"
+
+// settingsCache resolves the memory settings in force: the cluster-wide
+// values stored in the shard's settings map, else the node's flags. It
+// re-parses only when the stored bytes change, and keeps one Policy instance
+// per name so the evictor's pool survives between cycles.
+type settingsCache struct {
+	mu       sync.Mutex
+	rawMax   []byte // guarded by mu: the stored values last parsed
+	rawPol   []byte
+	settings reclaim.Settings // guarded by mu
+	valid    bool
+}
+
+// settings returns the effective memory settings. Cheap: two map lookups
+// under the engine's read lock, then a cached parse.
+func (n *Node) settings() reclaim.Settings {
+	var rawMax, rawPol []byte
+	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
+		rawMax, _ = e.Meta(metaMaxMemory)
+		rawPol, _ = e.Meta(metaPolicy)
+	})
+	c := &n.settingsCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.valid && bytes.Equal(rawMax, c.rawMax) && bytes.Equal(rawPol, c.rawPol) {
+		return c.settings
+	}
+	s := reclaim.Settings{MaxMemoryBytes: n.cfg.MaxMemoryBytes}
+	if v, err := strconv.ParseInt(string(rawMax), 10, 64); err == nil && v >= 0 {
+		s.MaxMemoryBytes = v
+	}
+	name := n.cfg.EvictionPolicy
+	if len(rawPol) > 0 {
+		name = string(rawPol)
+	}
+	p, err := eviction.New(name)
+	if err != nil {
+		n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
+		p, _ = eviction.New(DefaultEvictionPolicy)
+	}
+	if c.valid && c.settings.Policy != nil && c.settings.Policy.Name() == p.Name() {
+		p = c.settings.Policy
+	}
+	s.Policy = p
+	c.rawMax, c.rawPol, c.settings, c.valid = bytes.Clone(rawMax), bytes.Clone(rawPol), s, true
+	return s
+}
+
+// stampBudget sets the noeviction budget on a write command.
+func (n *Node) stampBudget(cmd *engine.Command) {
+	s := n.settings()
+	if s.MaxMemoryBytes > 0 && s.Policy.Name() == "noeviction" {
+		cmd.MaxMemoryBytes = s.MaxMemoryBytes
+	}
+}
+
+func (s *kvService) Expire(ctx context.Context, req *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
+	m := req.Msg
+	if err := s.n.checkKey(m.Key); err != nil {
+		return nil, err
+	}
+	if m.TtlMs <= 0 {
+		return nil, invalidArgument("ttl_ms must be positive (got %d); use Persist to remove an expiry", m.TtlMs)
+	}
+	mut := []engine.Mutation{{Op: engine.OpSetTTL, Key: m.Key, TTLMs: m.TtlMs, IfVersion: m.IfVersion}}
+	return serve(ctx, s.n, req, false, func() (*wispv1.ExpireResponse, error) {
+		res, now, err := s.n.proposeAt(ctx, mut)
+		if err != nil {
+			return nil, err
+		}
+		r := &wispv1.ExpireResponse{Found: res[0].Existed}
+		if r.Found {
+			r.Version, r.ExpiresAtUnixMs = res[0].Version, now+m.TtlMs
+		}
+		return r, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
+		return s.n.fwd.kv(url).Expire(ctx, r)
+	})
+}
+
+func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
+	m := req.Msg
+	if err := s.n.checkKey(m.Key); err != nil {
+		return nil, err
+	}
+	mut := []engine.Mutation{{Op: engine.OpPersist, Key: m.Key, IfVersion: m.IfVersion}}
+	return serve(ctx, s.n, req, false, func() (*wispv1.PersistResponse, error) {
+		res, err := s.n.propose(ctx, mut)
+		if err != nil {
+			return nil, err
+		}
+		r := &wispv1.PersistResponse{Found: res[0].Existed}
+		if r.Found {
+			r.Version = res[0].Version
+		}
+		return r, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
+		return s.n.fwd.kv(url).Persist(ctx, r)
+	})
+}
+
+// GetConfig answers from this replica's settings map (stale by at most the
+// replication lag; settings change rarely).
+func (s *clusterService) GetConfig(ctx context.Context, _ *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
+	set, eff := s.n.config()
+	return connect.NewResponse(&wispv1.GetConfigResponse{Config: set, Effective: eff}), nil
+}
+
+// SetConfig validates the new settings and replicates them through the
+// shard's log; every node picks them up when it applies the entry.
+func (s *clusterService) SetConfig(ctx context.Context, req *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
+	c := req.Msg.Config
+	if c == nil || (c.MaxMemoryBytes == nil && c.EvictionPolicy == nil) {
+		return nil, invalidArgument("config sets nothing: give max_memory_bytes or eviction_policy")
+	}
+	var muts []engine.Mutation
+	if c.MaxMemoryBytes != nil {
+		if *c.MaxMemoryBytes < 0 {
+			return nil, invalidArgument("max_memory_bytes must not be negative (got %d); 0 means no limit", *c.MaxMemoryBytes)
+		}
+		muts = append(muts, engine.Mutation{Op: engine.OpSetMeta, Key: []byte(metaMaxMemory), Value: strconv.AppendInt(nil, *c.MaxMemoryBytes, 10)})
+	}
+	if c.EvictionPolicy != nil {
+		if _, err := eviction.New(*c.EvictionPolicy); err != nil {
+			return nil, invalidArgument("%v", err)
+		}
+		muts = append(muts, engine.Mutation{Op: engine.OpSetMeta, Key: []byte(metaPolicy), Value: []byte(*c.EvictionPolicy)})
+	}
+	return serve(ctx, s.n, req, false, func() (*wispv1.SetConfigResponse, error) {
+		if _, err := s.n.group.Propose(ctx, &engine.Command{Mutations: muts}); err != nil {
+			return nil, err
+		}
+		set, eff := s.n.config()
+		return &wispv1.SetConfigResponse{Config: set, Effective: eff}, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
+		return s.n.fwd.cluster(url).SetConfig(ctx, r)
+	})
+}
+
+// config returns the cluster-wide settings as stored and as in force here.
+func (n *Node) config() (set, effective *wispv1.ClusterConfig) {
+	set = &wispv1.ClusterConfig{}
+	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
+		if v, ok := e.Meta(metaMaxMemory); ok {
+			if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				set.MaxMemoryBytes = &i
+			}
+		}
+		if v, ok := e.Meta(metaPolicy); ok {
+			p := string(v)
+			set.EvictionPolicy = &p
+		}
+	})
+	s := n.settings()
+	name := s.Policy.Name()
+	return set, &wispv1.ClusterConfig{MaxMemoryBytes: &s.MaxMemoryBytes, EvictionPolicy: &name}
+}
+
+func memoryFullError(budget int64) error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"memory budget of %d bytes is full and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", budget))
+}
