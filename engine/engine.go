@@ -52,6 +52,9 @@ type Engine struct {
 	// applied is the index of the last log entry given to Apply (accepted or
 	// rejected) or restored. Invariant: it only grows, except by Restore.
 	applied uint64
+	// clockUnixMs is the largest NowUnixMs of any command applied since New
+	// or Restore: the cluster's time as the log has seen it.
+	clockUnixMs int64
 	// memoryUsed is MemoryUsed. Owned like tree. Invariant: it equals the
 	// sum of footprint over tree, kept in step by store and unstore.
 	memoryUsed int64
@@ -138,6 +141,14 @@ func New() *Engine {
 	return &Engine{tree: newTree(), ttl: newTTLIndex()}
 }
 
+// ClockUnixMs returns the largest NowUnixMs among the commands applied since
+// New or Restore (0 if none). Leaders stamp time into commands, so this is
+// the latest time any leader has vouched for: callers take the later of it
+// and their own clock, so that time never runs backwards across a leader
+// change to a node whose clock is behind, and a key expired by one leader's
+// clock stays expired.
+func (e *Engine) ClockUnixMs() int64 { return e.clockUnixMs }
+
 // AppliedIndex returns the index of the last log entry given to Apply
 // (whether accepted or rejected) or restored by Restore; 0 for a new Engine.
 func (e *Engine) AppliedIndex() uint64 {
@@ -187,6 +198,9 @@ func (e *Engine) Apply(index uint64, cmd *Command) Result {
 		return Result{Err: fmt.Errorf("engine: apply %d: %w: index not above applied index %d", index, ErrInvalidCommand, e.applied)}
 	}
 	e.applied = index
+	if cmd != nil && cmd.NowUnixMs > e.clockUnixMs {
+		e.clockUnixMs = cmd.NowUnixMs
+	}
 	if err := validate(cmd); err != nil {
 		return Result{Err: fmt.Errorf("engine: apply %d: %w", index, err)}
 	}

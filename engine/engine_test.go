@@ -662,3 +662,18 @@ func TestKeyOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestClockUnixMs(t *testing.T) {
+	e := New()
+	if got := e.ClockUnixMs(); got != 0 {
+		t.Fatalf("new engine: ClockUnixMs() = %d; want 0", got)
+	}
+	for i, now := range []int64{1000, 5000, 3000, 7000} {
+		e.Apply(uint64(i+1), &Command{NowUnixMs: now, Mutations: []Mutation{{Op: OpPut, Key: []byte("k"), Value: []byte("v")}}})
+	}
+	// A command stamped by a leader whose clock is behind does not move
+	// the clock back.
+	if got := e.ClockUnixMs(); got != 7000 {
+		t.Errorf("ClockUnixMs() = %d; want 7000, the largest stamp", got)
+	}
+}

@@ -307,7 +307,8 @@ func (n *Node) awaitLeader(ctx context.Context, not string) string {
 	}
 }
 
-func (n *Node) now() int64 { return n.cfg.Now().UnixMilli() }
+// now is the time reads judge expiry by: see raftgroup.Group.NowUnixMs.
+func (n *Node) now() int64 { return n.group.NowUnixMs() }
 
 func consistency(c wispv1.Consistency) (raftgroup.Consistency, error) {
 	switch c {

@@ -94,7 +94,8 @@ func Open(cfg Config) (*Node, error) {
 	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n.group)
 	n.reclaim = reclaim.Start(reclaim.Config{
 		Group: n.group, Settings: n.settings, Interval: cfg.ReclaimInterval,
-		Now: cfg.Now, Logger: n.log, Registerer: n.metrics.reg,
+		Now:    func() time.Time { return time.UnixMilli(n.group.NowUnixMs()) },
+		Logger: n.log, Registerer: n.metrics.reg,
 	})
 	n.handler = n.newHandler()
 	return n, nil

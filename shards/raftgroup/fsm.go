@@ -23,6 +23,9 @@ type fsm struct {
 	// applied is the highest log index handed to the engine (commands) or seen
 	// (configuration entries). Written by the FSM goroutine, read by anyone.
 	applied atomic.Uint64
+	// clock is the engine's ClockUnixMs, for readers that must not take
+	// the engine lock for it.
+	clock atomic.Int64
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -52,10 +55,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		out[i] = f.eng.Apply(l.Index, &cmd)
 	}
+	clock := f.eng.ClockUnixMs()
 	f.mu.Unlock()
 	if last != 0 {
 		f.applied.Store(last)
 	}
+	f.clock.Store(clock)
 	return out
 }
 
@@ -86,6 +91,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.eng = eng
 	f.mu.Unlock()
 	f.applied.Store(eng.AppliedIndex())
+	if c := eng.ClockUnixMs(); c > f.clock.Load() {
+		f.clock.Store(c)
+	}
 	return nil
 }
 

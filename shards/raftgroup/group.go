@@ -240,7 +240,7 @@ func (g *Group) Propose(ctx context.Context, cmd *engine.Command) (engine.Result
 	if g.raft.State() != raft.Leader {
 		return engine.Result{}, ErrNotLeader
 	}
-	cmd.NowUnixMs = g.cfg.Now().UnixMilli()
+	cmd.NowUnixMs = g.NowUnixMs()
 	data := engine.AppendCommand(nil, cmd)
 
 	timeout := time.Duration(0) // raft: 0 waits for the apply queue forever
@@ -341,6 +341,14 @@ func (g *Group) termBarrier(ctx context.Context, term uint64) error {
 	}
 	g.barrierTerm.Store(term)
 	return nil
+}
+
+// NowUnixMs is the group's time: the later of this node's clock and the
+// latest time any leader stamped into an applied command. Proposals and reads
+// use it, so time never runs backwards across a leader change to a node
+// whose clock is behind: a key expired under one leader stays expired.
+func (g *Group) NowUnixMs() int64 {
+	return max(g.cfg.Now().UnixMilli(), g.fsm.clock.Load())
 }
 
 // Leader returns the current leader's node id and Raft address, empty if unknown.
