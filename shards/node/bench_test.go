@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -12,9 +13,12 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -134,4 +138,128 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkExpiryLag loads 1,000,000 volatile keys that all expire within
+// one minute, keeps a write load running while they expire, and reports the
+// expiry lag (expiry time → the leader applies the Expire entry that
+// removes the key) from the wisp_expiry_lag_seconds histogram. Run it once:
+//
+//	go test -run '^$' -bench BenchmarkExpiryLag -benchtime 1x -timeout 20m ./shards/node
+func BenchmarkExpiryLag(b *testing.B) {
+	const (
+		keys      = 1_000_000
+		batchSize = 1000
+		window    = 60 * time.Second
+		lead      = 15 * time.Second // loading takes a while; the first keys expire after this
+		writers   = 16
+	)
+	reg := prometheus.NewRegistry()
+	c := nodetest.Start(b, nodetest.Options{Tune: func(cfg *node.Config) { cfg.Registerer = reg }})
+	url := c.URL(c.WaitLeader(5 * time.Second))
+	kv := wispv1connect.NewKVServiceClient(h2cClient(), url)
+	ctx := context.Background()
+
+	start := time.Now()
+	expiryStart := start.Add(lead)
+	var (
+		wg      sync.WaitGroup
+		next    atomic.Int64
+		loadErr atomic.Value
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				first := int(next.Add(batchSize)) - batchSize
+				if first >= keys {
+					return
+				}
+				req := &wispv1.BatchRequest{}
+				for i := first; i < first+batchSize; i++ {
+					expiresAt := expiryStart.Add(time.Duration(i) * window / keys)
+					ttl := max(time.Until(expiresAt).Milliseconds(), 1)
+					req.Ops = append(req.Ops, &wispv1.BatchOp{Op: &wispv1.BatchOp_Put{Put: &wispv1.PutRequest{
+						Key: fmt.Appendf(nil, "vol/%08d", i), Value: []byte("0123456789abcdef"), TtlMs: ttl,
+					}}})
+				}
+				if _, err := kv.Batch(ctx, connect.NewRequest(req)); err != nil {
+					loadErr.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := loadErr.Load(); err != nil {
+		b.Fatalf("load: %v", err)
+	}
+	b.Logf("loaded %d volatile keys in %v", keys, time.Since(start).Round(time.Millisecond))
+
+	// A write load (non-volatile keys) while the keys expire.
+	var (
+		stop   atomic.Bool
+		writes atomic.Int64
+	)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			value := make([]byte, 256)
+			for i := 0; !stop.Load(); i++ {
+				if _, err := kv.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: fmt.Appendf(nil, "load/%02d/%06d", w, i%100000), Value: value})); err == nil {
+					writes.Add(1)
+				}
+			}
+		}()
+	}
+	loadStart := time.Now()
+	leader := c.Node(c.WaitLeader(5 * time.Second))
+	deadline := expiryStart.Add(window + 60*time.Second)
+	for stats(leader).VolatileKeys > 0 {
+		if time.Now().After(deadline) {
+			stop.Store(true)
+			wg.Wait()
+			b.Fatalf("%d volatile keys left a minute after the last expiry time", stats(leader).VolatileKeys)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop.Store(true)
+	wg.Wait()
+	writeRate := float64(writes.Load()) / time.Since(loadStart).Seconds()
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var h *dto.Histogram
+	for _, mf := range mfs {
+		if mf.GetName() != "wisp_expiry_lag_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetHistogram().GetSampleCount() > h.GetSampleCount() {
+				h = m.GetHistogram()
+			}
+		}
+	}
+	if h.GetSampleCount() < keys*9/10 {
+		b.Fatalf("lag histogram has %d samples; want about %d", h.GetSampleCount(), keys)
+	}
+	b.ReportMetric(histQuantile(h, 0.50), "lag-p50-s")
+	b.ReportMetric(histQuantile(h, 0.99), "lag-p99-s")
+	b.ReportMetric(float64(h.GetSampleCount()), "expired")
+	b.ReportMetric(writeRate, "writes/s")
+}
+
+// histQuantile returns the upper bound of the bucket holding quantile q.
+func histQuantile(h *dto.Histogram, q float64) float64 {
+	want := uint64(q * float64(h.GetSampleCount()))
+	for _, bk := range h.GetBucket() {
+		if bk.GetCumulativeCount() >= want {
+			return bk.GetUpperBound()
+		}
+	}
+	return math.Inf(1)
 }
