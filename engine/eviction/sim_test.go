@@ -36,9 +36,18 @@ type simConfig struct {
 	reads  int    // reads in the trace
 	seed   uint64 // of the trace and of the sampling
 	ttlMod int    // key ids divisible by ttlMod get simLongTTLMs; 0: none
+	// readsPerMs is the number of reads per logical millisecond; 0 means 1.
+	// It sets how fast LFU counters decay (one step per idle minute)
+	// relative to the access rate.
+	readsPerMs int
 	// budgetPercent is the memory budget as a percentage of the full
 	// keyspace's MemoryUsed.
 	budgetPercent int64
+}
+
+// now returns the logical time of read i.
+func (c simConfig) now(i int) int64 {
+	return simEpochUnixMs + int64(i/max(c.readsPerMs, 1))
 }
 
 // hasTTL reports whether key id carries a TTL under c.
@@ -135,7 +144,7 @@ func simulateEngine(tb testing.TB, c simConfig, b simBudget, p Policy) (simResul
 		evict   = &engine.Command{}
 	)
 	for i := range c.reads {
-		now := int64(simEpochUnixMs + i)
+		now := c.now(i)
 		id := z.next()
 		if _, ok := e.Get(simKey(&buf, id), now); ok {
 			res.hits++
