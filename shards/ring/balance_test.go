@@ -147,12 +147,13 @@ func TestPlaceMovement(t *testing.T) {
 	const replicas, trials, seed = 3, 100, 12
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("add one node: replicas moved / ideal 3S/(N+1); n1..nN+1, then %d random ID sets (PCG seed %d)", trials, seed)
-	t.Logf("%6s %5s %6s %7s %6s %6s %6s %9s %17s", "shards", "nodes", "ideal", "n1..nN", "mean", "p90", "max", ">1.3", "shard-order mean")
+	t.Logf("%6s %5s %6s %7s %6s %6s %6s %6s   %s", "shards", "nodes", "ideal", "n1..nN", "mean", "p90", "max", ">1.3",
+		"shard-order: mean, >1.3, sets over cap")
 	for _, shards := range []int{16, 64} {
 		for _, n := range []int{3, 5, 10} {
 			ideal := float64(replicas*shards) / float64(n+1)
 			var ratios, greedyRatios []float64
-			over := 0
+			over, greedyOver, greedyOverCap := 0, 0, 0
 			for trial := range trials + 1 {
 				nodes := namedNodes(n + 1)
 				if trial > 0 {
@@ -169,14 +170,23 @@ func TestPlaceMovement(t *testing.T) {
 					over++
 				}
 				ratios = append(ratios, ratio)
-				gb, _ := shardOrderGreedy(shards, nodes[:n], replicas)
-				ga, _ := shardOrderGreedy(shards, nodes, replicas)
+				if trial == 0 {
+					continue
+				}
+				gb, overBefore := shardOrderGreedy(shards, nodes[:n], replicas)
+				ga, overAfter := shardOrderGreedy(shards, nodes, replicas)
 				greedyRatios = append(greedyRatios, float64(moved(gb, ga))/ideal)
+				if greedyRatios[len(greedyRatios)-1] > 1.3 {
+					greedyOver++
+				}
+				if overBefore+overAfter > 0 {
+					greedyOverCap++
+				}
 			}
 			s := summarize(ratios[1:])
-			t.Logf("%6d %5d %6.1f %7.2f %6.2f %6.2f %6.2f %8.0f%% %17.2f",
+			t.Logf("%6d %5d %6.1f %7.2f %6.2f %6.2f %6.2f %5.0f%%   %.2f, %.0f%%, %.0f%%",
 				shards, n, ideal, ratios[0], s.mean, s.p90, s.max, 100*float64(over-boolInt(ratios[0] > 1.3))/trials,
-				summarize(greedyRatios).mean)
+				summarize(greedyRatios).mean, 100*float64(greedyOver)/trials, 100*float64(greedyOverCap)/trials)
 		}
 	}
 
