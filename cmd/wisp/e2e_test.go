@@ -63,6 +63,14 @@ func TestE2E(t *testing.T) {
 		{[]string{"kv", "put", "user/b", "2", "--ttl", "1h"}, 0, "", ""},
 		{[]string{"kv", "scan", "user/"}, 0, "user/a\t1\nuser/b\t2\n", ""},
 		{[]string{"kv", "scan", "--keys-only", "--limit", "2"}, 0, "greeting\nuser/a\n", ""},
+		{[]string{"kv", "expire", "user/a", "10m"}, 0, "", ""},
+		{[]string{"kv", "persist", "user/a"}, 0, "", ""},
+		{[]string{"kv", "ttl", "user/a"}, 0, "none\n", ""},
+		{[]string{"kv", "expire", "missing", "10s"}, 1, "", "Error: key not found: \"missing\"\n"},
+		{[]string{"kv", "expire", "user/a", "0s"}, 2, "",
+			"Error: invalid TTL \"0s\": want a positive duration such as 10s or 1h\nRun 'wisp kv expire --help' for usage.\n"},
+		{[]string{"config", "set", "eviction-policy", "allkeys-lru"}, 0, "", ""},
+		{[]string{"config", "set", "max-memory", "64MiB"}, 0, "", ""},
 		{[]string{"kv", "del", "greeting"}, 0, "", ""},
 		{[]string{"kv", "get", "greeting"}, 1, "", "Error: key not found: \"greeting\"\n"},
 	}
@@ -73,6 +81,16 @@ func TestE2E(t *testing.T) {
 			t.Errorf("wisp %q = exit %d, stdout %q, stderr %q; want %d, %q, %q",
 				st.args, r.code, r.stdout, r.stderr, st.code, st.stdout, st.stderr)
 		}
+	}
+
+	r = wisp(t, ep, "kv", "ttl", "user/b")
+	if d, err := time.ParseDuration(strings.TrimSpace(r.stdout)); r.code != 0 || err != nil || d <= 59*time.Minute || d > time.Hour {
+		t.Errorf("kv ttl user/b = %q (exit %d); want just under 1h", r.stdout, r.code)
+	}
+	r = wisp(t, ep, "config", "get")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^max-memory\s+64 MiB \(67108864\)\s+64 MiB`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^eviction-policy\s+allkeys-lru\s+allkeys-lru$`).MatchString(r.stdout) {
+		t.Errorf("config get = exit %d:\n%s", r.code, r.stdout)
 	}
 
 	r = wisp(t, ep, "--output=json", "kv", "get", "user/b")

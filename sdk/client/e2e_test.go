@@ -75,3 +75,70 @@ func TestE2E(t *testing.T) {
 		t.Errorf("Get after the leader was killed = %v, %v; want found", found, err)
 	}
 }
+
+// TestE2ETTLAndConfig: Expire, Persist, TTL and the cluster-wide settings
+// against a real cluster.
+func TestE2ETTLAndConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cl := newClient(t, c.URL(1))
+
+	v, err := cl.Put(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl, found, err := cl.TTL(ctx, "k"); err != nil || !found || ttl != 0 {
+		t.Errorf("TTL without expiry = %v, %v, %v; want 0, true", ttl, found, err)
+	}
+	found, v2, err := cl.Expire(ctx, "k", time.Hour, client.WithIfVersion(v))
+	if err != nil || !found || v2 <= v {
+		t.Fatalf("Expire = %v, %d, %v; want found at a version above %d", found, v2, err, v)
+	}
+	if ttl, _, err := cl.TTL(ctx, "k"); err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL after Expire(1h) = %v, %v; want just under 1h", ttl, err)
+	}
+	if _, _, err := cl.Expire(ctx, "k", time.Hour, client.WithIfVersion(v)); !errors.Is(err, client.ErrPreconditionFailed) {
+		t.Errorf("Expire at a stale version = %v; want ErrPreconditionFailed", err)
+	}
+	if found, _, err := cl.Persist(ctx, "k"); err != nil || !found {
+		t.Errorf("Persist = %v, %v", found, err)
+	}
+	if ttl, _, err := cl.TTL(ctx, "k"); err != nil || ttl != 0 {
+		t.Errorf("TTL after Persist = %v, %v; want 0", ttl, err)
+	}
+	if found, _, err := cl.Expire(ctx, "missing", time.Second); err != nil || found {
+		t.Errorf("Expire(missing) = %v, %v; want not found, no error", found, err)
+	}
+
+	budget, policy := int64(64<<20), "allkeys-lfu"
+	set, eff, err := cl.SetConfig(ctx, client.Config{MaxMemoryBytes: &budget, EvictionPolicy: &policy})
+	if err != nil {
+		t.Fatalf("SetConfig: %v", err)
+	}
+	if *set.MaxMemoryBytes != budget || *set.EvictionPolicy != policy || *eff.EvictionPolicy != policy {
+		t.Errorf("SetConfig = %+v, %+v; want %d and %s", set, eff, budget, policy)
+	}
+	bad := "lru-please"
+	if _, _, err := cl.SetConfig(ctx, client.Config{EvictionPolicy: &bad}); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("SetConfig(bad policy) = %v; want ErrInvalidArgument", err)
+	}
+	// Every node applies the setting once it commits.
+	for i := range c.Size() {
+		other := newClient(t, c.URL(i))
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			_, eff, err := other.GetConfig(ctx)
+			if err == nil && eff.MaxMemoryBytes != nil && *eff.MaxMemoryBytes == budget && *eff.EvictionPolicy == policy {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: GetConfig = %+v, %v; want %d and %s", i+1, eff, err, budget, policy)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
