@@ -50,9 +50,22 @@ func expiresAt(unixMs int64) time.Time {
 // does not exist or has expired. Get is retried on Unavailable and on
 // transport errors.
 func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (item Item, found bool, err error) {
-	const op = "get"
+	res, err := c.get(ctx, "get", key, opts)
+	if err != nil || !res.GetFound() {
+		return Item{}, false, err
+	}
+	return Item{
+		Key:       key,
+		Value:     res.GetValue(),
+		Version:   res.GetVersion(),
+		ExpiresAt: expiresAt(res.GetExpiresAtUnixMs()),
+	}, true, nil
+}
+
+// get sends a GetRequest for op (get, ttl), with the read options applied.
+func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (*wispv1.GetResponse, error) {
 	if key == "" {
-		return Item{}, false, wrapError(op, key, 0, errEmptyKey)
+		return nil, wrapError(op, key, 0, errEmptyKey)
 	}
 	var rc readConfig
 	for _, o := range opts {
@@ -62,7 +75,7 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (item 
 	}
 	consistency, err := rc.consistency.proto()
 	if err != nil {
-		return Item{}, false, wrapError(op, key, 0, err)
+		return nil, wrapError(op, key, 0, err)
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -75,17 +88,9 @@ func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (item 
 		return r.Msg, nil
 	})
 	if err != nil {
-		return Item{}, false, wrapError(op, key, attempts, err)
+		return nil, wrapError(op, key, attempts, err)
 	}
-	if !res.GetFound() {
-		return Item{}, false, nil
-	}
-	return Item{
-		Key:       key,
-		Value:     res.GetValue(),
-		Version:   res.GetVersion(),
-		ExpiresAt: expiresAt(res.GetExpiresAtUnixMs()),
-	}, true, nil
+	return res, nil
 }
 
 // Put writes value to key and returns the key's new version. With

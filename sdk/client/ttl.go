@@ -75,32 +75,9 @@ func (c *Client) Persist(ctx context.Context, key string, opts ...WriteOption) (
 // found is false if the key does not exist; ttl is 0 for a key without an
 // expiry. It is retried like Get.
 func (c *Client) TTL(ctx context.Context, key string, opts ...ReadOption) (ttl time.Duration, found bool, err error) {
-	const op = "ttl"
-	if key == "" {
-		return 0, false, wrapError(op, key, 0, errEmptyKey)
-	}
-	var rc readConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyToRead(&rc)
-		}
-	}
-	consistency, err := rc.consistency.proto()
+	res, err := c.get(ctx, "ttl", key, opts)
 	if err != nil {
-		return 0, false, wrapError(op, key, 0, err)
-	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	req := &wispv1.GetRequest{Key: []byte(key), Consistency: consistency}
-	res, attempts, err := invoke(ctx, c, readCall, func(ctx context.Context, ep *endpoint) (*wispv1.GetResponse, error) {
-		r, err := ep.kv.Get(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
-	})
-	if err != nil {
-		return 0, false, wrapError(op, key, attempts, err)
+		return 0, false, err
 	}
 	return time.Duration(res.GetTtlMs()) * time.Millisecond, res.GetFound(), nil
 }

@@ -42,9 +42,10 @@ type KeyRing struct {
 // (0 selects DefaultKeyVnodes). Shard i owns the tokens
 // KeyToken(i, 0..vnodes-1).
 //
-// The shard count is fixed when a cluster is created: changing it moves
-// about every key. NewKeyRing panics if shards < 1, vnodes < 0 or
-// shards × vnodes > 2^24; callers validate flags first.
+// The shard count and vnodes are fixed when a cluster is created: other
+// values map part of the keyspace to other shards. NewKeyRing panics if
+// shards < 1, vnodes < 0 or shards × vnodes > 2^24; callers validate flags
+// first.
 func NewKeyRing(shards, vnodes int) *KeyRing {
 	if vnodes == 0 {
 		vnodes = DefaultKeyVnodes
