@@ -1,0 +1,122 @@
+package reclaim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction"
+	"github.com/wisp-db/wisp/shards/raftgroup"
+)
+
+// singleReplica starts a one-replica group (its own quorum) on loopback.
+func singleReplica(t *testing.T) *raftgroup.Group {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	g, err := raftgroup.Open(raftgroup.Config{
+		NodeID: "n1", Dir: t.TempDir(), RaftAddr: addr,
+		Peers:  []raftgroup.Peer{{ID: "n1", Addr: addr}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !g.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return g
+}
+
+func putN(t *testing.T, g *raftgroup.Group, n int, ttlMs int64, value []byte) {
+	t.Helper()
+	for i := range n {
+		cmd := &engine.Command{Mutations: []engine.Mutation{{Op: engine.OpPut, Key: fmt.Appendf(nil, "k%05d", i), Value: value, TTLMs: ttlMs}}}
+		if res, err := g.Propose(context.Background(), cmd); err != nil || res.Err != nil {
+			t.Fatalf("put %d: %v %v", i, err, res.Err)
+		}
+	}
+}
+
+func stats(g *raftgroup.Group) engine.Stats {
+	var s engine.Stats
+	g.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { s = e.Stats() })
+	return s
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestActiveExpiry(t *testing.T) {
+	g := singleReplica(t)
+	putN(t, g, 2500, 50, []byte("v")) // more than two Expire entries' worth
+	reg := prometheus.NewRegistry()
+	r := Start(Config{Group: g, Settings: func() Settings { return Settings{} }, Interval: 10 * time.Millisecond, Registerer: reg})
+	defer r.Close()
+	waitFor(t, "all keys expired", func() bool { return stats(g).Keys == 0 })
+	if got := testutil.ToFloat64(r.metrics.expired); got != 2500 {
+		t.Errorf("wisp_expired_keys_total = %v; want 2500", got)
+	}
+	if n := testutil.CollectAndCount(reg, "wisp_expiry_lag_seconds"); n != 1 {
+		t.Errorf("lag histogram series = %d; want 1", n)
+	}
+}
+
+func TestEvictionToBudget(t *testing.T) {
+	g := singleReplica(t)
+	putN(t, g, 1000, 0, make([]byte, 200))
+	used := stats(g).MemoryUsedBytes
+	policy, err := eviction.New("allkeys-lru")
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := used / 2
+	r := Start(Config{Group: g, Settings: func() Settings { return Settings{MaxMemoryBytes: budget, Policy: policy} }, Interval: 10 * time.Millisecond})
+	defer r.Close()
+	waitFor(t, "memory under budget", func() bool { return stats(g).MemoryUsedBytes <= budget })
+	s := stats(g)
+	if low := budget / 100 * (LowWatermarkPercent - 3); s.MemoryUsedBytes < low {
+		t.Errorf("memory %d after eviction; want near the budget %d, not far below (%d)", s.MemoryUsedBytes, budget, low)
+	}
+	if s.EvictedTotal == 0 || s.Keys >= 1000 {
+		t.Errorf("stats %+v; want evictions", s)
+	}
+}
+
+func TestNoEvictionDoesNotEvict(t *testing.T) {
+	g := singleReplica(t)
+	putN(t, g, 200, 0, make([]byte, 200))
+	policy, _ := eviction.New("noeviction")
+	r := Start(Config{Group: g, Settings: func() Settings { return Settings{MaxMemoryBytes: 1, Policy: policy} }, Interval: 5 * time.Millisecond})
+	time.Sleep(100 * time.Millisecond) // many cycles; none may evict
+	r.Close()
+	if s := stats(g); s.Keys != 200 || s.EvictedTotal != 0 {
+		t.Errorf("stats %+v; want all 200 keys, no evictions under noeviction", s)
+	}
+	r.Close() // safe twice
+}
