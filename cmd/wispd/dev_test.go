@@ -129,6 +129,24 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		}
 		want[key] = resp.Msg.Version
 	}
+	// Every node's port serves the process's metrics, labelled by node.
+	resp, err := http.Get(urls[1] + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`wisp_requests_total{code="ok",method="Put",node=`,
+		`wisp_memory_used_bytes{node="n1"}`, `wisp_memory_budget_bytes{node="n3"}`,
+		`wisp_raft_is_leader{node="n2"}`, `wisp_expiry_lag_seconds_bucket{node=`,
+		"go_goroutines", "process_cpu_seconds_total",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	t0 := time.Now()
 	stop(cmd, logs)
 	t.Logf("SIGTERM to exit: %v", time.Since(t0))

@@ -8,7 +8,9 @@ import (
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/shards/raftgroup"
+	"github.com/wisp-db/wisp/shards/reclaim"
 )
 
 // metrics are one node's Prometheus series, labelled node=<id>.
@@ -21,7 +23,7 @@ type metrics struct {
 	forwarded prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group) *metrics {
+func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group, settings func() reclaim.Settings) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wisp_requests_total", Help: "API requests served, by method and Connect code.",
@@ -50,6 +52,16 @@ func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group) *m
 			return 0
 		}),
 		gauge("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", func(s raftgroup.Status) float64 { return float64(s.KeyCount) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wisp_memory_used_bytes", Help: "Accounted memory of the local replica's data.",
+		}, func() float64 {
+			var used int64
+			g.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used = e.MemoryUsed() })
+			return float64(used)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wisp_memory_budget_bytes", Help: "Memory budget in force for the local replica's shard (0: none).",
+		}, func() float64 { return float64(settings().MaxMemoryBytes) }),
 	}
 	if reg != nil {
 		m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": nodeID}, reg)

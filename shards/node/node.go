@@ -91,7 +91,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
 	n.fwd = newForwarder(cfg.ID)
-	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n.group)
+	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n.group, n.settings)
 	n.reclaim = reclaim.Start(reclaim.Config{
 		Group: n.group, Settings: n.settings, Interval: cfg.ReclaimInterval,
 		Now:    func() time.Time { return time.UnixMilli(n.group.NowUnixMs()) },

@@ -26,9 +26,10 @@ const DefaultLoadFactor = 1.1
 // Limits of Place, so that its O(S × N) work and memory and its integer
 // arithmetic stay bounded. Real clusters are far below them.
 const (
-	maxShards   = 1 << 16
-	maxReplicas = 16
-	maxNodes    = 1 << 16
+	maxShards     = 1 << 16
+	maxReplicas   = 16
+	maxNodes      = 1 << 16
+	maxNodeTokens = 1 << 24 // nodes × vnodes
 )
 
 // ErrTooFewNodes is returned by Place when there are fewer nodes than
@@ -81,10 +82,10 @@ type ShardReplicas struct {
 
 // NodeLoad is what one node holds in a Placement.
 type NodeLoad struct {
-	ID       string
-	Zone     string
-	Replicas int // replicas placed on the node
-	Leaders  int // shards whose preferred leader is the node
+	ID       string // as given to Place
+	Zone     string // as given to Place
+	Replicas int    // replicas placed on the node
+	Leaders  int    // shards whose preferred leader is the node
 }
 
 // Option configures Place.
@@ -97,8 +98,8 @@ type options struct {
 
 // WithLoadFactor sets c, the bound on load relative to the mean (default
 // DefaultLoadFactor, 1.1). It is used to three decimals and must be at least
-// 1. A c of len(nodes) or more lifts the bound: the placement is then a
-// plain consistent-hash ring.
+// 1 (Place refuses 0, NaN and anything below 1). A c of len(nodes) or more
+// lifts the bound: the placement is then a plain consistent-hash ring.
 func WithLoadFactor(c float64) Option {
 	return func(o *options) {
 		switch {
@@ -112,7 +113,7 @@ func WithLoadFactor(c float64) Option {
 }
 
 // WithVnodes sets the number of tokens each node owns on the node ring
-// (default DefaultNodeVnodes, 128; must be at least 1).
+// (default DefaultNodeVnodes, 128; Place refuses 0 and negative counts).
 func WithVnodes(v int) Option {
 	return func(o *options) { o.vnodes = v }
 }
@@ -180,7 +181,9 @@ type placer struct {
 // The result depends only on shards, replicas, the set of nodes (their
 // order does not matter) and the options. Place returns ErrTooFewNodes if
 // len(nodes) < replicas, ErrDuplicateNode if two nodes share an ID, and an
-// error for shards < 1, replicas < 1, an empty node ID, c < 1 or vnodes < 1.
+// error for shards < 1, replicas < 1, an empty node ID, c < 1, vnodes < 1,
+// or inputs past its limits (2^16 shards or nodes, 16 replicas, 2^24 node
+// tokens).
 func Place(shards int, nodes []Node, replicas int, opts ...Option) (Placement, error) {
 	o := options{loadFactorMilli: int(math.Round(DefaultLoadFactor * 1000)), vnodes: DefaultNodeVnodes}
 	for _, opt := range opts {
@@ -195,8 +198,8 @@ func Place(shards int, nodes []Node, replicas int, opts ...Option) (Placement, e
 		return Placement{}, fmt.Errorf("ring: place on %d nodes: need at most %d", len(nodes), maxNodes)
 	case o.loadFactorMilli < 1000:
 		return Placement{}, fmt.Errorf("ring: load factor %.3f: need at least 1", float64(o.loadFactorMilli)/1000)
-	case o.vnodes < 1 || o.vnodes > math.MaxInt32:
-		return Placement{}, fmt.Errorf("ring: %d vnodes per node: need at least 1", o.vnodes)
+	case o.vnodes < 1 || o.vnodes > maxNodeTokens/max(1, len(nodes)):
+		return Placement{}, fmt.Errorf("ring: %d vnodes per node: need 1 to %d in all", o.vnodes, maxNodeTokens)
 	case len(nodes) < replicas:
 		return Placement{}, fmt.Errorf("ring: place %d replicas per shard on %d nodes: %w", replicas, len(nodes), ErrTooFewNodes)
 	}
@@ -225,10 +228,10 @@ func Place(shards int, nodes []Node, replicas int, opts ...Option) (Placement, e
 	cands := p.walk(o.vnodes)
 
 	// Pass 1: distinct zones. A shard can span at most min(R, zones) zones.
-	strict := min(replicas, p.zones)
-	p.greedy(cands, strict, true)
+	spread := min(replicas, p.zones)
+	p.greedy(cands, spread, true)
 	for s := range shards {
-		for len(p.reps[s]) < strict {
+		for len(p.reps[s]) < spread {
 			if !p.augment(s, true) {
 				break // zones stay a preference: pass 2 fills the shard
 			}
