@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -65,13 +66,7 @@ func NewKeyRing(shards, vnodes int) *KeyRing {
 		}
 	}
 	slices.SortFunc(all, func(a, b token) int {
-		if a.hash != b.hash {
-			if a.hash < b.hash {
-				return -1
-			}
-			return 1
-		}
-		return int(a.shard) - int(b.shard)
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.shard, b.shard))
 	})
 	r := &KeyRing{
 		shards: shards,

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ const (
 	maxReplicas   = 16
 	maxNodes      = 1 << 16
 	maxNodeTokens = 1 << 24 // nodes × vnodes
+	maxPairs      = 1 << 22 // shards × nodes: about 40 bytes each
 )
 
 // ErrTooFewNodes is returned by Place when there are fewer nodes than
@@ -182,8 +184,8 @@ type placer struct {
 // order does not matter) and the options. Place returns ErrTooFewNodes if
 // len(nodes) < replicas, ErrDuplicateNode if two nodes share an ID, and an
 // error for shards < 1, replicas < 1, an empty node ID, c < 1, vnodes < 1,
-// or inputs past its limits (2^16 shards or nodes, 16 replicas, 2^24 node
-// tokens).
+// or inputs past its limits (2^16 shards or nodes, 2^22 shards × nodes, 16
+// replicas, 2^24 node tokens).
 func Place(shards int, nodes []Node, replicas int, opts ...Option) (Placement, error) {
 	o := options{loadFactorMilli: int(math.Round(DefaultLoadFactor * 1000)), vnodes: DefaultNodeVnodes}
 	for _, opt := range opts {
@@ -194,8 +196,9 @@ func Place(shards int, nodes []Node, replicas int, opts ...Option) (Placement, e
 		return Placement{}, fmt.Errorf("ring: place %d shards: need 1 to %d", shards, maxShards)
 	case replicas < 1 || replicas > maxReplicas:
 		return Placement{}, fmt.Errorf("ring: place %d replicas per shard: need 1 to %d", replicas, maxReplicas)
-	case len(nodes) > maxNodes:
-		return Placement{}, fmt.Errorf("ring: place on %d nodes: need at most %d", len(nodes), maxNodes)
+	case len(nodes) > maxNodes || shards*len(nodes) > maxPairs:
+		return Placement{}, fmt.Errorf("ring: place %d shards on %d nodes: need at most %d nodes and %d shards × nodes",
+			shards, len(nodes), maxNodes, maxPairs)
 	case o.loadFactorMilli < 1000:
 		return Placement{}, fmt.Errorf("ring: load factor %.3f: need at least 1", float64(o.loadFactorMilli)/1000)
 	case o.vnodes < 1 || o.vnodes > maxNodeTokens/max(1, len(nodes)):
@@ -290,13 +293,7 @@ func (p *placer) walk(vnodes int) []candidate {
 		}
 	}
 	slices.SortFunc(ring, func(a, b token) int {
-		if a.hash != b.hash {
-			if a.hash < b.hash {
-				return -1
-			}
-			return 1
-		}
-		return a.node - b.node
+		return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.node, b.node))
 	})
 	p.rank = make([][]int, p.shards)
 	p.pref = make([][]int, p.shards)
@@ -305,15 +302,7 @@ func (p *placer) walk(vnodes int) []candidate {
 	cands := make([]candidate, 0, p.shards*numNodes)
 	for s := range p.shards {
 		point := ShardPoint(s)
-		start, _ := slices.BinarySearchFunc(ring, point, func(t token, h uint64) int {
-			if t.hash < h {
-				return -1
-			}
-			if t.hash > h {
-				return 1
-			}
-			return 0
-		})
+		start, _ := slices.BinarySearchFunc(ring, point, func(t token, h uint64) int { return cmp.Compare(t.hash, h) })
 		rank := make([]int, numNodes)
 		for i := range rank {
 			rank[i] = -1
@@ -333,16 +322,7 @@ func (p *placer) walk(vnodes int) []candidate {
 		p.reps[s] = make([]int, 0, p.replicas)
 	}
 	slices.SortFunc(cands, func(a, b candidate) int {
-		if a.dist != b.dist {
-			if a.dist < b.dist {
-				return -1
-			}
-			return 1
-		}
-		if a.shard != b.shard {
-			return a.shard - b.shard
-		}
-		return a.node - b.node
+		return cmp.Or(cmp.Compare(a.dist, b.dist), cmp.Compare(a.shard, b.shard), cmp.Compare(a.node, b.node))
 	})
 	return cands
 }

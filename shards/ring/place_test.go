@@ -32,6 +32,7 @@ func TestPlaceErrors(t *testing.T) {
 		{"load factor below 1", 16, three, 3, []Option{WithLoadFactor(0.99)}, nil},
 		{"load factor NaN", 16, three, 3, []Option{WithLoadFactor(math.NaN())}, nil},
 		{"zero vnodes", 16, three, 3, []Option{WithVnodes(0)}, nil},
+		{"too many shards × nodes", maxShards, namedNodes(maxPairs/maxShards + 1), 3, nil, nil},
 		{"too many vnodes", 16, three, 3, []Option{WithVnodes(maxNodeTokens/3 + 1)}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
