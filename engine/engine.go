@@ -198,6 +198,56 @@ func (e *Engine) Apply(index uint64, cmd *Command) Result {
 		return Result{Err: fmt.Errorf("engine: apply %d: %w: index not above applied index %d", index, ErrInvalidCommand, e.applied)}
 	}
 	e.applied = index
+	return e.applyAt(index, cmd)
+}
+
+// ApplyPacked applies cmds, independent commands that a leader packed into
+// the one log entry at index (see AppendPack). Each command applies, or
+// fails and rolls back, on its own exactly as Apply would apply it; all get
+// Version index. Because a key's version must name one write, no key may be
+// written by two commands of one pack: a command that writes a key an
+// earlier command of the pack wrote fails with ErrInvalidCommand (packers
+// never build such packs). AppliedIndex becomes index once.
+func (e *Engine) ApplyPacked(index uint64, cmds []Command) []Result {
+	out := make([]Result, len(cmds))
+	if index <= e.applied {
+		for i := range out {
+			out[i].Err = fmt.Errorf("engine: apply %d: %w: index not above applied index %d", index, ErrInvalidCommand, e.applied)
+		}
+		return out
+	}
+	e.applied = index
+	var written map[string]struct{}
+	if len(cmds) > 1 {
+		written = make(map[string]struct{}, len(cmds))
+	}
+	for i := range cmds {
+		if written != nil && writesAny(&cmds[i], written) {
+			out[i].Err = fmt.Errorf("engine: apply %d: pack command %d: %w: writes a key an earlier command of the pack wrote", index, i, ErrInvalidCommand)
+			continue
+		}
+		out[i] = e.applyAt(index, &cmds[i])
+		if written != nil && out[i].Err == nil {
+			for _, m := range cmds[i].Mutations {
+				written[string(m.Key)] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// writesAny reports whether cmd touches a key in keys.
+func writesAny(cmd *Command, keys map[string]struct{}) bool {
+	for _, m := range cmd.Mutations {
+		if _, ok := keys[string(m.Key)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// applyAt applies cmd at index, which the caller has checked and recorded.
+func (e *Engine) applyAt(index uint64, cmd *Command) Result {
 	if cmd != nil && cmd.NowUnixMs > e.clockUnixMs {
 		e.clockUnixMs = cmd.NowUnixMs
 	}

@@ -8,11 +8,16 @@
 //
 // # Writes
 //
-// Propose stamps the leader's clock into the command (the only time the engine
-// ever sees), encodes it and hands it to raft.Apply. hashicorp/raft batches
-// entries that queue up while a disk write is in flight into one append and one
-// fsync (BatchApplyCh), and the FSM applies committed entries in batches
-// (BatchingFSM), taking the engine's write lock once per batch.
+// Propose hands the command to the group's proposer goroutine, which packs
+// the commands waiting at that moment into one entry (engine.AppendPack; a key
+// is written at most once per entry, so versions stay unique), stamps the
+// leader's clock into them (the only time the engine ever sees) and calls
+// raft.Apply. At most maxInflightPacks entries are in flight; while they are,
+// commands queue, so packs grow with load and a lone client goes straight
+// through. hashicorp/raft batches entries that queue up while a disk write is
+// in flight into one append and one fsync (BatchApplyCh), and the FSM applies
+// committed entries in batches (BatchingFSM), taking the engine's write lock
+// once per batch.
 //
 // # Linearizable reads (read index, no log write per read)
 //
@@ -32,11 +37,11 @@
 //
 // # Goroutines
 //
-// Besides hashicorp/raft's own, a Group owns at most one goroutine: the
-// leadership verifier, started on demand and gone when no read waits. Propose
-// waits for its future in a short-lived goroutine per call so that the
-// caller's context is honoured. Close stops everything and is safe to call
-// twice.
+// Besides hashicorp/raft's own, a Group owns: the proposer (for its
+// lifetime), one waiter per entry in flight (at most maxInflightPacks), and
+// the leadership verifier, started on demand and gone when no read waits.
+// Kill closes the stop channel they all watch and waits for them. Close
+// stops everything and is safe to call twice.
 //
 // hashicorp/raft v1.8.0 can lose a future queued just as it shuts down (it
 // sits in a buffered channel nobody drains): every wait on a future also

@@ -43,6 +43,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
+		if engine.IsPack(l.Data) {
+			cmds, err := engine.DecodePack(l.Data)
+			if err != nil {
+				// As below: consume the index, report the corruption.
+				res := f.eng.Apply(l.Index, &engine.Command{})
+				res.Err = fmt.Errorf("decode entry %d: %w", l.Index, err)
+				out[i] = res
+				continue
+			}
+			out[i] = f.eng.ApplyPacked(l.Index, cmds)
+			continue
+		}
 		cmd, err := engine.DecodeCommand(l.Data)
 		if err != nil {
 			// Only leaders encode entries, so this is a bug or corruption.

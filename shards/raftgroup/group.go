@@ -109,6 +109,13 @@ type Group struct {
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	verifier  verifier
+	metrics   groupMetrics
+
+	proposals chan *proposal // to the proposer goroutine
+	// stop is closed by Kill: every goroutine of the group and every wait
+	// on a raft future watches it.
+	stop chan struct{}
+	wg   sync.WaitGroup // the proposer and the pack waiters
 
 	// barrierTerm is the term in which this replica, as leader, last
 	// completed a Barrier: reads in that term may use the local FSM.
@@ -185,7 +192,10 @@ func Open(cfg Config) (*Group, error) {
 	rc.MaxAppendEntries = 256
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 
-	g := &Group{cfg: cfg, log: log, fsm: newFSM(), store: store, transport: transport}
+	g := &Group{
+		cfg: cfg, log: log, fsm: newFSM(), store: store, transport: transport,
+		proposals: make(chan *proposal, proposalQueue), stop: make(chan struct{}),
+	}
 
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {
@@ -222,53 +232,15 @@ func Open(cfg Config) (*Group, error) {
 	}
 	g.raft = r
 	g.verifier.raft = r
-	g.verifier.stop = make(chan struct{})
+	g.verifier.stop = g.stop
+	g.wg.Add(1)
+	go g.runProposer()
 	return g, nil
 }
 
 func (g *Group) closeStores() {
 	g.transport.Close()
 	g.store.Close()
-}
-
-// Propose stamps the leader's time into cmd, replicates it to a quorum and
-// applies it. It returns the engine's result once the entry is applied on
-// this (leader) replica, or ErrNotLeader (nothing proposed: safe to retry),
-// ErrOutcomeUnknown or the context's error (the command may still
-// apply later).
-func (g *Group) Propose(ctx context.Context, cmd *engine.Command) (engine.Result, error) {
-	if g.raft.State() != raft.Leader {
-		return engine.Result{}, ErrNotLeader
-	}
-	cmd.NowUnixMs = g.NowUnixMs()
-	data := engine.AppendCommand(nil, cmd)
-
-	timeout := time.Duration(0) // raft: 0 waits for the apply queue forever
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-		if timeout <= 0 {
-			return engine.Result{}, context.DeadlineExceeded
-		}
-	}
-	f := g.raft.Apply(data, timeout)
-
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return engine.Result{}, g.proposeError(err)
-		}
-	case <-ctx.Done():
-		return engine.Result{}, ctx.Err()
-	case <-g.verifier.stop: // killed; raft may have lost the future
-		return engine.Result{}, ErrOutcomeUnknown
-	}
-	res, ok := f.Response().(engine.Result)
-	if !ok {
-		return engine.Result{}, fmt.Errorf("raftgroup %s: unexpected FSM response %T", g.cfg.NodeID, f.Response())
-	}
-	return res, nil
 }
 
 func (g *Group) proposeError(err error) error {
@@ -330,7 +302,7 @@ func (g *Group) termBarrier(ctx context.Context, term uint64) error {
 			return context.DeadlineExceeded
 		}
 	}
-	if err := waitFuture(g.raft.Barrier(timeout), g.verifier.stop); err != nil {
+	if err := waitFuture(g.raft.Barrier(timeout), g.stop); err != nil {
 		// Reads have no outcome to lose: whatever went wrong, this replica
 		// cannot serve them as leader now.
 		g.log.Debug("term barrier failed", "term", term, "err", err)
@@ -473,7 +445,9 @@ func (g *Group) kill() error {
 	if err := g.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
 	}
+	close(g.stop)
 	g.verifier.stopAndWait()
+	g.wg.Wait()
 	if err := g.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close transport: %w", err))
 	}

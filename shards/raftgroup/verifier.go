@@ -11,7 +11,7 @@ import (
 // starts share one heartbeat round to a quorum.
 type verifier struct {
 	raft *raft.Raft
-	stop chan struct{} // closed by stopAndWait
+	stop chan struct{} // the group's; closed before stopAndWait
 
 	mu      sync.Mutex
 	waiting []chan error // guarded by mu; reads for the next round
@@ -68,13 +68,12 @@ func (v *verifier) run() {
 	}
 }
 
-// stopAndWait refuses new rounds, abandons the one in flight and blocks
-// until the round goroutine has exited. Call once.
+// stopAndWait refuses new rounds and blocks until the round goroutine has
+// exited; the group closes stop first, which abandons the round in flight.
 func (v *verifier) stopAndWait() {
 	v.mu.Lock()
 	v.stopped = true
 	v.mu.Unlock()
-	close(v.stop)
 	v.wg.Wait()
 }
 
