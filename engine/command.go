@@ -94,6 +94,10 @@ func AppendCommand(dst []byte, cmd *Command) []byte {
 	return dst
 }
 
+// EncodedSize returns the exact length of AppendCommand's encoding of cmd,
+// without encoding it.
+func EncodedSize(cmd *Command) int { return encodedSize(cmd) }
+
 // encodedSize returns the exact length of cmd's encoding.
 func encodedSize(cmd *Command) int {
 	n := 1 + varintLen(cmd.NowUnixMs) + uvarintLen(uint64(len(cmd.Mutations)))

@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -100,7 +101,7 @@ func (g *Group) runProposer() {
 		pack = append(pack[:0], first)
 		clear(keys)
 		addKeys(keys, first.cmd)
-		size := len(engine.AppendCommand(nil, first.cmd))
+		size := engine.EncodedSize(first.cmd)
 	drain:
 		for len(pack) < maxPackCommands && size < maxPackBytes {
 			select {
@@ -111,7 +112,7 @@ func (g *Group) runProposer() {
 				}
 				addKeys(keys, p.cmd)
 				pack = append(pack, p)
-				size += 64 + len(engine.AppendCommand(nil, p.cmd))
+				size += engine.EncodedSize(p.cmd) + binary.MaxVarintLen64
 			default:
 				break drain
 			}
