@@ -90,6 +90,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("wisp: new client: %w: unknown protocol %d", ErrInvalidArgument, int(cfg.protocol))
 	}
+	// Learn the leader from responses a follower forwarded.
+	c.connectOpts = append(c.connectOpts, connect.WithInterceptors(connect.UnaryInterceptorFunc(c.learnLeader)))
 	if cfg.httpClient != nil {
 		c.httpClient = cfg.httpClient
 	} else {
@@ -188,6 +190,26 @@ func (c *Client) follow(hint string) *endpoint {
 	}
 	c.preferred = ep
 	return ep
+}
+
+// leaderHeader is set by a node on a response it got by forwarding the
+// request to the shard's leader; its value is the leader's API base URL.
+const leaderHeader = "Wisp-Leader"
+
+// learnLeader makes the leader named by a forwarded response the preferred
+// endpoint, so the next calls skip the extra hop through a follower. If that
+// URL is not reachable from here, the first transport error sends the client
+// back to the base URL (forget).
+func (c *Client) learnLeader(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		resp, err := next(ctx, req)
+		if err == nil {
+			if u := resp.Header().Get(leaderHeader); u != "" && u != c.current().url {
+				c.follow(u)
+			}
+		}
+		return resp, err
+	}
 }
 
 // forget makes the base URL preferred again if ep, which just failed at the

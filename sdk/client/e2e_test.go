@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wisp-db/wisp/sdk/client"
+	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -141,4 +144,47 @@ func TestE2ETTLAndConfig(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// TestE2ELearnsLeader: a client pointed at a follower is forwarded once, then
+// goes straight to the leader the follower named (Wisp-Leader header).
+func TestE2ELearnsLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	reg := prometheus.NewRegistry()
+	c := nodetest.Start(t, nodetest.Options{Tune: func(cfg *node.Config) { cfg.Registerer = reg }})
+	l := c.WaitLeader(5 * time.Second)
+	f := (l + 1) % c.Size()
+	cl := newClient(t, c.URL(f))
+	for i := range 20 {
+		if _, err := cl.Put(t.Context(), fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := forwarded(t, reg, fmt.Sprintf("n%d", f+1)); got != 1 {
+		t.Errorf("follower forwarded %v of 20 puts; want only the first", got)
+	}
+}
+
+// forwarded reads wisp_forwarded_requests_total for one node.
+func forwarded(t *testing.T, reg *prometheus.Registry, nodeID string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "wisp_forwarded_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "node" && lp.GetValue() == nodeID {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -255,8 +255,12 @@ func serve[Req, Res any](
 		n.metrics.forwarded.Inc()
 		resp, ferr := remote(ctx, n.peers[id].URL, connect.NewRequest(req.Msg))
 		switch {
-		case ferr == nil || connect.IsWireError(ferr):
-			return resp, ferr // the leader's own answer, success or error
+		case ferr == nil:
+			// Tell the client where the leader is, so it can go there next.
+			resp.Header().Set(leaderHeader, n.peers[id].URL)
+			return resp, nil
+		case connect.IsWireError(ferr):
+			return nil, ferr // the leader's own error
 		case isDialError(ferr):
 			unreachable = id // nothing was sent: wait for another leader
 			continue
@@ -270,6 +274,10 @@ func serve[Req, Res any](
 		}
 	}
 }
+
+// leaderHeader carries the leader's API base URL on a response this node got
+// by forwarding; leader-aware clients send their next requests there.
+const leaderHeader = "Wisp-Leader"
 
 // isDialError reports whether err is a failure to connect, before anything
 // of the request was sent.

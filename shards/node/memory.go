@@ -127,11 +127,18 @@ func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.Per
 	})
 }
 
-// GetConfig answers from this replica's settings map (stale by at most the
-// replication lag; settings change rarely).
-func (s *clusterService) GetConfig(ctx context.Context, _ *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-	set, eff := s.n.config()
-	return connect.NewResponse(&wispv1.GetConfigResponse{Config: set, Effective: eff}), nil
+// GetConfig answers linearizably (on the leader, after a read-index check),
+// so a GetConfig after a SetConfig sees it, whichever nodes answer them.
+func (s *clusterService) GetConfig(ctx context.Context, req *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
+	return serve(ctx, s.n, req, true, func() (*wispv1.GetConfigResponse, error) {
+		if err := s.n.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
+			return nil, err
+		}
+		set, eff := s.n.config()
+		return &wispv1.GetConfigResponse{Config: set, Effective: eff}, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
+		return s.n.fwd.cluster(url).GetConfig(ctx, r)
+	})
 }
 
 // SetConfig validates the new settings and replicates them through the
