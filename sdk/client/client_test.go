@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -611,12 +612,13 @@ func TestConcurrentUse(t *testing.T) {
 		calls       = 50
 		maxAttempts = 20 // redirects can chain; the hammer is about races
 	)
-	// Each server names the other as leader on every third call.
+	// Each server names the other as leader on a third of its calls, at
+	// random: "every third call" let goroutines fall into lockstep, one of
+	// them always drawing the redirect until its attempts ran out.
 	var aURL, bURL atomic.Pointer[string]
 	redirect := func(to *atomic.Pointer[string]) func(string) error {
-		var n atomic.Int64
 		return func(string) error {
-			if n.Add(1)%3 == 0 {
+			if rand.IntN(3) == 0 {
 				return unavailable(*to.Load())
 			}
 			return nil
