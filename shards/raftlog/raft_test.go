@@ -236,7 +236,12 @@ func TestRaftCluster(t *testing.T) {
 			first, _ := l.FirstIndex()
 			last, _ := l.LastIndex()
 			if last == 0 {
-				t.Fatalf("node %d group %d: empty log", n, g)
+				// A replica that caught up by installing a snapshot has
+				// an empty log: the store reports itself monotonic, so
+				// hashicorp/raft deletes the whole log after the install.
+				// Its FSM converged above, which is what matters.
+				t.Logf("node %d group %d: empty log (caught up from a snapshot)", n, g)
+				continue
 			}
 			var prevTerm uint64
 			for i := first; i <= last; i++ {
