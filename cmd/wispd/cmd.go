@@ -233,7 +233,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
 		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: withRaftAddr(peers, p), Limits: limits,
+			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits,
 			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
@@ -267,18 +267,6 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	}
 	closeAll()
 	return nil
-}
-
-// withRaftAddr returns peers with self's entry replaced by self.
-func withRaftAddr(peers []node.Peer, self node.Peer) []node.Peer {
-	out := make([]node.Peer, len(peers))
-	for i, p := range peers {
-		if p.ID == self.ID {
-			p = self
-		}
-		out[i] = p
-	}
-	return out
 }
 
 func splitHostPort(addr, flag string) (string, int, error) {
