@@ -130,3 +130,8 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		}},
 	}
 }
+
+// ShardMap describes the key ring and the placement (single shard for now).
+func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wispv1.ShardMapRequest]) (*connect.Response[wispv1.ShardMapResponse], error) {
+	return connect.NewResponse(s.n.shardMap()), nil
+}

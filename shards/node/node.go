@@ -14,9 +14,11 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine/eviction"
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/reclaim"
+	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // shardID is the only shard until the keyspace is sharded.
@@ -239,4 +241,16 @@ func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, `{"status":"ok","node":%q,"leader":%q}`+"\n", n.cfg.ID, leader)
+}
+
+func (n *Node) shardMap() *wispv1.ShardMapResponse {
+	m := &wispv1.ShardMapResponse{ShardCount: 1, KeyVnodes: ring.DefaultKeyVnodes, ReplicationFactor: uint32(len(n.peers))}
+	sh := &wispv1.ShardPlacement{Id: 0}
+	sh.LeaderId, _ = n.group.Leader()
+	for _, p := range n.cfg.Peers {
+		m.Nodes = append(m.Nodes, &wispv1.ShardMapNode{Id: p.ID, Url: p.URL})
+		sh.Replicas = append(sh.Replicas, p.ID)
+	}
+	m.Shards = []*wispv1.ShardPlacement{sh}
+	return m
 }

@@ -381,7 +381,11 @@ type NodeStatus struct {
 	// reachable is false when the node did not answer the status fan-out.
 	Reachable bool `protobuf:"varint,4,opt,name=reachable,proto3" json:"reachable,omitempty"`
 	// error says why the node was unreachable.
-	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// replicas is how many shard replicas the node hosts.
+	Replicas uint32 `protobuf:"varint,6,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// leaders is how many shards the node leads.
+	Leaders       uint32 `protobuf:"varint,7,opt,name=leaders,proto3" json:"leaders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -449,6 +453,20 @@ func (x *NodeStatus) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetLeaders() uint32 {
+	if x != nil {
+		return x.Leaders
+	}
+	return 0
 }
 
 type ShardStatus struct {
@@ -684,6 +702,272 @@ func (x *ReplicaStatus) GetEvictedKeys() uint64 {
 	return 0
 }
 
+type ShardMapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardMapRequest) Reset() {
+	*x = ShardMapRequest{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardMapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardMapRequest) ProtoMessage() {}
+
+func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardMapRequest.ProtoReflect.Descriptor instead.
+func (*ShardMapRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+// ShardMapResponse describes the two rings (docs/ARCHITECTURE.md). A key's
+// shard is the owner of the first key-ring token at or after
+// xxhash64(key), wrapping past the top of the ring; shard i owns the
+// tokens xxhash64(uint32be(i) || uint32be(v)) for v in 0..key_vnodes-1
+// (shards/ring.KeyToken).
+type ShardMapResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch identifies the layout: shard count, key vnodes, members and
+	// placement. It changes when any of them does; leader changes do not
+	// change it.
+	Epoch      uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	ShardCount uint32 `protobuf:"varint,2,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
+	// key_vnodes is the number of key-ring tokens per shard.
+	KeyVnodes uint32 `protobuf:"varint,3,opt,name=key_vnodes,json=keyVnodes,proto3" json:"key_vnodes,omitempty"`
+	// replication_factor is the number of replicas per shard.
+	ReplicationFactor uint32 `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
+	// nodes are the cluster's members, sorted by id.
+	Nodes []*ShardMapNode `protobuf:"bytes,5,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// shards has one entry per shard, indexed by shard id.
+	Shards        []*ShardPlacement `protobuf:"bytes,6,rep,name=shards,proto3" json:"shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardMapResponse) Reset() {
+	*x = ShardMapResponse{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardMapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardMapResponse) ProtoMessage() {}
+
+func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardMapResponse.ProtoReflect.Descriptor instead.
+func (*ShardMapResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ShardMapResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ShardMapResponse) GetShardCount() uint32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
+}
+
+func (x *ShardMapResponse) GetKeyVnodes() uint32 {
+	if x != nil {
+		return x.KeyVnodes
+	}
+	return 0
+}
+
+func (x *ShardMapResponse) GetReplicationFactor() uint32 {
+	if x != nil {
+		return x.ReplicationFactor
+	}
+	return 0
+}
+
+func (x *ShardMapResponse) GetNodes() []*ShardMapNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ShardMapResponse) GetShards() []*ShardPlacement {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+type ShardMapNode struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// url is the node's API base URL.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Zone          string `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardMapNode) Reset() {
+	*x = ShardMapNode{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardMapNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardMapNode) ProtoMessage() {}
+
+func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardMapNode.ProtoReflect.Descriptor instead.
+func (*ShardMapNode) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ShardMapNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ShardMapNode) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ShardMapNode) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+type ShardPlacement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// replicas are the ids of the nodes holding the shard.
+	Replicas []string `protobuf:"bytes,2,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// leader_id is the leader as last known to the answering node; empty if
+	// unknown.
+	LeaderId string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// preferred_leader_id is the replica the placement wants to lead, so that
+	// leaders spread evenly over nodes.
+	PreferredLeaderId string `protobuf:"bytes,4,opt,name=preferred_leader_id,json=preferredLeaderId,proto3" json:"preferred_leader_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ShardPlacement) Reset() {
+	*x = ShardPlacement{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardPlacement) ProtoMessage() {}
+
+func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardPlacement.ProtoReflect.Descriptor instead.
+func (*ShardPlacement) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ShardPlacement) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ShardPlacement) GetReplicas() []string {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *ShardPlacement) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ShardPlacement) GetPreferredLeaderId() string {
+	if x != nil {
+		return x.PreferredLeaderId
+	}
+	return ""
+}
+
 var File_wisp_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_cluster_proto_rawDesc = "" +
@@ -709,14 +993,16 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.wisp.v1.NodeStatusR\x05nodes\x12,\n" +
-	"\x06shards\x18\x03 \x03(\v2\x14.wisp.v1.ShardStatusR\x06shards\"\x7f\n" +
+	"\x06shards\x18\x03 \x03(\v2\x14.wisp.v1.ShardStatusR\x06shards\"\xb5\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1b\n" +
 	"\traft_addr\x18\x03 \x01(\tR\braftAddr\x12\x1c\n" +
 	"\treachable\x18\x04 \x01(\bR\treachable\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"\xe7\x01\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
+	"\breplicas\x18\x06 \x01(\rR\breplicas\x12\x18\n" +
+	"\aleaders\x18\a \x01(\rR\aleaders\"\xe7\x01\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
@@ -738,11 +1024,31 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	" \x01(\x03R\x11memoryBudgetBytes\x12'\n" +
 	"\x0feviction_policy\x18\v \x01(\tR\x0eevictionPolicy\x12!\n" +
 	"\fexpired_keys\x18\f \x01(\x04R\vexpiredKeys\x12!\n" +
-	"\fevicted_keys\x18\r \x01(\x04R\vevictedKeys2\xdf\x01\n" +
+	"\fevicted_keys\x18\r \x01(\x04R\vevictedKeys\"\x11\n" +
+	"\x0fShardMapRequest\"\xf5\x01\n" +
+	"\x10ShardMapResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x1f\n" +
+	"\vshard_count\x18\x02 \x01(\rR\n" +
+	"shardCount\x12\x1d\n" +
+	"\n" +
+	"key_vnodes\x18\x03 \x01(\rR\tkeyVnodes\x12-\n" +
+	"\x12replication_factor\x18\x04 \x01(\rR\x11replicationFactor\x12+\n" +
+	"\x05nodes\x18\x05 \x03(\v2\x15.wisp.v1.ShardMapNodeR\x05nodes\x12/\n" +
+	"\x06shards\x18\x06 \x03(\v2\x17.wisp.v1.ShardPlacementR\x06shards\"D\n" +
+	"\fShardMapNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x12\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\"\x89\x01\n" +
+	"\x0eShardPlacement\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1a\n" +
+	"\breplicas\x18\x02 \x03(\tR\breplicas\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12.\n" +
+	"\x13preferred_leader_id\x18\x04 \x01(\tR\x11preferredLeaderId2\xa5\x02\n" +
 	"\x0eClusterService\x12>\n" +
 	"\x06Status\x12\x16.wisp.v1.StatusRequest\x1a\x17.wisp.v1.StatusResponse\"\x03\x90\x02\x01\x12G\n" +
 	"\tGetConfig\x12\x19.wisp.v1.GetConfigRequest\x1a\x1a.wisp.v1.GetConfigResponse\"\x03\x90\x02\x01\x12D\n" +
-	"\tSetConfig\x12\x19.wisp.v1.SetConfigRequest\x1a\x1a.wisp.v1.SetConfigResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
+	"\tSetConfig\x12\x19.wisp.v1.SetConfigRequest\x1a\x1a.wisp.v1.SetConfigResponse\"\x00\x12D\n" +
+	"\bShardMap\x12\x18.wisp.v1.ShardMapRequest\x1a\x19.wisp.v1.ShardMapResponse\"\x03\x90\x02\x01B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
 	file_wisp_v1_cluster_proto_rawDescOnce sync.Once
@@ -756,7 +1062,7 @@ func file_wisp_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_cluster_proto_rawDescData
 }
 
-var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*ClusterConfig)(nil),     // 0: wisp.v1.ClusterConfig
 	(*GetConfigRequest)(nil),  // 1: wisp.v1.GetConfigRequest
@@ -768,6 +1074,10 @@ var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*NodeStatus)(nil),        // 7: wisp.v1.NodeStatus
 	(*ShardStatus)(nil),       // 8: wisp.v1.ShardStatus
 	(*ReplicaStatus)(nil),     // 9: wisp.v1.ReplicaStatus
+	(*ShardMapRequest)(nil),   // 10: wisp.v1.ShardMapRequest
+	(*ShardMapResponse)(nil),  // 11: wisp.v1.ShardMapResponse
+	(*ShardMapNode)(nil),      // 12: wisp.v1.ShardMapNode
+	(*ShardPlacement)(nil),    // 13: wisp.v1.ShardPlacement
 }
 var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
@@ -778,17 +1088,21 @@ var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	7,  // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
 	8,  // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
 	9,  // 7: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	5,  // 8: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	1,  // 9: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
-	3,  // 10: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
-	6,  // 11: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	2,  // 12: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
-	4,  // 13: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
-	11, // [11:14] is the sub-list for method output_type
-	8,  // [8:11] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 8: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
+	13, // 9: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
+	5,  // 10: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	1,  // 11: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	3,  // 12: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	10, // 13: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
+	6,  // 14: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	2,  // 15: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	4,  // 16: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	11, // 17: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_cluster_proto_init() }
@@ -803,7 +1117,7 @@ func file_wisp_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_cluster_proto_rawDesc), len(file_wisp_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1336,7 +1336,9 @@ type LeaderHint struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// url is the leader's API base URL, such as http://127.0.0.1:8080.
-	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// shard is the shard the leader leads.
+	Shard         uint32 `protobuf:"varint,3,opt,name=shard,proto3" json:"shard,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1383,6 +1385,13 @@ func (x *LeaderHint) GetUrl() string {
 		return x.Url
 	}
 	return ""
+}
+
+func (x *LeaderHint) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
 }
 
 var File_wisp_v1_kv_proto protoreflect.FileDescriptor
@@ -1472,11 +1481,12 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\x13PreconditionFailure\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12'\n" +
 	"\x0fcurrent_version\x18\x02 \x01(\x04R\x0ecurrentVersion\x12\x19\n" +
-	"\bop_index\x18\x03 \x01(\rR\aopIndex\"7\n" +
+	"\bop_index\x18\x03 \x01(\rR\aopIndex\"M\n" +
 	"\n" +
 	"LeaderHint\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n" +
-	"\x03url\x18\x02 \x01(\tR\x03url*_\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x14\n" +
+	"\x05shard\x18\x03 \x01(\rR\x05shard*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +

@@ -41,6 +41,8 @@ const (
 	// ClusterServiceSetConfigProcedure is the fully-qualified name of the ClusterService's SetConfig
 	// RPC.
 	ClusterServiceSetConfigProcedure = "/wisp.v1.ClusterService/SetConfig"
+	// ClusterServiceShardMapProcedure is the fully-qualified name of the ClusterService's ShardMap RPC.
+	ClusterServiceShardMapProcedure = "/wisp.v1.ClusterService/ShardMap"
 )
 
 // ClusterServiceClient is a client for the wisp.v1.ClusterService service.
@@ -52,6 +54,11 @@ type ClusterServiceClient interface {
 	// SetConfig changes cluster-wide settings; fields left unset keep their
 	// value. It returns the settings in force afterwards.
 	SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error)
+	// ShardMap returns how keys map to shards and shards to nodes, with the
+	// shard leaders this node knows of. Clients that route by key (the Go
+	// client) fetch it once and refresh it when a leader hint or the epoch
+	// tells them it is stale.
+	ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the wisp.v1.ClusterService service. By default,
@@ -85,6 +92,13 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("SetConfig")),
 			connect.WithClientOptions(opts...),
 		),
+		shardMap: connect.NewClient[v1.ShardMapRequest, v1.ShardMapResponse](
+			httpClient,
+			baseURL+ClusterServiceShardMapProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("ShardMap")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -93,6 +107,7 @@ type clusterServiceClient struct {
 	status    *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	getConfig *connect.Client[v1.GetConfigRequest, v1.GetConfigResponse]
 	setConfig *connect.Client[v1.SetConfigRequest, v1.SetConfigResponse]
+	shardMap  *connect.Client[v1.ShardMapRequest, v1.ShardMapResponse]
 }
 
 // Status calls wisp.v1.ClusterService.Status.
@@ -110,6 +125,11 @@ func (c *clusterServiceClient) SetConfig(ctx context.Context, req *connect.Reque
 	return c.setConfig.CallUnary(ctx, req)
 }
 
+// ShardMap calls wisp.v1.ClusterService.ShardMap.
+func (c *clusterServiceClient) ShardMap(ctx context.Context, req *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error) {
+	return c.shardMap.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the wisp.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
@@ -119,6 +139,11 @@ type ClusterServiceHandler interface {
 	// SetConfig changes cluster-wide settings; fields left unset keep their
 	// value. It returns the settings in force afterwards.
 	SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error)
+	// ShardMap returns how keys map to shards and shards to nodes, with the
+	// shard leaders this node knows of. Clients that route by key (the Go
+	// client) fetch it once and refresh it when a leader hint or the epoch
+	// tells them it is stale.
+	ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -148,6 +173,13 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("SetConfig")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceShardMapHandler := connect.NewUnaryHandler(
+		ClusterServiceShardMapProcedure,
+		svc.ShardMap,
+		connect.WithSchema(clusterServiceMethods.ByName("ShardMap")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
@@ -156,6 +188,8 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceGetConfigHandler.ServeHTTP(w, r)
 		case ClusterServiceSetConfigProcedure:
 			clusterServiceSetConfigHandler.ServeHTTP(w, r)
+		case ClusterServiceShardMapProcedure:
+			clusterServiceShardMapHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -175,4 +209,8 @@ func (UnimplementedClusterServiceHandler) GetConfig(context.Context, *connect.Re
 
 func (UnimplementedClusterServiceHandler) SetConfig(context.Context, *connect.Request[v1.SetConfigRequest]) (*connect.Response[v1.SetConfigResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.SetConfig is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.ShardMap is not implemented"))
 }
