@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
@@ -19,17 +20,29 @@ func newClusterCmd(g *globals) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newStatusCmd(g))
+	cmd.AddCommand(newStatusCmd(g), newRingCmd(g))
 	return cmd
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var replicas bool
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the nodes, the shards, their leaders and replicas",
-		Long: `Show the cluster as the answering node sees it: every node and whether it
-answered, and every shard with its leader and each replica's Raft state.`,
+		Long: `Show the cluster as the answering node sees it: every node, whether it
+answered and how many shard replicas and leaders it holds, then one line
+per shard with its leader, its replicas (* marks the leader, + a
+non-voting replica, ? a replica whose node did not answer), its key count
+and its memory used and budget.
+
+--replicas adds a line per replica with its Raft state: term, applied,
+commit and last log index, keys, memory, eviction policy and the keys
+expired and evicted since it started.
+
+--output json prints the whole StatusResponse, replicas included, in the
+protobuf JSON mapping.`,
 		Example: `  wisp cluster status
+  wisp cluster status --replicas
   wisp cluster status --output json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,18 +59,36 @@ answered, and every shard with its leader and each replica's Raft state.`,
 			if g.json() {
 				return writeProtoJSON(cmd.OutOrStdout(), st)
 			}
-			return writeStatus(cmd.OutOrStdout(), st)
+			return writeStatus(cmd.OutOrStdout(), st, replicas)
 		},
 	}
+	cmd.Flags().BoolVar(&replicas, "replicas", false, "also show each replica's Raft state (text output)")
+	return cmd
 }
 
-// writeStatus writes st as two tables, nodes and shards, with one row per
-// replica and the shard's columns only on its first replica.
-func writeStatus(w io.Writer, st *wispv1.StatusResponse) error {
+// writeStatus writes st as a summary line and two tables, nodes and
+// shards, with one line per shard; withReplicas adds a third table with
+// one line per replica.
+func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Reported by node %s\n\n", orDash(st.GetNodeId()))
+	unreachable, leaderless := 0, 0
+	var keys uint64
+	for _, n := range st.GetNodes() {
+		if !n.GetReachable() {
+			unreachable++
+		}
+	}
+	for _, s := range st.GetShards() {
+		if s.GetLeaderId() == "" {
+			leaderless++
+		}
+		keys += s.GetKeyCount()
+	}
+	fmt.Fprintf(tw, "Reported by node %s: %s (%d unreachable), %s (%d without a leader), %s\n\n",
+		orDash(st.GetNodeId()), plural(len(st.GetNodes()), "node"), unreachable,
+		plural(len(st.GetShards()), "shard"), leaderless, plural(int(keys), "key"))
 
-	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tREACHABLE")
+	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tREPLICAS\tLEADERS\tREACHABLE")
 	for _, n := range st.GetNodes() {
 		reachable := "yes"
 		if !n.GetReachable() {
@@ -66,32 +97,62 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse) error {
 				reachable += ": " + n.GetError()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()), reachable)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
+			n.GetReplicas(), n.GetLeaders(), reachable)
 	}
 	fmt.Fprintln(tw)
 
-	fmt.Fprintln(tw, "SHARD\tLEADER\tKEYS\tREPLICA\tSTATE\tVOTER\tTERM\tAPPLIED\tCOMMIT\tLAST LOG\tMEMORY USED/BUDGET\tPOLICY\tEXPIRED\tEVICTED")
+	fmt.Fprintln(tw, "SHARD\tLEADER\tREPLICAS\tKEYS\tMEMORY USED/BUDGET")
 	for _, s := range st.GetShards() {
-		shard := fmt.Sprintf("%d\t%s\t%d", s.GetId(), orDash(s.GetLeaderId()), s.GetKeyCount())
-		if len(s.GetReplicas()) == 0 {
-			fmt.Fprintf(tw, "%s\t-\n", shard)
-		}
-		for i, r := range s.GetReplicas() {
-			if i > 0 {
-				shard = "\t\t"
-			}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.GetId(), orDash(s.GetLeaderId()), replicaList(s),
+			s.GetKeyCount(), memory(s.GetMemoryUsedBytes(), s.GetMemoryBudgetBytes()))
+	}
+	if len(st.GetShards()) > 0 {
+		fmt.Fprintln(tw, "(* leader, + non-voting replica, ? state unknown)")
+	}
+	if !withReplicas {
+		return tw.Flush()
+	}
+
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "SHARD\tREPLICA\tSTATE\tVOTER\tTERM\tAPPLIED\tCOMMIT\tLAST LOG\tKEYS\tMEMORY USED/BUDGET\tPOLICY\tEXPIRED\tEVICTED")
+	for _, s := range st.GetShards() {
+		for _, r := range s.GetReplicas() {
 			voter := "yes"
 			if !r.GetVoter() {
 				voter = "no"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\n", shard,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\n", s.GetId(),
 				orDash(r.GetNodeId()), orDash(r.GetState()), voter,
-				r.GetTerm(), r.GetAppliedIndex(), r.GetCommitIndex(), r.GetLastLogIndex(),
+				r.GetTerm(), r.GetAppliedIndex(), r.GetCommitIndex(), r.GetLastLogIndex(), r.GetKeyCount(),
 				memory(r.GetMemoryUsedBytes(), r.GetMemoryBudgetBytes()), orDash(r.GetEvictionPolicy()),
 				r.GetExpiredKeys(), r.GetEvictedKeys())
 		}
 	}
 	return tw.Flush()
+}
+
+// replicaList is s's replicas as "n1* n2+ n3?": * marks the leader, + a
+// non-voting replica, ? one whose state is unknown (its node did not
+// answer); "-" if there are none.
+func replicaList(s *wispv1.ShardStatus) string {
+	var b strings.Builder
+	for i, r := range s.GetReplicas() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(orDash(r.GetNodeId()))
+		if r.GetNodeId() != "" && r.GetNodeId() == s.GetLeaderId() {
+			b.WriteByte('*')
+		}
+		switch {
+		case r.GetState() == "" || r.GetState() == "unknown":
+			b.WriteByte('?')
+		case !r.GetVoter():
+			b.WriteByte('+')
+		}
+	}
+	return orDash(b.String())
 }
 
 // memory formats used/budget, such as "1.2 MiB/512 MiB" or "1.2 MiB/-".

@@ -11,7 +11,8 @@
 //	wisp kv del KEY [--if-version N]
 //	wisp kv incr KEY [DELTA]
 //	wisp kv scan [PREFIX] [--limit 50] [--start KEY] [--keys-only]
-//	wisp cluster status
+//	wisp cluster status [--replicas]
+//	wisp cluster ring
 //	wisp bench put|get [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s]
 //
 // The endpoint defaults to $WISP_ENDPOINT, else http://127.0.0.1:8080.
@@ -23,14 +24,33 @@
 // "OK version=N", del prints "OK deleted=true|false version=N", get prints
 // the raw value and a newline, incr prints the new value, scan prints one
 // "KEY<TAB>VALUE" line per key (just KEY with --keys-only), with keys and
-// values raw, and cluster status prints tables.
+// values raw, and cluster status and cluster ring print tables.
+//
+// # Cluster
+//
+// cluster status shows every node (reachable or not, with the shard
+// replicas and leaders it holds) and one line per shard: its leader, its
+// replicas ("*" marks the leader, "+" a non-voting replica, "?" one whose
+// node did not answer), its key count and memory. --replicas adds one line
+// per replica with its Raft state.
+//
+// cluster ring shows the answering node's shard map (ClusterService.ShardMap):
+// per shard its share of the key space (computed locally from the shard
+// count and key vnodes with shards/ring.NewKeyRing), its replicas, preferred
+// and current leader; per node its replicas, preferred and current leaders;
+// and the balance: max, mean and max/mean of the key shares over shards, of
+// replicas over nodes (with the placement's cap ceil(1.1 × R × S / N)) and
+// of preferred (cap ceil(1.1 × S / N)) and current leaders over nodes.
 //
 // JSON output (--output json) is one indented object per command. Keys and
 // values are JSON strings when they are valid UTF-8; otherwise they are
 // standard base64 and a sibling field "key_encoding" or "value_encoding"
 // says "base64". "expires_at" is an RFC 3339 time in UTC, or null when the
 // key has no TTL. cluster status prints the StatusResponse in the protobuf
-// JSON mapping with the .proto field names.
+// JSON mapping with the .proto field names. cluster ring prints the shard
+// map's fields under their .proto names with what it derives: "key_share"
+// per shard, "replicas", "preferred_leaders" and "leaders" counts per node,
+// and "balance" with "max", "mean", "max_over_mean" and "cap" per measure.
 //
 // # Benchmarks
 //

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,8 +109,9 @@ func TestE2E(t *testing.T) {
 			t.Errorf("cluster status does not list %s:\n%s", c.URL(i), r.stdout)
 		}
 	}
-	if !strings.Contains(r.stdout, "leader") || regexp.MustCompile(`(?m)  no(:.*)?$`).MatchString(r.stdout) {
-		t.Errorf("cluster status: want a leader and every node reachable:\n%s", r.stdout)
+	if !regexp.MustCompile(`(?m)^0\s+n\d+\s+(n\d+\*? ?)+\s`).MatchString(r.stdout) ||
+		regexp.MustCompile(`(?m)  no(:.*)?$`).MatchString(r.stdout) {
+		t.Errorf("cluster status: want shard 0 with a leader and every node reachable:\n%s", r.stdout)
 	}
 
 	r = wisp(t, ep, "--output=json", "cluster", "status")
@@ -118,6 +121,68 @@ func TestE2E(t *testing.T) {
 	}
 	if len(st.GetNodes()) != c.Size() || len(st.GetShards()) == 0 || st.GetShards()[0].GetLeaderId() == "" {
 		t.Errorf("cluster status -o json = %v; want %d nodes and a shard with a leader", &st, c.Size())
+	}
+
+	v := waitRing(t, ep, 1)
+	if len(v.Nodes) != c.Size() || v.ReplicationFactor != c.Size() || math.Abs(*v.Shards[0].KeyShare-1) > 1e-9 {
+		t.Errorf("cluster ring -o json = %+v; want %d nodes, %d replicas and shard 0 with all the keys", v, c.Size(), c.Size())
+	}
+	checkRingSums(t, v, c.Size(), 1)
+	r = wisp(t, ep, "cluster", "ring")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^0\s+100\.00%\s+n\d n\d n\d\s`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^replicas -> nodes\s+1\s+1\.0\s+1\.000\s+2$`).MatchString(r.stdout) {
+		t.Errorf("cluster ring = exit %d, stderr %q:\n%s\nwant shard 0 with 100%% of the keys on 3 nodes, one replica each (cap 2)",
+			r.code, r.stderr, r.stdout)
+	}
+}
+
+// waitRing runs wisp cluster ring -o json at ep until the shard map has
+// the given number of shards, each with a known leader (10s at most).
+func waitRing(t *testing.T, ep string, shards int) ringView {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := wisp(t, ep, "--output=json", "cluster", "ring")
+		var v ringView
+		if r.code != 0 {
+			t.Fatalf("cluster ring -o json: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+			t.Fatalf("cluster ring -o json = %q: %v", r.stdout, err)
+		}
+		led := 0
+		for _, s := range v.Shards {
+			if s.LeaderID != "" {
+				led++
+			}
+		}
+		if v.ShardCount == shards && len(v.Shards) == shards && led == shards {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster ring -o json after 10s: %d shards (%d in the list), %d with a leader; want %d, all led:\n%s",
+				v.ShardCount, len(v.Shards), led, shards, r.stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkRingSums checks that v's per-node counts add up: replicas to
+// replication factor × shards, current leaders to shards, and every node
+// is a member within the replica cap.
+func checkRingSums(t *testing.T, v ringView, replicas, shards int) {
+	t.Helper()
+	var sumReplicas, sumLeaders int
+	for _, n := range v.Nodes {
+		sumReplicas += n.Replicas
+		sumLeaders += n.Leaders
+		if !n.Member || n.Replicas > v.Balance.Replicas.Cap {
+			t.Errorf("cluster ring: node %+v; want a member with at most %d replicas", n, v.Balance.Replicas.Cap)
+		}
+	}
+	if sumReplicas != replicas*shards || sumLeaders != shards {
+		t.Errorf("cluster ring: nodes hold %d replicas and %d leaders; want %d and %d",
+			sumReplicas, sumLeaders, replicas*shards, shards)
 	}
 }
 

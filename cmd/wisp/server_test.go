@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -198,32 +199,112 @@ func (s *fakeServer) Status(ctx context.Context, _ *connect.Request[wispv1.Statu
 	return connect.NewResponse(testStatus()), nil
 }
 
-// testStatus is a three-node cluster with one node down and a shard
-// without a leader.
-func testStatus() *wispv1.StatusResponse {
-	return &wispv1.StatusResponse{
-		NodeId: "n1",
-		Nodes: []*wispv1.NodeStatus{
-			{Id: "n1", Url: "http://127.0.0.1:8080", RaftAddr: "127.0.0.1:9080", Reachable: true},
-			{Id: "n2", Url: "http://127.0.0.1:8081", RaftAddr: "127.0.0.1:9081", Reachable: true},
-			{Id: "n3", Url: "http://127.0.0.1:8082", RaftAddr: "127.0.0.1:9082", Error: "connection refused"},
-		},
-		Shards: []*wispv1.ShardStatus{
-			{
-				Id: 0, LeaderId: "n1", KeyCount: 42,
-				Replicas: []*wispv1.ReplicaStatus{
-					{NodeId: "n1", State: "leader", Voter: true, Term: 3, AppliedIndex: 120, CommitIndex: 120, LastLogIndex: 121, KeyCount: 42},
-					{NodeId: "n2", State: "follower", Voter: true, Term: 3, AppliedIndex: 118, CommitIndex: 120, LastLogIndex: 121, KeyCount: 41},
-					{NodeId: "n3", State: "unknown"},
-				},
-			},
-			{
-				Id: 1, KeyCount: 7,
-				Replicas: []*wispv1.ReplicaStatus{
-					{NodeId: "n2", State: "candidate", Voter: true, Term: 5, AppliedIndex: 30, CommitIndex: 30, LastLogIndex: 31, KeyCount: 7},
-					{NodeId: "n1", State: "follower", Voter: false, Term: 4, AppliedIndex: 30, CommitIndex: 30, LastLogIndex: 30, KeyCount: 7},
-				},
-			},
-		},
+func (s *fakeServer) ShardMap(ctx context.Context, _ *connect.Request[wispv1.ShardMapRequest]) (*connect.Response[wispv1.ShardMapResponse], error) {
+	if err := s.wait(ctx); err != nil {
+		return nil, err
 	}
+	return connect.NewResponse(testShardMap()), nil
+}
+
+// testNodes are the members of the test cluster: five nodes in three zones.
+var testNodes = []struct{ id, zone string }{{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}, {"n5", "c"}}
+
+func testURL(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", 8080+i) }
+
+// testShards is 16 shards of three replicas over testNodes, as
+// ring.Place(16, testNodes, 3) places them (copied, so that the golden
+// files do not change with the placement algorithm), with the current
+// leaders of a cluster where n4 is down: its shards 5, 6 and 10 have moved
+// their leader, shard 9 is electing one, and shard 2 has not moved back to
+// its preferred leader.
+var testShards = []struct {
+	replicas          []string
+	preferred, leader string
+}{
+	{[]string{"n5", "n4", "n1"}, "n5", "n5"},
+	{[]string{"n5", "n1", "n3"}, "n1", "n1"},
+	{[]string{"n5", "n3", "n2"}, "n3", "n2"},
+	{[]string{"n1", "n3", "n5"}, "n1", "n1"},
+	{[]string{"n5", "n3", "n2"}, "n2", "n2"},
+	{[]string{"n4", "n5", "n2"}, "n4", "n5"},
+	{[]string{"n1", "n4", "n3"}, "n4", "n1"},
+	{[]string{"n3", "n2", "n5"}, "n3", "n3"},
+	{[]string{"n4", "n1", "n2"}, "n2", "n2"},
+	{[]string{"n4", "n5", "n2"}, "n5", ""},
+	{[]string{"n4", "n3", "n2"}, "n4", "n3"},
+	{[]string{"n5", "n2", "n3"}, "n5", "n5"},
+	{[]string{"n4", "n1", "n2"}, "n1", "n1"},
+	{[]string{"n5", "n3", "n1"}, "n3", "n3"},
+	{[]string{"n4", "n3", "n2"}, "n2", "n2"},
+	{[]string{"n5", "n3", "n1"}, "n5", "n5"},
+}
+
+// testShardMap is the shard map of testNodes and testShards.
+func testShardMap() *wispv1.ShardMapResponse {
+	m := &wispv1.ShardMapResponse{Epoch: 7, ShardCount: 16, KeyVnodes: 1024, ReplicationFactor: 3}
+	for i, n := range testNodes {
+		m.Nodes = append(m.Nodes, &wispv1.ShardMapNode{Id: n.id, Url: testURL(i), Zone: n.zone})
+	}
+	for i, s := range testShards {
+		m.Shards = append(m.Shards, &wispv1.ShardPlacement{
+			Id: uint32(i), Replicas: s.replicas, PreferredLeaderId: s.preferred, LeaderId: s.leader,
+		})
+	}
+	return m
+}
+
+// testStatus is the status of testShards as n1 reports it: n4 does not
+// answer, shard 9 has no leader, and shard 3 is adding n2 as a non-voting
+// replica.
+func testStatus() *wispv1.StatusResponse {
+	st := &wispv1.StatusResponse{NodeId: "n1"}
+	replicas := make(map[string]uint32)
+	leaders := make(map[string]uint32)
+	for i, sh := range testShards {
+		id := uint32(i)
+		s := &wispv1.ShardStatus{
+			Id: id, LeaderId: sh.leader, KeyCount: 1000 + 37*uint64(id),
+			MemoryUsedBytes: 180 * (1000 + 37*int64(id)), MemoryBudgetBytes: 4 << 20,
+		}
+		if id == 15 {
+			s.MemoryBudgetBytes = 0 // no budget
+		}
+		nodes := sh.replicas
+		if id == 3 {
+			nodes = append(slices.Clone(nodes), "n2")
+		}
+		for j, n := range nodes {
+			replicas[n]++
+			r := &wispv1.ReplicaStatus{
+				NodeId: n, State: "follower", Voter: true, Term: 2 + uint64(id%3),
+				AppliedIndex: 100 + uint64(id), CommitIndex: 100 + uint64(id), LastLogIndex: 101 + uint64(id),
+				KeyCount: s.KeyCount, MemoryUsedBytes: s.MemoryUsedBytes, MemoryBudgetBytes: s.MemoryBudgetBytes,
+				EvictionPolicy: "allkeys-lru", ExpiredKeys: uint64(id), EvictedKeys: uint64(j),
+			}
+			switch {
+			case n == "n4":
+				r = &wispv1.ReplicaStatus{NodeId: n, State: "unknown"}
+			case n == sh.leader:
+				r.State = "leader"
+				leaders[n]++
+			case sh.leader == "" && j == 1:
+				r.State, r.Term = "candidate", r.Term+1
+			case id == 3 && n == "n2":
+				r.Voter, r.AppliedIndex = false, 90
+			}
+			s.Replicas = append(s.Replicas, r)
+		}
+		st.Shards = append(st.Shards, s)
+	}
+	for i, n := range testNodes {
+		ns := &wispv1.NodeStatus{
+			Id: n.id, Url: testURL(i), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 9080+i), Reachable: true,
+			Replicas: replicas[n.id], Leaders: leaders[n.id],
+		}
+		if n.id == "n4" {
+			ns.Reachable, ns.Error = false, "connection refused"
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	return st
 }

@@ -74,6 +74,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"kv", "frob"}, `Error: unknown command "frob" for "wisp kv"`},
 		{[]string{"frob"}, `Error: unknown command "frob" for "wisp"`},
 		{[]string{"cluster", "status", "extra"}, "Error: accepts 0 arg(s), received 1"},
+		{[]string{"cluster", "ring", "extra"}, "Error: accepts 0 arg(s), received 1"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -277,6 +278,12 @@ func TestClusterStatus(t *testing.T) {
 	}
 	golden(t, "status.txt", r.stdout)
 
+	r = wisp(t, "--endpoint="+s.URL, "cluster", "status", "--replicas")
+	if r.code != 0 {
+		t.Fatalf("cluster status --replicas: exit %d, stderr %q", r.code, r.stderr)
+	}
+	golden(t, "status-replicas.txt", r.stdout)
+
 	r = wisp(t, "--endpoint="+s.URL, "--output=json", "cluster", "status")
 	if r.code != 0 {
 		t.Fatalf("cluster status -o json: exit %d, stderr %q", r.code, r.stderr)
@@ -288,7 +295,7 @@ func TestStatusEmpty(t *testing.T) {
 	var buf bytes.Buffer
 	if err := writeStatus(&buf, &wispv1.StatusResponse{
 		Shards: []*wispv1.ShardStatus{{Id: 3}},
-	}); err != nil {
+	}, true); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "status-empty.txt", buf.String())
