@@ -36,6 +36,7 @@ type serverFlags struct {
 	logFormat     string
 	maxMemory     string
 	policy        string
+	shards        int
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -46,6 +47,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.maxValueBytes, "max-value-bytes", node.DefaultMaxValueBytes, "largest value accepted, in bytes")
 	fl.StringVar(&f.maxMemory, "max-memory", "0", "memory budget for data on each node, such as 512MiB (0: no limit); a cluster-wide setting (wisp config set) overrides it")
 	fl.StringVar(&f.policy, "eviction-policy", node.DefaultEvictionPolicy, "what to do past --max-memory: noeviction (writes fail), allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random")
+	fl.IntVar(&f.shards, "shards", defaultShards, "number of shards (Raft groups) the keyspace is split into; fixed when the cluster is created")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -72,6 +74,11 @@ func (f *serverFlags) memory() (int64, error) {
 	}
 	return int64(n), nil
 }
+
+// defaultShards is the shard count of a new cluster: enough groups that
+// leaders and load spread over the nodes, few enough that an idle cluster
+// costs little (docs/BENCHMARKS.md, "Sharding").
+const defaultShards = 16
 
 func (f *serverFlags) limits() (node.Limits, error) {
 	if f.maxKeyBytes <= 0 || f.maxValueBytes <= 0 {
@@ -101,7 +108,8 @@ func newDevCmd() *cobra.Command {
 		Short: "Run a local cluster in one process (nodes on consecutive ports)",
 		Long: `dev starts --nodes nodes (default 3) in this process on loopback. Node i
 (n1, n2, ...) serves the API on --http-addr's port + i-1, Raft on --raft-addr's
-port + i-1, and keeps its data in --data-dir/n<i>. Restarting on the same
+port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
+--shards shards, each replicated on 3 of the nodes. Restarting on the same
 --data-dir recovers every acknowledged write.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -185,6 +193,9 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	if err != nil {
 		return err
 	}
+	if f.shards < 1 || f.shards > node.MaxShards {
+		return fmt.Errorf("--shards %d: need 1 to %d", f.shards, node.MaxShards)
+	}
 	maxMemory, err := f.memory()
 	if err != nil {
 		return err
@@ -233,7 +244,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
 		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits,
+			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards,
 			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {

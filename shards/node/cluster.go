@@ -64,7 +64,10 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	shard := &wispv1.ShardStatus{Id: shardID}
+	shards := make([]*wispv1.ShardStatus, n.cfg.Shards)
+	for id := range shards {
+		shards[id] = &wispv1.ShardStatus{Id: uint32(id)}
+	}
 	for _, id := range ids {
 		p := n.peers[id]
 		ns := &wispv1.NodeStatus{Id: id, Url: p.URL, RaftAddr: p.RaftAddr, Reachable: errs[id] == nil}
@@ -76,23 +79,34 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		if !ok {
 			continue
 		}
+		if len(r.Nodes) > 0 {
+			ns.Replicas, ns.Leaders = r.Nodes[0].Replicas, r.Nodes[0].Leaders
+		}
 		for _, sh := range r.Shards {
-			if sh.Id != shardID {
-				continue
+			if int(sh.Id) >= len(shards) {
+				continue // a peer with another layout: its status says so
 			}
-			shard.Replicas = append(shard.Replicas, sh.Replicas...)
-			if sh.LeaderId != "" && shard.LeaderId == "" {
-				shard.LeaderId = sh.LeaderId
+			agg := shards[sh.Id]
+			agg.Replicas = append(agg.Replicas, sh.Replicas...)
+			for _, rep := range sh.Replicas {
+				if rep.State == "leader" {
+					agg.LeaderId = rep.NodeId
+				}
+			}
+			if agg.LeaderId == "" {
+				agg.LeaderId = sh.LeaderId
 			}
 		}
 	}
-	for _, rep := range shard.Replicas {
-		if rep.NodeId == shard.LeaderId || shard.KeyCount == 0 {
-			shard.KeyCount = rep.KeyCount
-			shard.MemoryUsedBytes, shard.MemoryBudgetBytes = rep.MemoryUsedBytes, rep.MemoryBudgetBytes
+	for _, sh := range shards {
+		for _, rep := range sh.Replicas {
+			if rep.NodeId == sh.LeaderId || sh.KeyCount == 0 {
+				sh.KeyCount = rep.KeyCount
+				sh.MemoryUsedBytes, sh.MemoryBudgetBytes = rep.MemoryUsedBytes, rep.MemoryBudgetBytes
+			}
 		}
 	}
-	resp.Shards = []*wispv1.ShardStatus{shard}
+	resp.Shards = shards
 	return connect.NewResponse(resp), nil
 }
 
@@ -103,35 +117,58 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-// localStatus is this node's own replica, as one shard with one replica.
+// localStatus reports this node's replicas, one shard each.
 func (n *Node) localStatus() *wispv1.StatusResponse {
-	st := n.group.Status()
-	rep := &wispv1.ReplicaStatus{
-		NodeId: n.cfg.ID, State: st.State, Voter: true, Term: st.Term,
-		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
-		LastLogIndex: st.LastLogIndex, KeyCount: st.KeyCount,
-	}
-	for _, m := range st.Members {
-		if m.ID == n.cfg.ID {
-			rep.Voter = m.Voter
+	self := &wispv1.NodeStatus{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.hosted))}
+	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}}
+	for _, sh := range n.hosted {
+		st := sh.group.Status()
+		rep := &wispv1.ReplicaStatus{
+			NodeId: n.cfg.ID, State: st.State, Voter: true, Term: st.Term,
+			AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
+			LastLogIndex: st.LastLogIndex, KeyCount: st.KeyCount,
 		}
-	}
-	var stats engine.Stats
-	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { stats = e.Stats() })
-	set := n.settings()
-	rep.MemoryUsedBytes, rep.MemoryBudgetBytes, rep.EvictionPolicy = stats.MemoryUsedBytes, set.MaxMemoryBytes, set.Policy.Name()
-	rep.ExpiredKeys, rep.EvictedKeys = stats.ExpiredTotal, stats.EvictedTotal
-	return &wispv1.StatusResponse{
-		NodeId: n.cfg.ID,
-		Nodes:  []*wispv1.NodeStatus{{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true}},
-		Shards: []*wispv1.ShardStatus{{
-			Id: shardID, LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep},
+		if st.State == "leader" {
+			self.Leaders++
+		}
+		for _, m := range st.Members {
+			if m.ID == n.cfg.ID {
+				rep.Voter = m.Voter
+			}
+		}
+		var stats engine.Stats
+		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { stats = e.Stats() })
+		set := n.settings(sh)
+		rep.MemoryUsedBytes, rep.MemoryBudgetBytes, rep.EvictionPolicy = stats.MemoryUsedBytes, set.MaxMemoryBytes, set.Policy.Name()
+		rep.ExpiredKeys, rep.EvictedKeys = stats.ExpiredTotal, stats.EvictedTotal
+		resp.Shards = append(resp.Shards, &wispv1.ShardStatus{
+			Id: uint32(sh.id), LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep},
 			MemoryUsedBytes: rep.MemoryUsedBytes, MemoryBudgetBytes: rep.MemoryBudgetBytes,
-		}},
+		})
 	}
+	return resp
 }
 
-// ShardMap describes the key ring and the placement (single shard for now).
+// ShardMap describes the two rings and the leaders this node knows.
 func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wispv1.ShardMapRequest]) (*connect.Response[wispv1.ShardMapResponse], error) {
-	return connect.NewResponse(s.n.shardMap()), nil
+	resp := connect.NewResponse(s.n.shardMap())
+	resp.Header().Set(epochHeader, s.n.epochString())
+	return resp, nil
+}
+
+func (n *Node) shardMap() *wispv1.ShardMapResponse {
+	m := &wispv1.ShardMapResponse{
+		Epoch: n.epoch, ShardCount: uint32(n.cfg.Shards), KeyVnodes: uint32(n.cfg.KeyVnodes),
+		ReplicationFactor: uint32(min(ReplicationFactor, len(n.peers))),
+	}
+	for _, l := range n.place.Nodes {
+		p := n.peers[l.ID]
+		m.Nodes = append(m.Nodes, &wispv1.ShardMapNode{Id: p.ID, Url: p.URL, Zone: p.Zone})
+	}
+	for id, sr := range n.place.Shards {
+		m.Shards = append(m.Shards, &wispv1.ShardPlacement{
+			Id: uint32(id), Replicas: sr.Replicas, LeaderId: n.leaderOf(id), PreferredLeaderId: sr.Leader,
+		})
+	}
+	return m
 }

@@ -15,7 +15,10 @@ import (
 type Peer struct {
 	ID       string // unique node id
 	URL      string // API base URL, such as http://127.0.0.1:8080
-	RaftAddr string // host:port of the node's Raft transport
+	RaftAddr string // host:port of the node's Raft port (all its groups)
+	// Zone is the node's failure domain; a shard's replicas go to distinct
+	// zones when there are enough. Empty: a zone of its own.
+	Zone string
 }
 
 // Limits bound what a request may carry. Zero fields take the defaults.
@@ -67,11 +70,22 @@ func (l Limits) withDefaults() Limits {
 type Config struct {
 	// ID is this node's id; it must appear in Peers.
 	ID string
-	// DataDir holds the node's replicas, one folder per shard.
+	// DataDir holds the node's shared Raft log, cluster.json and one folder
+	// of snapshots per hosted shard.
 	DataDir string
-	// Peers lists every node of the cluster, this one included. A new
-	// cluster bootstraps its shard with all of them as voters.
+	// Peers lists every node of the cluster, this one included. Every node
+	// computes the same placement of shards on them (shards/ring.Place).
 	Peers []Peer
+	// Shards is the number of shards; default 1. It is fixed when the
+	// cluster is created (stored in DataDir/cluster.json): keys map to
+	// shards by it.
+	Shards int
+	// KeyVnodes is the number of key-ring tokens per shard; default
+	// ring.DefaultKeyVnodes. Fixed at creation like Shards.
+	KeyVnodes int
+	// LogPerGroup gives every group its own raft-boltdb file instead of the
+	// node's shared log: the baseline the shared log is measured against.
+	LogPerGroup bool
 	// Limits bound requests.
 	Limits Limits
 	// Timing overrides the Raft timeouts.
@@ -85,14 +99,26 @@ type Config struct {
 	// NoSync turns off fsync of the Raft log. Unsafe: benchmarks only.
 	NoSync bool
 	// MaxMemoryBytes is the node's memory budget for data (0: none), used
-	// unless set cluster-wide (ClusterService/SetConfig).
+	// unless set cluster-wide (ClusterService/SetConfig). Each hosted
+	// replica gets an equal share: see Node.shardBudget.
 	MaxMemoryBytes int64
 	// EvictionPolicy is used unless set cluster-wide; default noeviction.
 	EvictionPolicy string
 	// ReclaimInterval is the period of the leader's expiry and eviction
 	// cycle; default reclaim.DefaultInterval.
 	ReclaimInterval time.Duration
+	// BalanceInterval is how often the node hands leaderships it holds
+	// against the placement's preference to the preferred replica; default
+	// DefaultBalanceInterval, negative turns balancing off.
+	BalanceInterval time.Duration
 }
+
+// ReplicationFactor is the number of replicas per shard (fewer if the
+// cluster has fewer nodes).
+const ReplicationFactor = 3
+
+// MaxShards bounds Config.Shards.
+const MaxShards = 4096
 
 func (c *Config) self() (Peer, error) {
 	if c.ID == "" {

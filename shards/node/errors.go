@@ -18,9 +18,10 @@ func invalidArgument(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
 
-// connectError gives err its Connect code. It is the only place that maps
-// internal errors to codes; internal error text never reaches clients.
-func (n *Node) connectError(err error) error {
+// connectError gives err, from serving shard, its Connect code. It is the
+// only place that maps internal errors to codes; internal error text never
+// reaches clients.
+func (n *Node) connectError(shard int, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -33,13 +34,17 @@ func (n *Node) connectError(err error) error {
 	case errors.As(err, &pe):
 		return preconditionError(pe)
 	case errors.Is(err, engine.ErrMemoryFull):
-		return memoryFullError(n.settings().MaxMemoryBytes)
+		var budget int64
+		if sh := n.shards[shard]; sh != nil {
+			budget = n.settings(sh).MaxMemoryBytes
+		}
+		return memoryFullError(shard, budget)
 	case errors.Is(err, engine.ErrNotInteger):
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, engine.ErrInvalidCommand):
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, raftgroup.ErrNotLeader):
-		return n.notLeaderError()
+		return n.notLeaderError(shard)
 	case errors.Is(err, raftgroup.ErrOutcomeUnknown):
 		return connect.NewError(connect.CodeAborted, raftgroup.ErrOutcomeUnknown)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -67,14 +72,16 @@ func preconditionError(pe *engine.PreconditionError) error {
 	return ce
 }
 
-// notLeaderError is UNAVAILABLE with a LeaderHint when the leader is known.
-func (n *Node) notLeaderError() error {
-	id, _ := n.group.Leader()
-	if id == "" {
-		return connect.NewError(connect.CodeUnavailable, errors.New("no leader for the shard right now (election in progress); retry"))
+// notLeaderError is UNAVAILABLE with a LeaderHint naming the shard's leader
+// when this node knows it.
+func (n *Node) notLeaderError(shard int) error {
+	id := n.leaderOf(shard)
+	p, ok := n.peers[id]
+	if id == "" || !ok || id == n.cfg.ID {
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader for shard %d right now (election in progress); retry", shard))
 	}
-	ce := connect.NewError(connect.CodeUnavailable, fmt.Errorf("node %s is not the leader; the leader is %s", n.cfg.ID, id))
-	if d, err := connect.NewErrorDetail(&wispv1.LeaderHint{NodeId: id, Url: n.peers[id].URL}); err == nil {
+	ce := connect.NewError(connect.CodeUnavailable, fmt.Errorf("node %s does not lead shard %d; its leader is %s", n.cfg.ID, shard, id))
+	if d, err := connect.NewErrorDetail(&wispv1.LeaderHint{NodeId: id, Url: p.URL, Shard: uint32(shard)}); err == nil {
 		ce.AddDetail(d)
 	}
 	return ce

@@ -11,10 +11,6 @@ import (
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 )
 
-// forwardedHeader marks a request one node forwarded to another; its value
-// is the forwarding node's id. A forwarded request is never forwarded again.
-const forwardedHeader = "Wisp-Forwarded"
-
 // forwarder holds Connect clients per peer, over a shared HTTP/2 cleartext
 // transport, so forwarded calls multiplex on one connection per peer.
 type forwarder struct {

@@ -2,10 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -29,10 +25,10 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, true, func() (*wispv1.GetResponse, error) {
+	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, true, func(sh *shard) (*wispv1.GetResponse, error) {
 		resp := &wispv1.GetResponse{}
-		now := s.n.now()
-		err := s.n.group.Read(ctx, level, func(e *engine.Engine) {
+		now := sh.group.NowUnixMs()
+		err := sh.group.Read(ctx, level, func(e *engine.Engine) {
 			if it, ok := e.Get(m.Key, now); ok {
 				resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
 				if it.ExpiresAtUnixMs != 0 {
@@ -51,8 +47,8 @@ func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequ
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, false, func() (*wispv1.PutResponse, error) {
-		res, err := s.n.propose(ctx, mut)
+	return serve(ctx, s.n, s.n.ShardOf(mut[0].Key), req, false, func(sh *shard) (*wispv1.PutResponse, error) {
+		res, err := s.n.propose(ctx, sh, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -67,8 +63,8 @@ func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.Dele
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, false, func() (*wispv1.DeleteResponse, error) {
-		res, err := s.n.propose(ctx, mut)
+	return serve(ctx, s.n, s.n.ShardOf(mut[0].Key), req, false, func(sh *shard) (*wispv1.DeleteResponse, error) {
+		res, err := s.n.propose(ctx, sh, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -83,8 +79,8 @@ func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.I
 	if err != nil {
 		return nil, err
 	}
-	return serve(ctx, s.n, req, false, func() (*wispv1.IncrementResponse, error) {
-		res, err := s.n.propose(ctx, mut)
+	return serve(ctx, s.n, s.n.ShardOf(mut[0].Key), req, false, func(sh *shard) (*wispv1.IncrementResponse, error) {
+		res, err := s.n.propose(ctx, sh, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -94,127 +90,18 @@ func (s *kvService) Increment(ctx context.Context, req *connect.Request[wispv1.I
 	})
 }
 
-func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
-	m := req.Msg
-	level, err := consistency(m.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if len(m.Prefix) > s.n.limits.MaxKeyBytes || len(m.StartKey) > s.n.limits.MaxKeyBytes || len(m.PageToken) > s.n.limits.MaxKeyBytes+1 {
-		return nil, invalidArgument("prefix, start_key and page_token must each be at most %d bytes", s.n.limits.MaxKeyBytes)
-	}
-	limit := int(m.Limit)
-	switch {
-	case limit == 0:
-		limit = defaultScanLimit
-	case limit > maxScanLimit:
-		limit = maxScanLimit
-	}
-	start := m.StartKey
-	if len(m.PageToken) > 0 {
-		start = m.PageToken
-	}
-	return serve(ctx, s.n, req, true, func() (*wispv1.ScanResponse, error) {
-		resp := &wispv1.ScanResponse{}
-		err := s.n.group.Read(ctx, level, func(e *engine.Engine) { s.n.scanPage(e, m, start, limit, resp) })
-		return resp, err
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
-		return s.n.fwd.kv(url).Scan(ctx, r)
-	})
-}
-
-// scanPage fills resp with one page, bounded by limit items and MaxScanBytes.
-func (n *Node) scanPage(e *engine.Engine, m *wispv1.ScanRequest, start []byte, limit int, resp *wispv1.ScanResponse) {
-	items, next := e.Scan(start, m.Prefix, limit, n.now())
-	size := 0
-	for i, it := range items {
-		size += len(it.Key)
-		if !m.KeysOnly {
-			size += len(it.Value)
-		}
-		if size > n.limits.MaxScanBytes && i > 0 {
-			next = it.Key // the page is full by bytes: resume at this key
-			break
-		}
-		kv := &wispv1.KeyValue{Key: it.Key, Version: it.Version, ExpiresAtUnixMs: it.ExpiresAtUnixMs}
-		if !m.KeysOnly {
-			kv.Value = it.Value
-		}
-		resp.Items = append(resp.Items, kv)
-	}
-	resp.NextPageToken = next
-}
-
-func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
-	ops := req.Msg.Ops
-	if len(ops) == 0 {
-		return nil, invalidArgument("batch has no ops")
-	}
-	if len(ops) > s.n.limits.MaxBatchOps {
-		return nil, invalidArgument("batch has %d ops; the limit is %d", len(ops), s.n.limits.MaxBatchOps)
-	}
-	muts := make([]engine.Mutation, len(ops))
-	for i, op := range ops {
-		var (
-			mut []engine.Mutation
-			err error
-		)
-		switch o := op.Op.(type) {
-		case *wispv1.BatchOp_Put:
-			mut, err = s.n.putMutation(o.Put)
-		case *wispv1.BatchOp_Delete:
-			mut, err = s.n.deleteMutation(o.Delete)
-		case *wispv1.BatchOp_Increment:
-			mut, err = s.n.incrementMutation(o.Increment)
-		default:
-			return nil, invalidArgument("batch op %d is empty", i)
-		}
-		if err != nil {
-			var ce *connect.Error
-			errors.As(err, &ce)
-			return nil, invalidArgument("batch op %d: %s", i, ce.Message())
-		}
-		muts[i] = mut[0]
-	}
-	return serve(ctx, s.n, req, false, func() (*wispv1.BatchResponse, error) {
-		res, err := s.n.propose(ctx, muts)
-		if err != nil {
-			return nil, err
-		}
-		return batchResponse(ops, res), nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
-		return s.n.fwd.kv(url).Batch(ctx, r)
-	})
-}
-
-func batchResponse(ops []*wispv1.BatchOp, res []engine.MutationResult) *wispv1.BatchResponse {
-	resp := &wispv1.BatchResponse{Results: make([]*wispv1.BatchResult, len(ops))}
-	for i, op := range ops {
-		r := res[i]
-		switch op.Op.(type) {
-		case *wispv1.BatchOp_Put:
-			resp.Results[i] = &wispv1.BatchResult{Result: &wispv1.BatchResult_Put{Put: &wispv1.PutResponse{Version: r.Version}}}
-		case *wispv1.BatchOp_Delete:
-			resp.Results[i] = &wispv1.BatchResult{Result: &wispv1.BatchResult_Delete{Delete: &wispv1.DeleteResponse{Deleted: r.Existed, Version: r.Version}}}
-		case *wispv1.BatchOp_Increment:
-			resp.Results[i] = &wispv1.BatchResult{Result: &wispv1.BatchResult_Increment{Increment: &wispv1.IncrementResponse{Value: r.Counter, Version: r.Version}}}
-		}
-	}
-	return resp
-}
-
-// propose replicates muts as one command and returns their results, or the
-// command's error (a rejected precondition, not leader, ...).
-func (n *Node) propose(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, error) {
-	res, _, err := n.proposeAt(ctx, muts)
+// propose replicates muts as one command of sh and returns their results,
+// or the command's error (a rejected precondition, not leader, ...).
+func (n *Node) propose(ctx context.Context, sh *shard, muts []engine.Mutation) ([]engine.MutationResult, error) {
+	res, _, err := n.proposeAt(ctx, sh, muts)
 	return res, err
 }
 
 // proposeAt is propose that also returns the time stamped into the command.
-func (n *Node) proposeAt(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, int64, error) {
+func (n *Node) proposeAt(ctx context.Context, sh *shard, muts []engine.Mutation) ([]engine.MutationResult, int64, error) {
 	cmd := engine.Command{Mutations: muts}
-	n.stampBudget(&cmd)
-	res, err := n.group.Propose(ctx, &cmd)
+	n.stampBudget(sh, &cmd)
+	res, err := sh.group.Propose(ctx, &cmd)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -223,100 +110,6 @@ func (n *Node) proposeAt(ctx context.Context, muts []engine.Mutation) ([]engine.
 	}
 	return res.Mutations, cmd.NowUnixMs, nil
 }
-
-// serve answers req with local, the handler's own logic, when this replica
-// can; when it is not the leader it waits (bounded) for one to be known and
-// forwards req there with remote, or retries locally if it has become the
-// leader itself. Requests already forwarded are never forwarded again.
-//
-// read says req has no side effects: a forward that fails in transit is then
-// UNAVAILABLE (retry), while for a write it is ABORTED (outcome unknown).
-func serve[Req, Res any](
-	ctx context.Context, n *Node, req *connect.Request[Req], read bool,
-	local func() (*Res, error),
-	remote func(ctx context.Context, url string, req *connect.Request[Req]) (*connect.Response[Res], error),
-) (*connect.Response[Res], error) {
-	var unreachable string // a leader the last forward could not reach
-	for attempt := 1; ; attempt++ {
-		res, err := local()
-		if err == nil {
-			return connect.NewResponse(res), nil
-		}
-		if !errors.Is(err, raftgroup.ErrNotLeader) || req.Header().Get(forwardedHeader) != "" || attempt > maxServeAttempts {
-			return nil, n.connectError(err)
-		}
-		id := n.awaitLeader(ctx, unreachable)
-		if id == "" {
-			return nil, n.connectError(err)
-		}
-		if id == n.cfg.ID {
-			continue // became the leader meanwhile: serve locally
-		}
-		n.metrics.forwarded.Inc()
-		resp, ferr := remote(ctx, n.peers[id].URL, connect.NewRequest(req.Msg))
-		switch {
-		case ferr == nil:
-			// Tell the client where the leader is, so it can go there next.
-			resp.Header().Set(leaderHeader, n.peers[id].URL)
-			return resp, nil
-		case connect.IsWireError(ferr):
-			return nil, ferr // the leader's own error
-		case isDialError(ferr):
-			unreachable = id // nothing was sent: wait for another leader
-			continue
-		case ctx.Err() != nil:
-			return nil, n.connectError(ctx.Err())
-		case read:
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("forward to leader %s failed; retry", id))
-		default:
-			n.log.Warn("forward failed in transit", "leader", id, "err", ferr)
-			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("connection to leader %s failed with the write in flight; it may or may not have been applied", id))
-		}
-	}
-}
-
-// leaderHeader carries the leader's API base URL on a response this node got
-// by forwarding; leader-aware clients send their next requests there.
-const leaderHeader = "Wisp-Leader"
-
-// isDialError reports whether err is a failure to connect, before anything
-// of the request was sent.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// maxServeAttempts bounds how often serve goes round: retrying locally after
-// this node became the leader, or forwarding again after the leader it chose
-// could not be reached.
-const maxServeAttempts = 3
-
-// leaderWait bounds how long a request waits for an election to finish.
-const leaderWait = 2 * time.Second
-
-// awaitLeader returns the leader's id, waiting up to leaderWait (and ctx)
-// while none is known or the known one is not: "" if none appeared.
-func (n *Node) awaitLeader(ctx context.Context, not string) string {
-	deadline := time.Now().Add(leaderWait)
-	for {
-		if id, _ := n.group.Leader(); id != "" && id != not {
-			if _, ok := n.peers[id]; ok {
-				return id
-			}
-		}
-		if time.Now().After(deadline) {
-			return ""
-		}
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// now is the time reads judge expiry by: see raftgroup.Group.NowUnixMs.
-func (n *Node) now() int64 { return n.group.NowUnixMs() }
 
 func consistency(c wispv1.Consistency) (raftgroup.Consistency, error) {
 	switch c {

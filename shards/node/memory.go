@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -16,8 +17,9 @@ import (
 	"github.com/wisp-db/wisp/shards/reclaim"
 )
 
-// Names of the cluster settings in the shard's replicated settings map
-// (engine OpSetMeta). They move to the meta group once it exists.
+// Names of the cluster settings in every shard's replicated settings map
+// (engine OpSetMeta): SetConfig writes them to each shard. They move to the
+// meta group once it exists.
 const (
 	metaMaxMemory = "max_memory_bytes"
 	metaPolicy    = "eviction_policy"
@@ -27,8 +29,9 @@ const (
 // node's flag names one. Like Redis: never drop data unless told to.
 const DefaultEvictionPolicy = "noeviction"
 
-// settingsCache resolves the memory settings in force: the cluster-wide
-// values stored in the shard's settings map, else the node's flags. It
+// settingsCache resolves a shard's memory settings in force: the
+// cluster-wide values stored in the shard's settings map, else the node's
+// flags. It
 // re-parses only when the stored bytes change, and keeps one Policy instance
 // per name so the evictor's pool survives between cycles.
 type settingsCache struct {
@@ -39,23 +42,24 @@ type settingsCache struct {
 	valid    bool
 }
 
-// settings returns the effective memory settings. Cheap: two map lookups
-// under the engine's read lock, then a cached parse.
-func (n *Node) settings() reclaim.Settings {
+// settings returns the memory settings in force for sh, its budget being
+// its share of the node's (see shardBudget). Cheap: two map lookups under
+// the engine's read lock, then a cached parse.
+func (n *Node) settings(sh *shard) reclaim.Settings {
 	var rawMax, rawPol []byte
-	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
+	_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
 		rawMax, _ = e.Meta(metaMaxMemory)
 		rawPol, _ = e.Meta(metaPolicy)
 	})
-	c := &n.settingsCache
+	c := &sh.settings
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.valid && bytes.Equal(rawMax, c.rawMax) && bytes.Equal(rawPol, c.rawPol) {
 		return c.settings
 	}
-	s := reclaim.Settings{MaxMemoryBytes: n.cfg.MaxMemoryBytes}
+	s := reclaim.Settings{MaxMemoryBytes: n.shardBudget(n.cfg.MaxMemoryBytes)}
 	if v, err := strconv.ParseInt(string(rawMax), 10, 64); err == nil && v >= 0 {
-		s.MaxMemoryBytes = v
+		s.MaxMemoryBytes = n.shardBudget(v)
 	}
 	name := n.cfg.EvictionPolicy
 	if len(rawPol) > 0 {
@@ -74,9 +78,25 @@ func (n *Node) settings() reclaim.Settings {
 	return s
 }
 
-// stampBudget sets the noeviction budget on a write command.
-func (n *Node) stampBudget(cmd *engine.Command) {
-	s := n.settings()
+// shardBudget is one replica's share of a node's memory budget: the node
+// budget divided by the most replicas the placement puts on any node, so
+// that no node holds more than its budget when its shards are full. Keys
+// spread evenly over shards (within a few percent at the default key
+// vnodes), so the shares fill evenly too. 0 (no budget) stays 0.
+func (n *Node) shardBudget(nodeBudget int64) int64 {
+	if nodeBudget <= 0 {
+		return 0
+	}
+	most := 1
+	for _, l := range n.place.Nodes {
+		most = max(most, l.Replicas)
+	}
+	return max(1, nodeBudget/int64(most))
+}
+
+// stampBudget sets the noeviction budget on a write command for sh.
+func (n *Node) stampBudget(sh *shard, cmd *engine.Command) {
+	s := n.settings(sh)
 	if s.MaxMemoryBytes > 0 && s.Policy.Name() == "noeviction" {
 		cmd.MaxMemoryBytes = s.MaxMemoryBytes
 	}
@@ -91,8 +111,8 @@ func (s *kvService) Expire(ctx context.Context, req *connect.Request[wispv1.Expi
 		return nil, invalidArgument("ttl_ms must be positive (got %d); use Persist to remove an expiry", m.TtlMs)
 	}
 	mut := []engine.Mutation{{Op: engine.OpSetTTL, Key: m.Key, TTLMs: m.TtlMs, IfVersion: m.IfVersion}}
-	return serve(ctx, s.n, req, false, func() (*wispv1.ExpireResponse, error) {
-		res, now, err := s.n.proposeAt(ctx, mut)
+	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.ExpireResponse, error) {
+		res, now, err := s.n.proposeAt(ctx, sh, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -112,8 +132,8 @@ func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.Per
 		return nil, err
 	}
 	mut := []engine.Mutation{{Op: engine.OpPersist, Key: m.Key, IfVersion: m.IfVersion}}
-	return serve(ctx, s.n, req, false, func() (*wispv1.PersistResponse, error) {
-		res, err := s.n.propose(ctx, mut)
+	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.PersistResponse, error) {
+		res, err := s.n.propose(ctx, sh, mut)
 		if err != nil {
 			return nil, err
 		}
@@ -127,22 +147,25 @@ func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.Per
 	})
 }
 
-// GetConfig answers linearizably (on the leader, after a read-index check),
-// so a GetConfig after a SetConfig sees it, whichever nodes answer them.
+// GetConfig answers linearizably from shard 0 (on its leader, after a
+// read-index check), so a GetConfig after a SetConfig sees it, whichever
+// nodes answer them.
 func (s *clusterService) GetConfig(ctx context.Context, req *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-	return serve(ctx, s.n, req, true, func() (*wispv1.GetConfigResponse, error) {
-		if err := s.n.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
+	return serve(ctx, s.n, 0, req, true, func(sh *shard) (*wispv1.GetConfigResponse, error) {
+		if err := sh.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
 			return nil, err
 		}
-		set, eff := s.n.config()
+		set, eff := s.n.config(sh)
 		return &wispv1.GetConfigResponse{Config: set, Effective: eff}, nil
 	}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
 		return s.n.fwd.cluster(url).GetConfig(ctx, r)
 	})
 }
 
-// SetConfig validates the new settings and replicates them through the
-// shard's log; every node picks them up when it applies the entry.
+// SetConfig validates the new settings and replicates them through every
+// shard's log (concurrently); every replica picks them up when it applies
+// the entry. If some shard fails, the call fails and says how many took
+// the change: setting the same values again is safe.
 func (s *clusterService) SetConfig(ctx context.Context, req *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
 	c := req.Msg.Config
 	if c == nil || (c.MaxMemoryBytes == nil && c.EvictionPolicy == nil) {
@@ -161,21 +184,40 @@ func (s *clusterService) SetConfig(ctx context.Context, req *connect.Request[wis
 		}
 		muts = append(muts, engine.Mutation{Op: engine.OpSetMeta, Key: []byte(metaPolicy), Value: []byte(*c.EvictionPolicy)})
 	}
-	return serve(ctx, s.n, req, false, func() (*wispv1.SetConfigResponse, error) {
-		if _, err := s.n.group.Propose(ctx, &engine.Command{Mutations: muts}); err != nil {
-			return nil, err
+	one := func(ctx context.Context, id int) (*connect.Response[wispv1.SetConfigResponse], error) {
+		return serve(ctx, s.n, id, req, false, func(sh *shard) (*wispv1.SetConfigResponse, error) {
+			if _, err := sh.group.Propose(ctx, &engine.Command{Mutations: muts}); err != nil {
+				return nil, err
+			}
+			set, eff := s.n.config(sh)
+			return &wispv1.SetConfigResponse{Config: set, Effective: eff}, nil
+		}, func(ctx context.Context, url string, r *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
+			return s.n.fwd.cluster(url).SetConfig(ctx, r)
+		})
+	}
+	if id, ok := targetShard(req.Header(), s.n.cfg.Shards); ok {
+		return one(ctx, id) // one shard's part of another node's SetConfig
+	}
+	resps, errs := fanOut(ctx, s.n.cfg.Shards, one)
+	var failed []error
+	for id, err := range errs {
+		if err != nil {
+			failed = append(failed, fmt.Errorf("shard %d: %w", id, err))
 		}
-		set, eff := s.n.config()
-		return &wispv1.SetConfigResponse{Config: set, Effective: eff}, nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
-		return s.n.fwd.cluster(url).SetConfig(ctx, r)
-	})
+	}
+	if len(failed) > 0 {
+		first := failed[0]
+		return nil, connect.NewError(connect.CodeOf(errors.Unwrap(first)), fmt.Errorf(
+			"config applied to %d of %d shards; setting it again is safe: %s", s.n.cfg.Shards-len(failed), s.n.cfg.Shards, errMessage(errors.Unwrap(first))))
+	}
+	return resps[0], nil
 }
 
-// config returns the cluster-wide settings as stored and as in force here.
-func (n *Node) config() (set, effective *wispv1.ClusterConfig) {
+// config returns the cluster-wide settings as stored in sh and as in force
+// on this node (the node budget, not sh's share of it).
+func (n *Node) config(sh *shard) (set, effective *wispv1.ClusterConfig) {
 	set = &wispv1.ClusterConfig{}
-	_ = n.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
+	_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
 		if v, ok := e.Meta(metaMaxMemory); ok {
 			if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 				set.MaxMemoryBytes = &i
@@ -186,12 +228,15 @@ func (n *Node) config() (set, effective *wispv1.ClusterConfig) {
 			set.EvictionPolicy = &p
 		}
 	})
-	s := n.settings()
-	name := s.Policy.Name()
-	return set, &wispv1.ClusterConfig{MaxMemoryBytes: &s.MaxMemoryBytes, EvictionPolicy: &name}
+	budget := n.cfg.MaxMemoryBytes
+	if set.MaxMemoryBytes != nil {
+		budget = *set.MaxMemoryBytes
+	}
+	name := n.settings(sh).Policy.Name()
+	return set, &wispv1.ClusterConfig{MaxMemoryBytes: &budget, EvictionPolicy: &name}
 }
 
-func memoryFullError(budget int64) error {
+func memoryFullError(shard int, budget int64) error {
 	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-		"memory budget of %d bytes is full and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", budget))
+		"shard %d's memory budget of %d bytes (its share of the node budget) is full and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", shard, budget))
 }

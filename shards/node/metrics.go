@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/shards/raftgroup"
-	"github.com/wisp-db/wisp/shards/reclaim"
 )
 
 // metrics are one node's Prometheus series, labelled node=<id>.
@@ -23,7 +23,7 @@ type metrics struct {
 	forwarded prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group, settings func() reclaim.Settings) *metrics {
+func newMetrics(reg prometheus.Registerer, nodeID string, n *Node) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wisp_requests_total", Help: "API requests served, by method and Connect code.",
@@ -34,35 +34,10 @@ func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group, se
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100µs .. ~3.3s
 		}, []string{"method"}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wisp_forwarded_requests_total", Help: "Requests this node forwarded to a shard leader.",
+			Name: "wisp_forwarded_requests_total", Help: "Requests (or parts of requests) this node forwarded to a shard leader.",
 		}),
 	}
-	gauge := func(name, help string, f func(raftgroup.Status) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(g.Status()) })
-	}
-	m.collectors = []prometheus.Collector{
-		m.requests, m.latency, m.forwarded,
-		gauge("wisp_raft_applied_index", "Highest log index applied to the local replica.", func(s raftgroup.Status) float64 { return float64(s.AppliedIndex) }),
-		gauge("wisp_raft_commit_index", "Highest log index known committed.", func(s raftgroup.Status) float64 { return float64(s.CommitIndex) }),
-		gauge("wisp_raft_term", "Current Raft term.", func(s raftgroup.Status) float64 { return float64(s.Term) }),
-		gauge("wisp_raft_is_leader", "1 if the local replica leads its shard.", func(s raftgroup.Status) float64 {
-			if s.State == "leader" {
-				return 1
-			}
-			return 0
-		}),
-		gauge("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", func(s raftgroup.Status) float64 { return float64(s.KeyCount) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "wisp_memory_used_bytes", Help: "Accounted memory of the local replica's data.",
-		}, func() float64 {
-			var used int64
-			g.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used = e.MemoryUsed() })
-			return float64(used)
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "wisp_memory_budget_bytes", Help: "Memory budget in force for the local replica's shard (0: none).",
-		}, func() float64 { return float64(settings().MaxMemoryBytes) }),
-	}
+	m.collectors = []prometheus.Collector{m.requests, m.latency, m.forwarded, shardCollector{n}}
 	if reg != nil {
 		m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": nodeID}, reg)
 		for _, c := range m.collectors {
@@ -73,6 +48,52 @@ func newMetrics(reg prometheus.Registerer, nodeID string, g *raftgroup.Group, se
 	}
 	return m
 }
+
+// shardCollector reports every hosted replica's state, labelled shard=<id>,
+// read at scrape time.
+type shardCollector struct{ n *Node }
+
+var (
+	shardLabels   = []string{"shard"}
+	descApplied   = prometheus.NewDesc("wisp_raft_applied_index", "Highest log index applied to the local replica.", shardLabels, nil)
+	descCommit    = prometheus.NewDesc("wisp_raft_commit_index", "Highest log index known committed.", shardLabels, nil)
+	descTerm      = prometheus.NewDesc("wisp_raft_term", "Current Raft term.", shardLabels, nil)
+	descIsLeader  = prometheus.NewDesc("wisp_raft_is_leader", "1 if the local replica leads its shard.", shardLabels, nil)
+	descKeys      = prometheus.NewDesc("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", shardLabels, nil)
+	descMemUsed   = prometheus.NewDesc("wisp_memory_used_bytes", "Accounted memory of the local replica's data.", shardLabels, nil)
+	descMemBudget = prometheus.NewDesc("wisp_memory_budget_bytes", "Memory budget in force for the local replica (its share of the node budget; 0: none).", shardLabels, nil)
+)
+
+func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget} {
+		ch <- d
+	}
+}
+
+func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, sh := range c.n.hosted {
+		st := sh.group.Status()
+		label := shardLabel(sh.id)
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, label)
+		}
+		gauge(descApplied, float64(st.AppliedIndex))
+		gauge(descCommit, float64(st.CommitIndex))
+		gauge(descTerm, float64(st.Term))
+		leader := 0.0
+		if st.State == "leader" {
+			leader = 1
+		}
+		gauge(descIsLeader, leader)
+		gauge(descKeys, float64(st.KeyCount))
+		var used int64
+		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used = e.MemoryUsed() })
+		gauge(descMemUsed, float64(used))
+		gauge(descMemBudget, float64(c.n.settings(sh).MaxMemoryBytes))
+	}
+}
+
+func shardLabel(id int) string { return strconv.Itoa(id) }
 
 func (m *metrics) unregister() {
 	if m.reg == nil {

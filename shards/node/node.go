@@ -8,36 +8,44 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine/eviction"
-	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/raftgroup"
-	"github.com/wisp-db/wisp/shards/reclaim"
+	"github.com/wisp-db/wisp/shards/raftlog"
 	"github.com/wisp-db/wisp/shards/ring"
+	"github.com/wisp-db/wisp/shards/transport"
 )
 
-// shardID is the only shard until the keyspace is sharded.
-const shardID = 0
-
-// Node is one running server. Safe for concurrent use.
+// Node is one running server: the replicas of the shards the placement puts
+// on it, all over one Raft port and one shared log. Safe for concurrent use.
 type Node struct {
-	cfg     Config
-	self    Peer
-	limits  Limits
-	log     *slog.Logger
-	group   *raftgroup.Group
-	peers   map[string]Peer // by id; read-only after Open
+	cfg    Config
+	self   Peer
+	limits Limits
+	log    *slog.Logger
+	peers  map[string]Peer // by id; read-only after Open
+
+	// The two rings (docs/ARCHITECTURE.md): keys to shards, shards to nodes.
+	keys  *ring.KeyRing
+	place ring.Placement
+	epoch uint64 // hash of the layout: see shardMap
+
+	mux     *transport.Mux // the node's one Raft port
+	logs    *raftlog.Store // the shared Raft log; nil with LogPerGroup
+	shards  []*shard       // by shard id; nil where the node holds no replica
+	hosted  []*shard       // the non-nil entries of shards, in id order
+	known   leaderCache    // leaders of shards this node does not host
 	fwd     *forwarder
+	balance *balancer
+
 	metrics *metrics
 	handler http.Handler
-	reclaim *reclaim.Reclaimer
-
-	settingsCache settingsCache
 
 	mu     sync.Mutex
 	server *http.Server // guarded by mu; set by Serve
@@ -61,11 +69,22 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.EvictionPolicy == "" {
 		cfg.EvictionPolicy = DefaultEvictionPolicy
 	}
+	if cfg.Shards == 0 {
+		cfg.Shards = 1
+	}
+	if cfg.KeyVnodes == 0 {
+		cfg.KeyVnodes = ring.DefaultKeyVnodes
+	}
+	switch {
+	case cfg.Shards < 1 || cfg.Shards > MaxShards:
+		return nil, fmt.Errorf("node config: %d shards: need 1 to %d", cfg.Shards, MaxShards)
+	case cfg.KeyVnodes < 1 || cfg.Shards*cfg.KeyVnodes > 1<<24:
+		return nil, fmt.Errorf("node config: %d key vnodes per shard: need 1 to %d in all", cfg.KeyVnodes, 1<<24)
+	case cfg.MaxMemoryBytes < 0:
+		return nil, fmt.Errorf("node config: negative memory budget %d", cfg.MaxMemoryBytes)
+	}
 	if _, err := eviction.New(cfg.EvictionPolicy); err != nil {
 		return nil, fmt.Errorf("node config: %w", err)
-	}
-	if cfg.MaxMemoryBytes < 0 {
-		return nil, fmt.Errorf("node config: negative memory budget %d", cfg.MaxMemoryBytes)
 	}
 	n := &Node{
 		cfg:    cfg,
@@ -73,34 +92,123 @@ func Open(cfg Config) (*Node, error) {
 		limits: cfg.Limits.withDefaults(),
 		log:    cfg.Logger.With("node", cfg.ID),
 		peers:  make(map[string]Peer, len(cfg.Peers)),
+		shards: make([]*shard, cfg.Shards),
+		keys:   ring.NewKeyRing(cfg.Shards, cfg.KeyVnodes),
 	}
-	var voters []raftgroup.Peer
+	members := make([]ring.Node, 0, len(cfg.Peers))
 	for _, p := range cfg.Peers {
 		n.peers[p.ID] = p
-		voters = append(voters, raftgroup.Peer{ID: p.ID, Addr: p.RaftAddr})
+		members = append(members, ring.Node{ID: p.ID, Zone: p.Zone})
 	}
-	n.group, err = raftgroup.Open(raftgroup.Config{
-		NodeID:   cfg.ID,
-		Dir:      filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%d", shardID)),
-		RaftAddr: self.RaftAddr,
-		Peers:    voters,
-		Logger:   cfg.Logger,
-		Now:      cfg.Now,
-		Timing:   cfg.Timing,
-		NoSync:   cfg.NoSync,
-	})
+	n.place, err = ring.Place(cfg.Shards, members, min(ReplicationFactor, len(members)))
 	if err != nil {
+		return nil, fmt.Errorf("node %s: place shards: %w", cfg.ID, err)
+	}
+	n.epoch = layoutEpoch(cfg, n.place)
+	n.known.init(cfg.Shards)
+	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes); err != nil {
+		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
+	}
+	if err := n.openReplicas(); err != nil {
+		n.closeReplicas(true)
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
 	n.fwd = newForwarder(cfg.ID)
-	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n.group, n.settings)
-	n.reclaim = reclaim.Start(reclaim.Config{
-		Group: n.group, Settings: n.settings, Interval: cfg.ReclaimInterval,
-		Now:    func() time.Time { return time.UnixMilli(n.group.NowUnixMs()) },
-		Logger: n.log, Registerer: n.metrics.reg,
-	})
+	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n)
+	for _, sh := range n.hosted {
+		sh.startReclaim(n)
+	}
+	n.balance = startBalancer(n, cfg.BalanceInterval)
 	n.handler = n.newHandler()
+	n.log.Info("node open", "shards", cfg.Shards, "replicas", len(n.hosted), "raft", n.mux.Addr().String())
 	return n, nil
+}
+
+// openReplicas opens the Raft port, the shared log and a replica of every
+// shard the placement puts on this node.
+func (n *Node) openReplicas() error {
+	var err error
+	n.mux, err = transport.Listen(n.self.RaftAddr, transport.WithLogger(n.log))
+	if err != nil {
+		return fmt.Errorf("raft port: %w", err)
+	}
+	if !n.cfg.LogPerGroup {
+		n.logs, err = raftlog.Open(filepath.Join(n.cfg.DataDir, "raft-log.db"), raftlog.WithNoSync(n.cfg.NoSync))
+		if err != nil {
+			return err
+		}
+	}
+	for id, sr := range n.place.Shards {
+		var voters []raftgroup.Peer
+		hosted := false
+		for _, r := range sr.Replicas {
+			voters = append(voters, raftgroup.Peer{ID: r, Addr: n.peers[r].RaftAddr})
+			hosted = hosted || r == n.cfg.ID
+		}
+		if !hosted {
+			continue
+		}
+		layer, err := n.mux.Group(uint64(id))
+		if err != nil {
+			return fmt.Errorf("shard %d: %w", id, err)
+		}
+		gc := raftgroup.Config{
+			NodeID:   n.cfg.ID,
+			Dir:      filepath.Join(n.cfg.DataDir, fmt.Sprintf("shard-%d", id)),
+			RaftAddr: n.self.RaftAddr,
+			Peers:    voters,
+			Logger:   n.cfg.Logger.With("shard", id),
+			Now:      n.cfg.Now,
+			Timing:   n.cfg.Timing,
+			NoSync:   n.cfg.NoSync,
+			Stream:   layer,
+		}
+		if n.logs != nil {
+			gc.Logs, gc.Stable = n.logs.Group(uint64(id)), n.logs.Stable(uint64(id))
+		}
+		g, err := raftgroup.Open(gc)
+		if err != nil {
+			layer.Close()
+			return fmt.Errorf("shard %d: %w", id, err)
+		}
+		sh := &shard{id: id, group: g}
+		n.shards[id] = sh
+		n.hosted = append(n.hosted, sh)
+	}
+	return nil
+}
+
+// closeReplicas stops every replica (killing them, or closing them with a
+// leadership hand-off), then the Raft port and the shared log.
+func (n *Node) closeReplicas(kill bool) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, sh := range n.hosted {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sh.close(kill); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("shard %d: %w", sh.id, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n.mux != nil {
+		if err := n.mux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft port: %w", err))
+		}
+	}
+	if n.logs != nil {
+		if err := n.logs.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ID returns the node's id.
@@ -109,8 +217,22 @@ func (n *Node) ID() string { return n.cfg.ID }
 // URL returns the node's API base URL.
 func (n *Node) URL() string { return n.self.URL }
 
-// Group returns the node's replica (tests inspect it).
-func (n *Node) Group() *raftgroup.Group { return n.group }
+// Shards is the cluster's shard count.
+func (n *Node) Shards() int { return n.cfg.Shards }
+
+// Shard returns the node's replica of shard id, nil if it holds none.
+func (n *Node) Shard(id int) *raftgroup.Group {
+	if id < 0 || id >= len(n.shards) || n.shards[id] == nil {
+		return nil
+	}
+	return n.shards[id].group
+}
+
+// ShardOf returns the shard that owns key.
+func (n *Node) ShardOf(key []byte) int { return n.keys.Shard(key) }
+
+// Placement returns where the shards' replicas live.
+func (n *Node) Placement() ring.Placement { return n.place }
 
 // Handler returns the node's HTTP handler: the Connect services, /healthz
 // and, if a Registerer was given, nothing else (metrics are served by the
@@ -185,7 +307,7 @@ func (n *Node) Serve(lis net.Listener, h http.Handler) error {
 const shutdownTimeout = 5 * time.Second
 
 // Close stops serving (letting in-flight requests finish, up to a bound),
-// hands leadership away and stops the replicas. Safe to call twice.
+// hands leaderships away and stops the replicas. Safe to call twice.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
@@ -200,8 +322,8 @@ func (n *Node) Close() error {
 			}
 			cancel()
 		}
-		n.reclaim.Close()
-		if err := n.group.Close(); err != nil {
+		n.balance.close()
+		if err := n.closeReplicas(false); err != nil {
 			errs = append(errs, err)
 		}
 		n.fwd.close()
@@ -224,33 +346,33 @@ func (n *Node) Kill() error {
 			n.server.Close()
 		}
 		n.mu.Unlock()
-		n.reclaim.Close()
-		err = n.group.Kill()
+		n.balance.close()
+		err = n.closeReplicas(true)
 		n.fwd.close()
 		n.metrics.unregister()
 	})
 	return err
 }
 
+// healthz answers 200 when every replica on the node knows its shard's
+// leader, 503 (naming the shards without one) otherwise.
 func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	leader, _ := n.group.Leader()
-	if leader == "" {
+	var leaderless []string
+	leaders := 0
+	for _, sh := range n.hosted {
+		id, _ := sh.group.Leader()
+		switch id {
+		case "":
+			leaderless = append(leaderless, fmt.Sprint(sh.id))
+		case n.cfg.ID:
+			leaders++
+		}
+	}
+	if len(leaderless) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, `{"status":"no leader","node":%q}`+"\n", n.cfg.ID)
+		fmt.Fprintf(w, `{"status":"no leader","node":%q,"shards_without_leader":[%s]}`+"\n", n.cfg.ID, strings.Join(leaderless, ","))
 		return
 	}
-	fmt.Fprintf(w, `{"status":"ok","node":%q,"leader":%q}`+"\n", n.cfg.ID, leader)
-}
-
-func (n *Node) shardMap() *wispv1.ShardMapResponse {
-	m := &wispv1.ShardMapResponse{ShardCount: 1, KeyVnodes: ring.DefaultKeyVnodes, ReplicationFactor: uint32(len(n.peers))}
-	sh := &wispv1.ShardPlacement{Id: 0}
-	sh.LeaderId, _ = n.group.Leader()
-	for _, p := range n.cfg.Peers {
-		m.Nodes = append(m.Nodes, &wispv1.ShardMapNode{Id: p.ID, Url: p.URL})
-		sh.Replicas = append(sh.Replicas, p.ID)
-	}
-	m.Shards = []*wispv1.ShardPlacement{sh}
-	return m
+	fmt.Fprintf(w, `{"status":"ok","node":%q,"replicas":%d,"leaders":%d}`+"\n", n.cfg.ID, len(n.hosted), leaders)
 }

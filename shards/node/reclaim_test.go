@@ -38,7 +38,7 @@ func newClient(t *testing.T, url string) *client.Client {
 
 func stats(n *node.Node) engine.Stats {
 	var s engine.Stats
-	n.Group().Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { s = e.Stats() })
+	n.Shard(0).Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { s = e.Stats() })
 	return s
 }
 
@@ -119,7 +119,7 @@ func TestReplicasAgreeUnderTTLAndEvictionChurn(t *testing.T) {
 func TestEvictSurvivesRewrite(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{})
 	l := c.WaitLeader(5 * time.Second)
-	g := c.Node(l).Group()
+	g := c.Node(l).Shard(0)
 	ctx := context.Background()
 	for i := range 50 {
 		cmd := &engine.Command{Mutations: []engine.Mutation{{Op: engine.OpPut, Key: fmt.Appendf(nil, "k%02d", i), Value: []byte("old")}}}
@@ -233,7 +233,7 @@ func TestExpiryKeepsAbsoluteTime(t *testing.T) {
 		for {
 			l := c.WaitLeader(5 * time.Second)
 			var stored bool
-			c.Node(l).Group().Read(ctx, raftgroup.Stale, func(e *engine.Engine) { stored = e.Len() > 0 })
+			c.Node(l).Shard(0).Read(ctx, raftgroup.Stale, func(e *engine.Engine) { stored = e.Len() > 0 })
 			if !stored {
 				break
 			}

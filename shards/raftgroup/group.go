@@ -98,6 +98,16 @@ type Config struct {
 	SnapshotThreshold uint64
 	// NoSync turns off fsync on log appends. Unsafe: benchmarks only.
 	NoSync bool
+
+	// Stream, if set, carries the group's Raft traffic: a transport.Layer
+	// on the node's shared Raft port. RaftAddr must then be that port's
+	// advertised address. If nil, the group listens on RaftAddr itself.
+	Stream raft.StreamLayer
+	// Logs and Stable, if both set, are the group's log and stable stores
+	// (a node's shared raftlog.Store); the caller owns and closes them. If
+	// nil, the group keeps its own raft-boltdb file, Dir/raft.db.
+	Logs   raft.LogStore
+	Stable raft.StableStore
 }
 
 // Group is one running replica. Safe for concurrent use.
@@ -106,7 +116,7 @@ type Group struct {
 	log       *slog.Logger
 	raft      *raft.Raft
 	fsm       *fsm
-	store     *raftboltdb.BoltStore
+	store     *raftboltdb.BoltStore // nil when the stores were given in Config
 	transport *raft.NetworkTransport
 	verifier  verifier
 	metrics   groupMetrics
@@ -144,6 +154,9 @@ func Open(cfg Config) (*Group, error) {
 	if cfg.NodeID == "" || cfg.Dir == "" || cfg.RaftAddr == "" {
 		return nil, errors.New("raftgroup: NodeID, Dir and RaftAddr are required")
 	}
+	if (cfg.Logs == nil) != (cfg.Stable == nil) {
+		return nil, errors.New("raftgroup: Logs and Stable are set together or not at all")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -161,25 +174,40 @@ func Open(cfg Config) (*Group, error) {
 	}
 	hlog := newHCLogger(log)
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
-	if err != nil {
-		return nil, fmt.Errorf("raftgroup %s: open log store: %w", cfg.NodeID, err)
+	g := &Group{
+		cfg: cfg, log: log, fsm: newFSM(),
+		proposals: make(chan *proposal, proposalQueue), stop: make(chan struct{}),
+	}
+	logStore, stable := cfg.Logs, cfg.Stable
+	if logStore == nil {
+		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
+		if err != nil {
+			return nil, fmt.Errorf("raftgroup %s: open log store: %w", cfg.NodeID, err)
+		}
+		g.store, logStore, stable = store, store, store
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
-		store.Close()
+		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: open snapshot store: %w", cfg.NodeID, err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("raftgroup %s: raft address %q: %w", cfg.NodeID, cfg.RaftAddr, err)
+	if cfg.Stream != nil {
+		g.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: cfg.Stream, MaxPool: maxPool, Timeout: transportTimeout, Logger: hlog,
+		})
+	} else {
+		addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+		if err != nil {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: raft address %q: %w", cfg.NodeID, cfg.RaftAddr, err)
+		}
+		g.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, maxPool, transportTimeout, hlog)
+		if err != nil {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: listen on %s: %w", cfg.NodeID, cfg.RaftAddr, err)
+		}
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, maxPool, transportTimeout, hlog)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("raftgroup %s: listen on %s: %w", cfg.NodeID, cfg.RaftAddr, err)
-	}
+	transport := g.transport
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -192,12 +220,7 @@ func Open(cfg Config) (*Group, error) {
 	rc.MaxAppendEntries = 256
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 
-	g := &Group{
-		cfg: cfg, log: log, fsm: newFSM(), store: store, transport: transport,
-		proposals: make(chan *proposal, proposalQueue), stop: make(chan struct{}),
-	}
-
-	existing, err := raft.HasExistingState(store, store, snaps)
+	existing, err := raft.HasExistingState(logStore, stable, snaps)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: inspect state: %w", cfg.NodeID, err)
@@ -213,19 +236,19 @@ func Open(cfg Config) (*Group, error) {
 				Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr),
 			})
 		}
-		if err := raft.BootstrapCluster(rc, store, store, snaps, transport, conf); err != nil {
+		if err := raft.BootstrapCluster(rc, logStore, stable, snaps, transport, conf); err != nil {
 			g.closeStores()
 			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.NodeID, err)
 		}
 	}
 	// The leader reads recent entries back to replicate them; serve those
 	// from memory instead of bolt.
-	logs, err := raft.NewLogCache(logCacheEntries, store)
+	logs, err := raft.NewLogCache(logCacheEntries, logStore)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: log cache: %w", cfg.NodeID, err)
 	}
-	r, err := raft.NewRaft(rc, g.fsm, logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, g.fsm, logs, stable, snaps, transport)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.NodeID, err)
@@ -238,9 +261,21 @@ func Open(cfg Config) (*Group, error) {
 	return g, nil
 }
 
-func (g *Group) closeStores() {
-	g.transport.Close()
-	g.store.Close()
+// closeStores closes what Open opened: the transport and the group's own
+// log store (stores given in Config belong to the caller).
+func (g *Group) closeStores() error {
+	var errs []error
+	if g.transport != nil {
+		if err := g.transport.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close transport: %w", err))
+		}
+	}
+	if g.store != nil {
+		if err := g.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close log store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (g *Group) proposeError(err error) error {
@@ -448,14 +483,25 @@ func (g *Group) kill() error {
 	close(g.stop)
 	g.verifier.stopAndWait()
 	g.wg.Wait()
-	if err := g.transport.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close transport: %w", err))
-	}
-	if err := g.store.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close log store: %w", err))
+	if err := g.closeStores(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("raftgroup %s: %w", g.cfg.NodeID, err)
+	}
+	return nil
+}
+
+// TransferLeadership hands this replica's leadership to the member id at
+// addr and returns once it has moved or the attempt failed. Nodes use it to
+// spread leaders evenly (see shards/node).
+func (g *Group) TransferLeadership(id, addr string) error {
+	if g.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	f := g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	if err := waitFuture(f, g.stop); err != nil {
+		return fmt.Errorf("raftgroup %s: transfer leadership to %s: %w", g.cfg.NodeID, id, err)
 	}
 	return nil
 }

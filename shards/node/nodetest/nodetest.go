@@ -23,6 +23,8 @@ import (
 type Options struct {
 	// Nodes is the cluster size. Default 3.
 	Nodes int
+	// Shards is the shard count. Default 1.
+	Shards int
 	// Limits are passed to every node.
 	Limits node.Limits
 	// Timing overrides the Raft timeouts.
@@ -75,7 +77,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-// waitLeaderKnown waits until every running node knows the leader.
+// waitLeaderKnown waits until every running replica knows its leader.
 func (c *Cluster) waitLeaderKnown(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -85,7 +87,15 @@ func (c *Cluster) waitLeaderKnown(timeout time.Duration) {
 			if n == nil {
 				break
 			}
-			if id, _ := n.Group().Leader(); id != "" {
+			known := true
+			for s := range n.Shards() {
+				if g := n.Shard(s); g != nil {
+					if id, _ := g.Leader(); id == "" {
+						known = false
+					}
+				}
+			}
+			if known {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -128,7 +138,7 @@ func (c *Cluster) Restart(i int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cfg := node.Config{
-			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: c.peers,
+			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: c.peers, Shards: c.opts.Shards,
 			Limits: c.opts.Limits, Timing: c.opts.Timing, Logger: c.logger(), Now: c.opts.Now,
 		}
 		if c.opts.Tune != nil {
@@ -224,38 +234,61 @@ func (c *Cluster) URLs() []string {
 // Size is the number of nodes.
 func (c *Cluster) Size() int { return len(c.peers) }
 
-// Leader returns the index of the running node that leads, or -1. Safe for
-// concurrent use.
-func (c *Cluster) Leader() int {
+// Leader returns the index of the running node that leads shard 0, or -1.
+// Safe for concurrent use.
+func (c *Cluster) Leader() int { return c.ShardLeader(0) }
+
+// ShardLeader returns the index of the running node that leads shard s, or
+// -1. Safe for concurrent use.
+func (c *Cluster) ShardLeader(s int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, n := range c.nodes {
-		if n != nil && n.Group().IsLeader() {
+		if n == nil {
+			continue
+		}
+		if g := n.Shard(s); g != nil && g.IsLeader() {
 			return i
 		}
 	}
 	return -1
 }
 
-// WaitLeader waits up to timeout for a leader and returns its index.
+// Shards is the cluster's shard count.
+func (c *Cluster) Shards() int { return max(1, c.opts.Shards) }
+
+// WaitLeader waits up to timeout until every shard has a leader and returns
+// the index of shard 0's.
 func (c *Cluster) WaitLeader(timeout time.Duration) int {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
-		if i := c.Leader(); i >= 0 {
-			return i
+	for s := c.Shards() - 1; s >= 0; s-- {
+		for c.ShardLeader(s) < 0 {
+			if time.Now().After(deadline) {
+				c.t.Fatalf("shard %d has no leader within %v", s, timeout)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no leader within %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return c.Leader()
 }
 
-// WaitConverged waits until every running node has applied the same index
-// and has the same state digest, and returns that digest.
+// WaitConverged waits until, in every shard, the running replicas have
+// applied the same index and have the same state digest, and returns the
+// digest of shard 0.
 func (c *Cluster) WaitConverged(ctx context.Context) [32]byte {
 	c.t.Helper()
+	var first [32]byte
+	for s := range c.Shards() {
+		d := c.waitShardConverged(ctx, s)
+		if s == 0 {
+			first = d
+		}
+	}
+	return first
+}
+
+func (c *Cluster) waitShardConverged(ctx context.Context, s int) [32]byte {
 	for {
 		var (
 			digests = map[[32]byte]bool{}
@@ -264,10 +297,10 @@ func (c *Cluster) WaitConverged(ctx context.Context) [32]byte {
 		)
 		c.mu.Lock()
 		for _, n := range c.nodes {
-			if n == nil {
+			if n == nil || n.Shard(s) == nil {
 				continue
 			}
-			g := n.Group()
+			g := n.Shard(s)
 			indexes[g.AppliedIndex()] = true
 			d = g.Digest()
 			digests[d] = true
@@ -278,7 +311,7 @@ func (c *Cluster) WaitConverged(ctx context.Context) [32]byte {
 		}
 		select {
 		case <-ctx.Done():
-			c.t.Fatalf("replicas did not converge: %d distinct digests, applied indexes %v", len(digests), indexes)
+			c.t.Fatalf("shard %d: replicas did not converge: %d distinct digests, applied indexes %v", s, len(digests), indexes)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
