@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -149,8 +150,13 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 	return resp
 }
 
-// ShardMap describes the two rings and the leaders this node knows.
+// ShardMap describes the two rings and the shards' leaders. Leaders of
+// shards this node does not host and has not forwarded to yet are asked of
+// the peers (each answers from its own replicas, without asking further).
 func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wispv1.ShardMapRequest]) (*connect.Response[wispv1.ShardMapResponse], error) {
+	if req.Header().Get(forwardedHeader) == "" {
+		s.n.learnLeaders(ctx)
+	}
 	resp := connect.NewResponse(s.n.shardMap())
 	resp.Header().Set(epochHeader, s.n.epochString())
 	return resp, nil
@@ -171,4 +177,40 @@ func (n *Node) shardMap() *wispv1.ShardMapResponse {
 		})
 	}
 	return m
+}
+
+// learnLeaders asks peers for the leaders of the shards this node neither
+// hosts nor knows a leader of: one ShardMap call per peer that hosts such a
+// shard, concurrently, each bounded by statusPeerTimeout.
+func (n *Node) learnLeaders(ctx context.Context) {
+	ask := map[string]bool{}
+	for id, sr := range n.place.Shards {
+		if n.shards[id] == nil && n.known.get(id) == "" {
+			for _, r := range sr.Replicas {
+				ask[r] = true
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for id := range ask {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
+			defer cancel()
+			r, err := n.fwd.cluster(n.peers[id].URL).ShardMap(cctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
+			if err != nil {
+				return
+			}
+			for _, sh := range r.Msg.Shards {
+				s := int(sh.Id)
+				if s < len(n.shards) && n.shards[s] == nil && sh.LeaderId != "" && slices.Contains(n.place.Shards[s].Replicas, id) {
+					if _, ok := n.peers[sh.LeaderId]; ok {
+						n.known.set(s, sh.LeaderId)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

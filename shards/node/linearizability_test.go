@@ -126,6 +126,52 @@ func TestLinearizability(t *testing.T) {
 	c.WaitConverged(ctx)
 }
 
+// TestLinearizabilitySharded checks a history over 24 keys spread across 16
+// shards on 5 nodes (each key is linearizable on its own, which is what the
+// model partitions by), with a crash of a node that leads some shards after
+// about a third of the run and its restart after about two thirds.
+func TestLinearizabilitySharded(t *testing.T) {
+	seed := linSeed(t)
+	c := nodetest.Start(t, nodetest.Options{Nodes: 5, Shards: 16})
+	cfg := linConfig{
+		workers:        10,
+		keys:           24,
+		maxOps:         2500,
+		duration:       10 * time.Second,
+		readAfterWrite: 0.3,
+	}
+	res := linRun(t, c, cfg, seed, func(p *linProgress) {
+		p.waitFraction(t, 0.3)
+		victim := c.WaitLeader(10 * time.Second) // shard 0's leader
+		led := 0
+		for s := range c.Shards() {
+			if c.ShardLeader(s) == victim {
+				led++
+			}
+		}
+		killedAt := p.elapsed()
+		linBounded(fmt.Sprintf("c.Kill(%d)", victim), func() { c.Kill(victim) })
+		c.WaitLeader(10 * time.Second) // every shard
+		p.leaderChange = p.elapsed()
+		t.Logf("killed n%d (leader of %d shards) at %v; every shard led again at %v",
+			victim+1, led, killedAt.Round(time.Millisecond), p.leaderChange.Round(time.Millisecond))
+		p.waitFraction(t, 0.65)
+		c.Restart(victim)
+	})
+	result, info := linCheck(t, res)
+	switch result {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		path := linVisualize(t, info, seed)
+		t.Fatalf("history is not linearizable (seed %d); visualisation: %s", seed, path)
+	default:
+		t.Fatalf("porcupine gave %s after %v (seed %d): an unchecked history is a failure; shrink the workload", result, linCheckTimeout, seed)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	c.WaitConverged(ctx)
+}
+
 // TestLinearizabilityCatchesStaleReads proves the check is not vacuous: reads
 // go to a follower with CONSISTENCY_STALE but are recorded as linearizable
 // reads, and porcupine must call the history Illegal. A client reads a key
