@@ -76,6 +76,7 @@ type benchConfig struct {
 	warmupOps      int // in [0, benchMaxWarmupOps]
 	consistency    client.Consistency
 	opTimeout      time.Duration // 0: none
+	routing        bool          // clients route keys to shard leaders
 }
 
 // benchFlags are the flags shared by bench put and bench get.
@@ -127,6 +128,7 @@ func (f *benchFlags) config(op string, g *globals) (benchConfig, error) {
 		warmupOps:      f.warmupOps,
 		consistency:    g.readConsistency(),
 		opTimeout:      f.opTimeout,
+		routing:        g.routing,
 	}
 	if cfg.conns == 0 {
 		cfg.conns = (cfg.clients + benchClientsPerConn - 1) / benchClientsPerConn
@@ -245,11 +247,11 @@ func newBencher(endpoint string, cfg benchConfig) (*bencher, error) {
 	for range cfg.conns {
 		t := newBenchTransport()
 		hc := &http.Client{Transport: t}
-		m, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(1), client.WithTimeout(cfg.opTimeout))
+		m, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(1), client.WithTimeout(cfg.opTimeout), client.WithRouting(cfg.routing))
 		if err != nil {
 			return nil, usageErrorf("invalid --endpoint %q: want a URL such as %s", endpoint, defaultEndpoint)
 		}
-		s, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(maxAttempts), client.WithTimeout(cfg.opTimeout))
+		s, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(maxAttempts), client.WithTimeout(cfg.opTimeout), client.WithRouting(cfg.routing))
 		if err != nil {
 			return nil, usageErrorf("invalid --endpoint %q: want a URL such as %s", endpoint, defaultEndpoint)
 		}

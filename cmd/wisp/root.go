@@ -49,6 +49,7 @@ type globals struct {
 	output      string // "text" or "json"
 	consistency string // "linearizable" or "stale"
 	timeout     time.Duration
+	routing     bool // send keyed calls to their shard's leader
 }
 
 func (g *globals) json() bool { return g.output == "json" }
@@ -64,7 +65,7 @@ func (g *globals) readConsistency() client.Consistency {
 
 // client returns a client for --endpoint.
 func (g *globals) client() (*client.Client, error) {
-	c, err := client.New(g.endpoint, client.WithMaxAttempts(maxAttempts))
+	c, err := client.New(g.endpoint, client.WithMaxAttempts(maxAttempts), client.WithRouting(g.routing))
 	if err != nil {
 		return nil, usageErrorf("invalid --endpoint %q: want a URL such as %s", g.endpoint, defaultEndpoint)
 	}
@@ -124,6 +125,7 @@ Commands exit 0 on success, 1 on failure (including "key not found"), and
 	pf.StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	pf.StringVar(&g.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	pf.DurationVar(&g.timeout, "timeout", defaultTimeout, "time limit for the whole command, retries included (0: none)")
+	pf.BoolVar(&g.routing, "routing", true, "send each key's calls straight to its shard's leader (false: to --endpoint, which forwards them)")
 
 	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newBenchCmd(g))
 	return root

@@ -37,6 +37,7 @@ type serverFlags struct {
 	maxMemory     string
 	policy        string
 	shards        int
+	logPerGroup   bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -48,6 +49,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.maxMemory, "max-memory", "0", "memory budget for data on each node, such as 512MiB (0: no limit); a cluster-wide setting (wisp config set) overrides it")
 	fl.StringVar(&f.policy, "eviction-policy", node.DefaultEvictionPolicy, "what to do past --max-memory: noeviction (writes fail), allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random")
 	fl.IntVar(&f.shards, "shards", defaultShards, "number of shards (Raft groups) the keyspace is split into; fixed when the cluster is created")
+	fl.BoolVar(&f.logPerGroup, "log-per-group", false, "give every Raft group its own raft-boltdb log file instead of the node's shared log (the benchmark baseline)")
+	_ = fl.MarkHidden("log-per-group")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -244,7 +247,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
 		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards,
+			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, LogPerGroup: f.logPerGroup,
 			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
