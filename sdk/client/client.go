@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,26 +32,39 @@ const (
 // Client is a Wisp client. It is safe for concurrent use by multiple
 // goroutines; create one per cluster and share it.
 //
-// A Client sends each call to its preferred endpoint: the base URL given to
-// New, or the leader URL a server last named in a LeaderHint. If the
-// preferred endpoint fails at the transport level, the Client goes back to
-// the base URL.
+// A Client sends each single-key call to the leader of the key's shard when
+// it knows it (see WithRouting), and every other call to its preferred
+// endpoint: the base URL given to New, or the leader URL a server last
+// named for a call not routed by key. If an endpoint fails at the
+// transport level, the Client forgets it as a leader and goes back to the
+// base URL.
 type Client struct {
 	baseURL        string
+	base           *endpoint // the endpoint for baseURL
 	httpClient     connect.HTTPClient
 	connectOpts    []connect.ClientOption
 	maxAttempts    int           // in [1, maxAttemptsLimit]
 	backoffInitial time.Duration // in (0, backoffMax]
 	backoffMax     time.Duration // in (0, backoffMaxLimit]
 	timeout        time.Duration // 0: none
+	routing        bool          // send single-key calls to their shard's leader
+
+	// preferred is where unrouted calls go first.
+	// Invariant: preferred is non-nil.
+	preferred atomic.Pointer[endpoint]
+
+	// shards is the shard map: nil until the first fetch succeeds, and
+	// always with routing off. Replaced whole by fetchMap.
+	shards atomic.Pointer[shardMap]
+	// mapFetching is true while fetchMap runs: at most one at a time.
+	mapFetching atomic.Bool
+	// mapNotBeforeUnixNano is when the next fetch may start (rate limit).
+	mapNotBeforeUnixNano atomic.Int64
 
 	mu sync.Mutex
 	// endpoints caches an RPC client per base URL. guarded by mu.
 	// Invariant: endpoints[baseURL] exists; len(endpoints) <= maxEndpoints.
 	endpoints map[string]*endpoint
-	// preferred is where calls go first. guarded by mu.
-	// Invariant: preferred is non-nil and in endpoints.
-	preferred *endpoint
 }
 
 // endpoint is one node's base URL and the RPC clients for it. It is
@@ -79,6 +94,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		backoffInitial: cfg.backoffInitial,
 		backoffMax:     cfg.backoffMax,
 		timeout:        max(cfg.timeout, 0),
+		routing:        !cfg.routingOff,
 		endpoints:      make(map[string]*endpoint),
 	}
 	switch cfg.protocol {
@@ -90,8 +106,8 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("wisp: new client: %w: unknown protocol %d", ErrInvalidArgument, int(cfg.protocol))
 	}
-	// Learn the leader from responses a follower forwarded.
-	c.connectOpts = append(c.connectOpts, connect.WithInterceptors(connect.UnaryInterceptorFunc(c.learnLeader)))
+	// Learn leaders and map changes from response headers.
+	c.connectOpts = append(c.connectOpts, connect.WithInterceptors(connect.UnaryInterceptorFunc(c.watchHeaders)))
 	if cfg.httpClient != nil {
 		c.httpClient = cfg.httpClient
 	} else {
@@ -110,8 +126,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	c.backoffInitial = min(c.backoffInitial, backoffMaxLimit)
 	c.backoffMax = min(max(c.backoffMax, c.backoffInitial), backoffMaxLimit)
 
-	c.preferred = c.newEndpoint(base)
-	c.endpoints[base] = c.preferred
+	c.base = c.newEndpoint(base)
+	c.endpoints[base] = c.base
+	c.preferred.Store(c.base)
 	return c, nil
 }
 
@@ -162,9 +179,27 @@ func (c *Client) newEndpoint(u string) *endpoint {
 
 // current returns the preferred endpoint.
 func (c *Client) current() *endpoint {
+	return c.preferred.Load()
+}
+
+// endpointFor returns the cached endpoint for u, a normalized URL, making
+// it if needed.
+func (c *Client) endpointFor(u string) *endpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.preferred
+	ep, ok := c.endpoints[u]
+	if !ok {
+		if len(c.endpoints) >= maxEndpoints {
+			// Start over with the base URL only; the cache refills with
+			// the endpoints that are still in use. Endpoints are
+			// immutable, so those the shard map holds stay valid.
+			clear(c.endpoints)
+			c.endpoints[c.baseURL] = c.base
+		}
+		ep = c.newEndpoint(u)
+		c.endpoints[u] = ep
+	}
+	return ep
 }
 
 // follow makes the endpoint for hint the preferred one and returns it, or
@@ -174,38 +209,55 @@ func (c *Client) follow(hint string) *endpoint {
 	if err != nil {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ep, ok := c.endpoints[u]
-	if !ok {
-		if len(c.endpoints) >= maxEndpoints {
-			// Start over with the base URL only; the cache refills with
-			// the endpoints that are still in use.
-			base := c.endpoints[c.baseURL]
-			clear(c.endpoints)
-			c.endpoints[c.baseURL] = base
-		}
-		ep = c.newEndpoint(u)
-		c.endpoints[u] = ep
-	}
-	c.preferred = ep
+	ep := c.endpointFor(u)
+	c.preferred.Store(ep)
 	return ep
 }
 
-// leaderHeader is set by a node on a response it got by forwarding the
-// request to the shard's leader; its value is the leader's API base URL.
-const leaderHeader = "Wisp-Leader"
+// Response headers a node sets on KVService responses.
+const (
+	// leaderHeader is set by a node on a response it got by forwarding the
+	// request to the shard's leader; its value is the leader's API base
+	// URL.
+	leaderHeader = "Wisp-Leader"
+	// epochHeader is the answering node's shard map epoch, in decimal.
+	epochHeader = "Wisp-Epoch"
+)
 
-// learnLeader makes the leader named by a forwarded response the preferred
-// endpoint, so the next calls skip the extra hop through a follower. If that
-// URL is not reachable from here, the first transport error sends the client
-// back to the base URL (forget).
-func (c *Client) learnLeader(next connect.UnaryFunc) connect.UnaryFunc {
+// watchHeaders learns from the headers of every successful response:
+//
+//   - Wisp-Epoch different from the shard map's epoch starts a refresh of
+//     the map (rate-limited, in the background).
+//   - Wisp-Leader, on a response a node forwarded, names the leader of the
+//     request's shard. With a shard map, that shard's calls go there next;
+//     without one (routing off, or an old server), every call does, as the
+//     preferred endpoint. Calls that are not keyed (Scan, Batch) teach
+//     nothing when there is a map: they may span shards.
+//
+// If the leader's URL is not reachable from here, the first transport error
+// forgets it (invoke).
+func (c *Client) watchHeaders(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		resp, err := next(ctx, req)
-		if err == nil {
-			if u := resp.Header().Get(leaderHeader); u != "" && u != c.current().url {
-				c.follow(u)
+		if err != nil {
+			return resp, err
+		}
+		h := resp.Header()
+		if e := h.Get(epochHeader); e != "" && c.routing {
+			epoch, perr := strconv.ParseUint(e, 10, 64)
+			if m := c.shards.Load(); perr == nil && (m == nil || m.epoch != epoch) {
+				c.refreshMap()
+			}
+		}
+		if u := h.Get(leaderHeader); u != "" {
+			m := c.shards.Load()
+			switch k, keyed := req.Any().(interface{ GetKey() []byte }); {
+			case m == nil:
+				if u != c.current().url {
+					c.follow(u)
+				}
+			case keyed:
+				route{m, m.ring.Shard(k.GetKey())}.learn(c, u)
 			}
 		}
 		return resp, err
@@ -215,11 +267,7 @@ func (c *Client) learnLeader(next connect.UnaryFunc) connect.UnaryFunc {
 // forget makes the base URL preferred again if ep, which just failed at the
 // transport level, is the preferred endpoint.
 func (c *Client) forget(ep *endpoint) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.preferred == ep {
-		c.preferred = c.endpoints[c.baseURL]
-	}
+	c.preferred.CompareAndSwap(ep, c.base)
 }
 
 // withTimeout applies WithTimeout to ctx.
@@ -243,11 +291,13 @@ const (
 	readCall
 )
 
-// invoke runs call against the preferred endpoint until it succeeds, fails
-// in a way class may not retry, runs out of attempts, or ctx is done. It
-// returns the last error and the number of attempts made.
-func invoke[T any](ctx context.Context, c *Client, class retryClass, call func(context.Context, *endpoint) (T, error)) (T, int, error) {
-	ep := c.current()
+// invoke runs call until it succeeds, fails in a way class may not retry,
+// runs out of attempts, or ctx is done. It returns the last error and the
+// number of attempts made. A call with a key goes to the leader of the
+// key's shard if known (route); one without (nil) to the preferred
+// endpoint.
+func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte, call func(context.Context, *endpoint) (T, error)) (T, int, error) {
+	ep, rt := c.route(key)
 	for attempt := 1; ; attempt++ {
 		res, err := call(ctx, ep)
 		if err == nil {
@@ -266,12 +316,17 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, call func(c
 			cerr = connect.NewError(connect.CodeUnavailable, cerr.Unwrap())
 			err = cerr
 			c.forget(ep)
+			rt.forget(ep)
 		}
 		var next *endpoint
 		if wire && cerr.Code() == connect.CodeUnavailable {
 			// Follow a hint even when not retrying: it helps the next call.
 			if hint := leaderHint(cerr); hint != "" {
-				next = c.follow(hint)
+				if rt.m != nil {
+					next = rt.learn(c, hint)
+				} else {
+					next = c.follow(hint)
+				}
 			}
 		}
 		if attempt >= c.maxAttempts || ctx.Err() != nil || !retryable(cerr, wire, class) {
@@ -284,7 +339,7 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, call func(c
 		if werr := sleep(ctx, c.backoff(attempt)); werr != nil {
 			return res, attempt, fmt.Errorf("%w (last error: %v)", werr, err)
 		}
-		ep = c.current()
+		ep, rt = c.route(key)
 	}
 }
 

@@ -32,6 +32,18 @@ func ExampleNew() {
 	fmt.Println(len(st.GetNodes()), "nodes")
 }
 
+func ExampleWithRouting() {
+	// Only the load balancer's address is reachable from here, not the
+	// nodes' own URLs: send every call to it, and let the nodes forward.
+	c, err := client.New("https://wisp.example.com", client.WithRouting(false))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Put(context.Background(), "greeting", []byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+}
+
 func ExampleClient_Get() {
 	c, err := client.New("http://127.0.0.1:8080")
 	if err != nil {

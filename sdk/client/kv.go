@@ -80,7 +80,7 @@ func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (*w
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	req := &wispv1.GetRequest{Key: []byte(key), Consistency: consistency}
-	res, attempts, err := invoke(ctx, c, readCall, func(ctx context.Context, ep *endpoint) (*wispv1.GetResponse, error) {
+	res, attempts, err := invoke(ctx, c, readCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.GetResponse, error) {
 		r, err := ep.kv.Get(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -105,7 +105,7 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...Writ
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.PutResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.PutResponse, error) {
 		r, err := ep.kv.Put(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -130,7 +130,7 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (d
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.DeleteResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.DeleteResponse, error) {
 		r, err := ep.kv.Delete(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -155,7 +155,7 @@ func (c *Client) Increment(ctx context.Context, key string, delta int64) (value 
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	req := &wispv1.IncrementRequest{Key: []byte(key), Delta: delta}
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.IncrementResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.IncrementResponse, error) {
 		r, err := ep.kv.Increment(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -219,7 +219,7 @@ func (c *Client) Scan(ctx context.Context, opts ScanOptions) (ScanPage, error) {
 		Consistency: consistency,
 		KeysOnly:    opts.KeysOnly,
 	}
-	res, attempts, err := invoke(ctx, c, readCall, func(ctx context.Context, ep *endpoint) (*wispv1.ScanResponse, error) {
+	res, attempts, err := invoke(ctx, c, readCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.ScanResponse, error) {
 		r, err := ep.kv.Scan(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -345,7 +345,7 @@ func (c *Client) Batch(ctx context.Context, ops ...Op) ([]BatchResult, error) {
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.BatchResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.BatchResponse, error) {
 		r, err := ep.kv.Batch(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -380,7 +380,7 @@ func (c *Client) Status(ctx context.Context) (*wispv1.StatusResponse, error) {
 	const op = "status"
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	res, attempts, err := invoke(ctx, c, readCall, func(ctx context.Context, ep *endpoint) (*wispv1.StatusResponse, error) {
+	res, attempts, err := invoke(ctx, c, readCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.StatusResponse, error) {
 		r, err := ep.cluster.Status(ctx, connect.NewRequest(&wispv1.StatusRequest{}))
 		if err != nil {
 			return nil, err

@@ -71,6 +71,7 @@ type config struct {
 	backoffInitial time.Duration
 	backoffMax     time.Duration
 	timeout        time.Duration
+	routingOff     bool
 }
 
 type optionFunc func(*config)
@@ -123,6 +124,21 @@ func WithBackoff(initial, max time.Duration) Option {
 // (and the zero value, or any d <= 0) is no limit beyond ctx.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.timeout = d })
+}
+
+// WithRouting sets whether the Client sends each single-key call (Get, TTL,
+// Put, Delete, Increment, Expire, Persist) straight to the leader of the
+// key's shard, which saves the hop a node takes to forward it. Routing
+// needs the cluster's shard map, which the Client fetches in the
+// background from its preferred endpoint on the first such call, and again
+// when a node reports another layout epoch. Until the map arrives, with a
+// server too old to serve one, and with routing off, calls go to the
+// preferred endpoint, which forwards them. Scan and Batch, which may span
+// shards, always go to the preferred endpoint. Turn routing off when the
+// nodes' own URLs, which the map lists, are not reachable from the client
+// (behind a load balancer, say). The default is true.
+func WithRouting(on bool) Option {
+	return optionFunc(func(c *config) { c.routingOff = !on })
 }
 
 // Consistency is the guarantee a read asks for. A read is never served at a

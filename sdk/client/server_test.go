@@ -23,6 +23,8 @@ import (
 // loopback port, serving Connect, gRPC and gRPC-Web over HTTP/1.1 and h2c.
 // It exists to exercise the client's logic (retries, redirects, error
 // decoding), not Wisp's semantics; the real server is tested elsewhere.
+// Like a server older than the shard map, it answers ShardMap with
+// Unimplemented, so the client does not route.
 type testServer struct {
 	// Expire, Persist, GetConfig, SetConfig: covered by the e2e tests.
 	wispv1connect.UnimplementedKVServiceHandler
@@ -35,8 +37,11 @@ type testServer struct {
 	// returned instead of calling the handler. It is set once, before the
 	// server starts.
 	hook func(procedure string) error
-	// calls counts the RPCs that reached the server, hooked or not.
+	// calls counts the RPCs that reached the server, hooked or not, but
+	// ShardMap, which the client calls in the background.
 	calls atomic.Int64
+	// mapCalls counts the ShardMap calls. They are not hooked.
+	mapCalls atomic.Int64
 
 	mu      sync.Mutex
 	data    map[string]*wispv1.KeyValue // guarded by mu
@@ -50,6 +55,10 @@ func newTestServer(t *testing.T, hook func(procedure string) error) *testServer 
 	s := &testServer{hook: hook, data: make(map[string]*wispv1.KeyValue)}
 	interceptor := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if req.Spec().Procedure == wispv1connect.ClusterServiceShardMapProcedure {
+				s.mapCalls.Add(1)
+				return next(ctx, req)
+			}
 			s.calls.Add(1)
 			if s.hook != nil {
 				if err := s.hook(req.Spec().Procedure); err != nil {

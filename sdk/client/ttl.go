@@ -30,7 +30,7 @@ func (c *Client) Expire(ctx context.Context, key string, ttl time.Duration, opts
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	req := &wispv1.ExpireRequest{Key: []byte(key), TtlMs: ttlMs(ttl), IfVersion: wc.ifVersion}
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.ExpireResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.ExpireResponse, error) {
 		r, err := ep.kv.Expire(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -58,7 +58,7 @@ func (c *Client) Persist(ctx context.Context, key string, opts ...WriteOption) (
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	req := &wispv1.PersistRequest{Key: []byte(key), IfVersion: wc.ifVersion}
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.PersistResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.PersistResponse, error) {
 		r, err := ep.kv.Persist(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
@@ -103,7 +103,7 @@ func (c *Client) GetConfig(ctx context.Context) (set, effective Config, err erro
 	const op = "get config"
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	res, attempts, err := invoke(ctx, c, readCall, func(ctx context.Context, ep *endpoint) (*wispv1.GetConfigResponse, error) {
+	res, attempts, err := invoke(ctx, c, readCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.GetConfigResponse, error) {
 		r, err := ep.cluster.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
 		if err != nil {
 			return nil, err
@@ -126,7 +126,7 @@ func (c *Client) SetConfig(ctx context.Context, cfg Config) (set, effective Conf
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	req := &wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{MaxMemoryBytes: cfg.MaxMemoryBytes, EvictionPolicy: cfg.EvictionPolicy}}
-	res, attempts, err := invoke(ctx, c, writeCall, func(ctx context.Context, ep *endpoint) (*wispv1.SetConfigResponse, error) {
+	res, attempts, err := invoke(ctx, c, writeCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.SetConfigResponse, error) {
 		r, err := ep.cluster.SetConfig(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
