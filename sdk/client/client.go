@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -310,6 +311,8 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 			return res, attempt, err
 		}
 		wire := connect.IsWireError(cerr)
+		// A refused connection sent nothing: any call may retry it.
+		unsent := !wire && isDialError(cerr)
 		if !wire && isTransportError(ctx, cerr) {
 			// connect-go reports a reset connection as Canceled; say
 			// Unavailable, as for a refused one.
@@ -329,7 +332,7 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 				}
 			}
 		}
-		if attempt >= c.maxAttempts || ctx.Err() != nil || !retryable(cerr, wire, class) {
+		if attempt >= c.maxAttempts || ctx.Err() != nil || !retryable(cerr, wire || unsent, class) {
 			return res, attempt, err
 		}
 		if next != nil && next.url != ep.url {
@@ -343,12 +346,20 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 	}
 }
 
-// retryable reports whether a call of class may retry after err.
-func retryable(err *connect.Error, wire bool, class retryClass) bool {
+// retryable reports whether a call of class may retry after err; safe says
+// the server answered it, or it never left the client.
+func retryable(err *connect.Error, safe bool, class retryClass) bool {
 	if err.Code() != connect.CodeUnavailable {
 		return false
 	}
-	return wire || class == readCall
+	return safe || class == readCall
+}
+
+// isDialError reports whether err is a failure to connect, before anything
+// of the request was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // isTransportError reports whether err, made by the client rather than sent

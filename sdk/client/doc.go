@@ -37,7 +37,8 @@
 //
 //   - A server-sent connect.CodeUnavailable, for every method: the server
 //     sends it only when the operation was not applied.
-//   - A transport error (connection refused or reset, and the like), for
+//   - A refused connection (nothing was sent), for every method.
+//   - Any other transport error (connection reset, EOF, and the like), for
 //     Get, Scan and Status only. For Put, Delete, Increment and Batch a
 //     transport error after the request went out leaves the outcome
 //     unknown, so they return it at once.

@@ -209,7 +209,7 @@ func TestShardedKillNode(t *testing.T) {
 		if w == victim {
 			continue // its endpoint dies with it
 		}
-		cli, err := client.New(c.URL(w), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10), client.WithRouting(false))
+		cli, err := client.New(c.URL(w), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
 		if err != nil {
 			t.Fatal(err)
 		}
