@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -38,6 +39,7 @@ type serverFlags struct {
 	policy        string
 	shards        int
 	logPerGroup   bool
+	pprof         bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -51,6 +53,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.shards, "shards", defaultShards, "number of shards (Raft groups) the keyspace is split into; fixed when the cluster is created")
 	fl.BoolVar(&f.logPerGroup, "log-per-group", false, "give every Raft group its own raft-boltdb log file instead of the node's shared log (the benchmark baseline)")
 	_ = fl.MarkHidden("log-per-group")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on every node's API port (for diagnosis; off by default)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -264,6 +267,10 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		mux := http.NewServeMux()
 		mux.Handle("/", n.Handler())
 		mux.Handle("GET /metrics", metricsHandler)
+		if f.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		go func() { errc <- n.Serve(lis[i], node.CORS(mux)) }()
 		log.Info("node serving", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", filepath.Join(f.dataDir, n.ID()))
 	}

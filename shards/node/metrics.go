@@ -62,15 +62,25 @@ var (
 	descKeys      = prometheus.NewDesc("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", shardLabels, nil)
 	descMemUsed   = prometheus.NewDesc("wisp_memory_used_bytes", "Accounted memory of the local replica's data.", shardLabels, nil)
 	descMemBudget = prometheus.NewDesc("wisp_memory_budget_bytes", "Memory budget in force for the local replica (its share of the node budget; 0: none).", shardLabels, nil)
+
+	descLogCommits  = prometheus.NewDesc("wisp_raftlog_commits_total", "Transactions (each two fsyncs) the node's shared Raft log committed.", nil, nil)
+	descLogRequests = prometheus.NewDesc("wisp_raftlog_requests_total", "Writes (appends, truncations, stable-store sets) from all groups those commits carried.", nil, nil)
+	descLogEntries  = prometheus.NewDesc("wisp_raftlog_entries_total", "Raft log entries appended to the shared log, all groups.", nil, nil)
 )
 
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget} {
+	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget, descLogCommits, descLogRequests, descLogEntries} {
 		ch <- d
 	}
 }
 
 func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
+	if logs := c.n.logs; logs != nil {
+		st := logs.Stats()
+		ch <- prometheus.MustNewConstMetric(descLogCommits, prometheus.CounterValue, float64(st.Commits))
+		ch <- prometheus.MustNewConstMetric(descLogRequests, prometheus.CounterValue, float64(st.Requests))
+		ch <- prometheus.MustNewConstMetric(descLogEntries, prometheus.CounterValue, float64(st.Entries))
+	}
 	for _, sh := range c.n.hosted {
 		st := sh.group.Status()
 		label := shardLabel(sh.id)

@@ -132,11 +132,29 @@ func (n *Node) openReplicas() error {
 	if err != nil {
 		return fmt.Errorf("raft port: %w", err)
 	}
+	hosting := 0
+	for _, l := range n.place.Nodes {
+		if l.ID == n.cfg.ID {
+			hosting = l.Replicas
+		}
+	}
 	if !n.cfg.LogPerGroup {
-		n.logs, err = raftlog.Open(filepath.Join(n.cfg.DataDir, "raft-log.db"), raftlog.WithNoSync(n.cfg.NoSync))
+		opts := []raftlog.Option{raftlog.WithNoSync(n.cfg.NoSync)}
+		if hosting > 1 {
+			// Many groups write at once: hold each commit open briefly so
+			// their appends share its fsyncs (docs/BENCHMARKS.md, Sharding).
+			opts = append(opts, raftlog.WithCommitWait(commitWaitMax, commitWaitGap, hosting))
+		}
+		n.logs, err = raftlog.Open(filepath.Join(n.cfg.DataDir, "raft-log.db"), opts...)
 		if err != nil {
 			return err
 		}
+	}
+	inflight := 0 // raftgroup's default
+	if hosting > 1 {
+		// Each group sees a share of the clients: one pack in flight at a
+		// time makes the others wait and pack into the next entry.
+		inflight = 1
 	}
 	for id, sr := range n.place.Shards {
 		var voters []raftgroup.Peer
@@ -162,6 +180,8 @@ func (n *Node) openReplicas() error {
 			Timing:   n.cfg.Timing,
 			NoSync:   n.cfg.NoSync,
 			Stream:   layer,
+
+			MaxInflightPacks: inflight,
 		}
 		if n.logs != nil {
 			gc.Logs, gc.Stable = n.logs.Group(uint64(id)), n.logs.Stable(uint64(id))
@@ -177,6 +197,13 @@ func (n *Node) openReplicas() error {
 	}
 	return nil
 }
+
+// The shared log's group-commit window on a node hosting several groups:
+// see raftlog.WithCommitWait.
+const (
+	commitWaitMax = time.Millisecond
+	commitWaitGap = 200 * time.Microsecond
+)
 
 // closeReplicas stops every replica (killing them, or closing them with a
 // leadership hand-off), then the Raft port and the shared log.

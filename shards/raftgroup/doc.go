@@ -12,7 +12,7 @@
 // the commands waiting at that moment into one entry (engine.AppendPack; a key
 // is written at most once per entry, so versions stay unique), stamps the
 // leader's clock into them (the only time the engine ever sees) and calls
-// raft.Apply. At most maxInflightPacks entries are in flight; while they are,
+// raft.Apply. At most Config.MaxInflightPacks entries (default 4) are in flight; while they are,
 // commands queue, so packs grow with load and a lone client goes straight
 // through. hashicorp/raft batches entries that queue up while a disk write is
 // in flight into one append and one fsync (BatchApplyCh), and the FSM applies
@@ -38,7 +38,7 @@
 // # Goroutines
 //
 // Besides hashicorp/raft's own, a Group owns: the proposer (for its
-// lifetime), one waiter per entry in flight (at most maxInflightPacks), and
+// lifetime), one waiter per entry in flight (at most Config.MaxInflightPacks), and
 // the leadership verifier, started on demand and gone when no read waits.
 // Kill closes the stop channel they all watch and waits for them. Close
 // stops everything and is safe to call twice.

@@ -98,6 +98,10 @@ type Config struct {
 	SnapshotThreshold uint64
 	// NoSync turns off fsync on log appends. Unsafe: benchmarks only.
 	NoSync bool
+	// MaxInflightPacks bounds the packs of commands proposed and not yet
+	// applied (see proposer.go); default 4. Lower values pack more commands
+	// per entry when few clients write to the group at once.
+	MaxInflightPacks int
 
 	// Stream, if set, carries the group's Raft traffic: a transport.Layer
 	// on the node's shared Raft port. RaftAddr must then be that port's

@@ -13,16 +13,16 @@ import (
 
 // Proposal packing. Propose hands each command to the group's proposer
 // goroutine, which packs the commands waiting at that moment into one Raft
-// entry (engine.AppendPack) and proposes it. At most maxInflightPacks entries
+// entry (engine.AppendPack) and proposes it. At most Config.MaxInflightPacks entries
 // are in flight (proposed, not yet applied); while they are, new commands
 // queue, so under load packs grow by themselves and a lone client still
 // goes straight through in a pack of one. One entry per pack means one
 // encoding, one log record and one future instead of one per command.
 const (
-	// maxInflightPacks bounds the packs proposed but not yet applied: enough
-	// to keep the log busy while a pack waits for its fsync and quorum, few
-	// enough that commands pile up into packs meanwhile.
-	maxInflightPacks = 4
+	// defaultInflightPacks bounds the packs proposed but not yet applied:
+	// enough to keep the log busy while a pack waits for its fsync and
+	// quorum, few enough that commands pile up into packs meanwhile.
+	defaultInflightPacks = 4
 	// maxPackCommands and maxPackBytes bound one pack (and so one entry).
 	maxPackCommands = 256
 	maxPackBytes    = 1 << 20
@@ -76,7 +76,11 @@ func (g *Group) Propose(ctx context.Context, cmd *engine.Command) (engine.Result
 // g.stop closes, failing what it holds with ErrNotLeader (never proposed).
 func (g *Group) runProposer() {
 	defer g.wg.Done()
-	inflight := make(chan struct{}, maxInflightPacks)
+	n := g.cfg.MaxInflightPacks
+	if n <= 0 {
+		n = defaultInflightPacks
+	}
+	inflight := make(chan struct{}, n)
 	var (
 		carry *proposal // a proposal that conflicted with the last pack
 		pack  []*proposal

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,9 +80,42 @@ func (s *Store) run() {
 				break fill
 			}
 		}
+		if s.wait.max > 0 && carry == nil && len(batch) < s.wait.target {
+			batch, carry = s.linger(batch, entries, bytes)
+		}
 		s.commit(batch)
 		clear(batch) // drop references to the requests' buffers
 	}
+}
+
+// linger adds requests to batch as they arrive, within the batch bounds,
+// until it holds wait.target requests, none has come for wait.gap, or
+// wait.max has passed. It returns the batch and a request that did not fit.
+func (s *Store) linger(batch []*request, entries, bytes int) ([]*request, *request) {
+	deadline := time.NewTimer(s.wait.max)
+	defer deadline.Stop()
+	gap := time.NewTimer(s.wait.gap)
+	defer gap.Stop()
+	for len(batch) < s.wait.target {
+		select {
+		case r := <-s.queue:
+			c := s.cost(r)
+			if entries+c > maxBatchEntries || bytes+r.bytes > maxBatchBytes {
+				return batch, r
+			}
+			batch = append(batch, r)
+			entries += c
+			bytes += r.bytes
+			gap.Reset(s.wait.gap)
+		case <-gap.C:
+			return batch, nil
+		case <-deadline.C:
+			return batch, nil
+		case <-s.stop:
+			return batch, nil // commit what we hold; run drains the rest
+		}
+	}
+	return batch, nil
 }
 
 // drain fails everything still queued once Close has set closed: no caller

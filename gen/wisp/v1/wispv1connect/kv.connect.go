@@ -61,15 +61,19 @@ type KVServiceClient interface {
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
 	// Increment adds delta to a key holding a decimal int64 (absent counts as 0).
 	Increment(context.Context, *connect.Request[v1.IncrementRequest]) (*connect.Response[v1.IncrementResponse], error)
-	// Scan lists keys in order, by prefix or from a start key, a page at a time.
+	// Scan lists keys in order, by prefix or from a start key, a page at a
+	// time, merging all shards.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
 	// Expire sets the time to live of an existing key (a new version).
 	Expire(context.Context, *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error)
 	// Persist removes the expiry of an existing key (a new version).
 	Persist(context.Context, *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error)
-	// Batch applies several writes atomically: every precondition is checked
-	// first, then all writes apply at one version, or none do. Atomicity holds
-	// within one shard.
+	// Batch applies several writes. The ops on keys of one shard apply
+	// atomically: every precondition is checked first, then all apply at one
+	// version, or none do. A batch whose keys span shards is split by shard;
+	// each part is atomic on its own and the parts apply independently. If a
+	// part fails, the call returns its error (PreconditionFailure.op_index
+	// counts in the whole batch) and the other parts may have been applied.
 	Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error)
 }
 
@@ -199,15 +203,19 @@ type KVServiceHandler interface {
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
 	// Increment adds delta to a key holding a decimal int64 (absent counts as 0).
 	Increment(context.Context, *connect.Request[v1.IncrementRequest]) (*connect.Response[v1.IncrementResponse], error)
-	// Scan lists keys in order, by prefix or from a start key, a page at a time.
+	// Scan lists keys in order, by prefix or from a start key, a page at a
+	// time, merging all shards.
 	Scan(context.Context, *connect.Request[v1.ScanRequest]) (*connect.Response[v1.ScanResponse], error)
 	// Expire sets the time to live of an existing key (a new version).
 	Expire(context.Context, *connect.Request[v1.ExpireRequest]) (*connect.Response[v1.ExpireResponse], error)
 	// Persist removes the expiry of an existing key (a new version).
 	Persist(context.Context, *connect.Request[v1.PersistRequest]) (*connect.Response[v1.PersistResponse], error)
-	// Batch applies several writes atomically: every precondition is checked
-	// first, then all writes apply at one version, or none do. Atomicity holds
-	// within one shard.
+	// Batch applies several writes. The ops on keys of one shard apply
+	// atomically: every precondition is checked first, then all apply at one
+	// version, or none do. A batch whose keys span shards is split by shard;
+	// each part is atomic on its own and the parts apply independently. If a
+	// part fails, the call returns its error (PreconditionFailure.op_index
+	// counts in the whole batch) and the other parts may have been applied.
 	Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error)
 }
 
