@@ -138,8 +138,8 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`wisp_requests_total{code="ok",method="Put",node=`,
-		`wisp_memory_used_bytes{node="n1",shard="15"}`, `wisp_memory_budget_bytes{node="n3",shard="0"}`,
-		`wisp_raft_is_leader{node="n2",shard="7"}`, `wisp_expiry_lag_seconds_bucket{node=`,
+		`wisp_memory_used_bytes{node="n1",shard="7"}`, `wisp_memory_budget_bytes{node="n3",shard="0"}`,
+		`wisp_raft_is_leader{node="n2",shard="5"}`, `wisp_expiry_lag_seconds_bucket{node=`,
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !strings.Contains(string(body), want) {
@@ -169,7 +169,7 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		}
 	}
 	stop(cmd, logs)
-	for _, f := range []string{"cluster.json", "raft-log.db", "shard-15"} {
+	for _, f := range []string{"cluster.json", "raft-log.db", "shard-7"} {
 		if _, err := os.Stat(filepath.Join(data, "n1", f)); err != nil {
 			t.Errorf("data layout: %v", err)
 		}
@@ -178,6 +178,6 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	out, err := exec.Command(bin, "dev", "--data-dir", data, "--shards", "4",
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase)).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "fixed when a cluster is created") {
-		t.Errorf("restart with --shards 4 on a 16-shard data dir: err %v, output:\n%s", err, out)
+		t.Errorf("restart with --shards 4 on an 8-shard data dir: err %v, output:\n%s", err, out)
 	}
 }
