@@ -9,13 +9,17 @@ import (
 // holds are the ones the placement prefers.
 const DefaultBalanceInterval = 2 * time.Second
 
+// maxHandOffsPerTick bounds the hand-offs of one tick: each makes its shard
+// briefly leaderless (clients retry), so they are spread out.
+const maxHandOffsPerTick = 4
+
 // balanceBackoff is how long a node leaves a shard alone after a failed
 // hand-off (the preferred replica is down or behind).
 const balanceBackoff = 30 * time.Second
 
-// balancer spreads leaders evenly: each tick it hands at most one shard it
-// leads, but whose placement prefers another replica as leader, to that
-// replica. Elections put leaders wherever timers fire first; without this,
+// balancer spreads leaders evenly: each tick it hands up to
+// maxHandOffsPerTick shards it leads, but whose placement prefers another
+// replica as leader, to that replica, one after another. Elections put leaders wherever timers fire first; without this,
 // one node can end up leading most shards and do most of the work.
 type balancer struct {
 	n       *Node
@@ -55,11 +59,15 @@ func (b *balancer) run() {
 	}
 }
 
-// once1 hands over one misplaced leadership, if there is one.
+// once1 hands over up to maxHandOffsPerTick misplaced leaderships.
 func (b *balancer) once1() {
 	n := b.n
 	now := time.Now()
+	done := 0
 	for _, sh := range n.hosted {
+		if done == maxHandOffsPerTick {
+			return
+		}
 		want := n.place.Shards[sh.id].Leader
 		if want == n.cfg.ID || !sh.group.IsLeader() || now.Before(b.skipTil[sh.id]) {
 			continue
@@ -75,7 +83,7 @@ func (b *balancer) once1() {
 			continue
 		}
 		n.log.Info("handed leadership to the preferred replica", "shard", sh.id, "to", want)
-		return
+		done++
 	}
 }
 
