@@ -193,6 +193,9 @@ func TestE2ERouting(t *testing.T) {
 		})
 	}
 	c := nodetest.Start(t, nodetest.Options{Nodes: 5, Shards: shards, Wrap: wrap})
+	// Leaders move to the preferred replicas in the first seconds; a map
+	// fetched meanwhile goes stale and costs forwards the test would count.
+	c.WaitBalanced(30 * time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 

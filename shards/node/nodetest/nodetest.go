@@ -254,6 +254,28 @@ func (c *Cluster) ShardLeader(s int) int {
 	return -1
 }
 
+// WaitBalanced waits up to timeout until every shard is led by the replica
+// the placement prefers: the nodes hand leaderships over after the first
+// elections, and tests that count forwarded requests wait for the moves to
+// end first.
+func (c *Cluster) WaitBalanced(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for s := range c.Shards() {
+		for {
+			i := c.ShardLeader(s)
+			n := c.Node(max(i, 0))
+			if i >= 0 && n != nil && n.Placement().Shards[s].Leader == n.ID() {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("shard %d is not led by its preferred replica after %v", s, timeout)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // Shards is the cluster's shard count.
 func (c *Cluster) Shards() int { return max(1, c.opts.Shards) }
 
