@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-db/wisp/shards/node"
+	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // serverFlags are shared by `dev` and `start`.
@@ -38,6 +39,7 @@ type serverFlags struct {
 	maxMemory     string
 	policy        string
 	shards        int
+	keyVnodes     int
 	logPerGroup   bool
 	pprof         bool
 }
@@ -51,6 +53,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.maxMemory, "max-memory", "0", "memory budget for data on each node, such as 512MiB (0: no limit); a cluster-wide setting (wisp config set) overrides it")
 	fl.StringVar(&f.policy, "eviction-policy", node.DefaultEvictionPolicy, "what to do past --max-memory: noeviction (writes fail), allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, volatile-ttl, allkeys-random, volatile-random")
 	fl.IntVar(&f.shards, "shards", defaultShards, "number of shards (Raft groups) the keyspace is split into; fixed when the cluster is created")
+	fl.IntVar(&f.keyVnodes, "key-vnodes", ring.DefaultKeyVnodes, "key-ring tokens per shard (max/mean keys per shard 1.04 at 1024, 1.28 at 128); fixed when the cluster is created")
 	fl.BoolVar(&f.logPerGroup, "log-per-group", false, "give every Raft group its own raft-boltdb log file instead of the node's shared log (the benchmark baseline)")
 	_ = fl.MarkHidden("log-per-group")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on every node's API port (for diagnosis; off by default)")
@@ -205,6 +208,9 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	if f.shards < 1 || f.shards > node.MaxShards {
 		return fmt.Errorf("--shards %d: need 1 to %d", f.shards, node.MaxShards)
 	}
+	if f.keyVnodes < 1 || f.shards*f.keyVnodes > 1<<24 {
+		return fmt.Errorf("--key-vnodes %d: need 1 to %d in all (shards × key vnodes)", f.keyVnodes, 1<<24)
+	}
 	maxMemory, err := f.memory()
 	if err != nil {
 		return err
@@ -253,7 +259,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
 		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, LogPerGroup: f.logPerGroup,
+			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes, LogPerGroup: f.logPerGroup,
 			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
