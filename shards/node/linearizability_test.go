@@ -95,30 +95,8 @@ func TestLinearizability(t *testing.T) {
 		t.Logf("restarted n%d at %v", old+1, p.elapsed().Round(time.Millisecond))
 	})
 
-	// The fault must fall in the middle of the history, not at an edge.
-	var before, after int
-	for _, op := range res.ops {
-		switch {
-		case op.Return < int64(res.leaderChange) && op.Return != res.end:
-			before++
-		case op.Call > int64(res.leaderChange) && op.Return != res.end:
-			after++
-		}
-	}
-	t.Logf("%d definite ops completed before the leader change, %d called after it", before, after)
-	if before == 0 || after == 0 {
-		t.Errorf("the leader change is not inside the history: %d ops before it, %d after", before, after)
-	}
-
-	result, info := linCheck(t, res)
-	switch result {
-	case porcupine.Ok:
-	case porcupine.Illegal:
-		path := linVisualize(t, info, seed)
-		t.Fatalf("history is not linearizable (seed %d); visualisation: %s", seed, path)
-	default:
-		t.Fatalf("porcupine gave %s after %v (seed %d): an unchecked history is a failure; shrink the workload", result, linCheckTimeout, seed)
-	}
+	linRequireFaultInside(t, res)
+	linRequireOk(t, res, seed)
 
 	// The restarted node caught up: every replica holds the same state.
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -158,6 +136,36 @@ func TestLinearizabilitySharded(t *testing.T) {
 		p.waitFraction(t, 0.65)
 		c.Restart(victim)
 	})
+	linRequireFaultInside(t, res)
+	linRequireOk(t, res, seed)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	c.WaitConverged(ctx)
+}
+
+// linRequireFaultInside fails the test unless the fault (res.leaderChange)
+// falls in the middle of the history, with definite ops on both sides.
+func linRequireFaultInside(t *testing.T, res linResult) {
+	t.Helper()
+	var before, after int
+	for _, op := range res.ops {
+		switch {
+		case op.Return < int64(res.leaderChange) && op.Return != res.end:
+			before++
+		case op.Call > int64(res.leaderChange) && op.Return != res.end:
+			after++
+		}
+	}
+	t.Logf("%d definite ops completed before the leader change, %d called after it", before, after)
+	if before == 0 || after == 0 {
+		t.Errorf("the leader change is not inside the history: %d ops before it, %d after", before, after)
+	}
+}
+
+// linRequireOk fails the test unless porcupine finds the history
+// linearizable; an Illegal history is written out as a visualisation.
+func linRequireOk(t *testing.T, res linResult, seed uint64) {
+	t.Helper()
 	result, info := linCheck(t, res)
 	switch result {
 	case porcupine.Ok:
@@ -167,9 +175,6 @@ func TestLinearizabilitySharded(t *testing.T) {
 	default:
 		t.Fatalf("porcupine gave %s after %v (seed %d): an unchecked history is a failure; shrink the workload", result, linCheckTimeout, seed)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
-	defer cancel()
-	c.WaitConverged(ctx)
 }
 
 // TestLinearizabilityCatchesStaleReads proves the check is not vacuous: reads
