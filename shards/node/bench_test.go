@@ -18,6 +18,7 @@ import (
 
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/sdk/client"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
@@ -71,14 +72,57 @@ func BenchmarkAPIGet(b *testing.B) {
 	}
 }
 
-// runLoad runs b.N calls of op from clients concurrent callers and reports
-// throughput, latency percentiles and CPU per 1,000 ops.
+// runLoad runs b.N calls of op from clients concurrent callers sending to
+// url and reports throughput, latency percentiles and CPU per 1,000 ops.
 func runLoad(b *testing.B, url string, clients int, op func(context.Context, wispv1connect.KVServiceClient, int) error) {
-	b.ReportAllocs()
 	kvs := make([]wispv1connect.KVServiceClient, (clients+clientsPerConn-1)/clientsPerConn)
 	for i := range kvs {
 		kvs[i] = wispv1connect.NewKVServiceClient(&http.Client{Transport: h2cClient().Transport}, url)
 	}
+	runCallers(b, clients, func(ctx context.Context, w, i int) error { return op(ctx, kvs[w/clientsPerConn], i) })
+}
+
+// BenchmarkShardsPut compares 1 and 16 shards on 3 nodes, with fsync and
+// without (to separate the log's cost from the rest), 64 clients through the
+// routing Go client (each call straight to its shard's leader):
+//
+//	go test -run '^$' -bench BenchmarkShardsPut -benchtime 20000x -count 3 ./shards/node
+func BenchmarkShardsPut(b *testing.B) {
+	value := make([]byte, 256)
+	for _, shards := range []int{1, 16} {
+		for _, noSync := range []bool{false, true} {
+			b.Run(fmt.Sprintf("shards=%d/nosync=%v", shards, noSync), func(b *testing.B) {
+				c := nodetest.Start(b, nodetest.Options{Shards: shards, Tune: func(cfg *node.Config) { cfg.NoSync = noSync }})
+				c.WaitBalanced(30 * time.Second)
+				const clients = 64
+				clis := make([]*client.Client, (clients+clientsPerConn-1)/clientsPerConn)
+				for i := range clis {
+					cli, err := client.New(c.URL(0), client.WithHTTPClient(&http.Client{Transport: h2cClient().Transport}), client.WithMaxAttempts(1))
+					if err != nil {
+						b.Fatal(err)
+					}
+					// The first keyed call fetches the shard map: warm up.
+					for k := range 50 {
+						if _, err := cli.Put(context.Background(), fmt.Sprintf("warm/%d", k), value); err != nil {
+							b.Fatal(err)
+						}
+					}
+					clis[i] = cli
+				}
+				runCallers(b, clients, func(ctx context.Context, w, i int) error {
+					_, err := clis[w/clientsPerConn].Put(ctx, fmt.Sprintf("bench/%08d", i%10000), value)
+					return err
+				})
+			})
+		}
+	}
+}
+
+// runCallers runs b.N calls of op (given the caller's number and the op's)
+// from clients concurrent callers and reports throughput, latency
+// percentiles and CPU per 1,000 ops.
+func runCallers(b *testing.B, clients int, op func(ctx context.Context, caller, i int) error) {
+	b.ReportAllocs()
 	var (
 		next    atomic.Int64
 		wg      sync.WaitGroup
@@ -94,7 +138,6 @@ func runLoad(b *testing.B, url string, clients int, op func(context.Context, wis
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kv := kvs[w/clientsPerConn]
 			local := make([]time.Duration, 0, b.N/clients+1)
 			for {
 				i := int(next.Add(1)) - 1
@@ -103,7 +146,7 @@ func runLoad(b *testing.B, url string, clients int, op func(context.Context, wis
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				t0 := time.Now()
-				err := op(ctx, kv, i)
+				err := op(ctx, w, i)
 				local = append(local, time.Since(t0))
 				cancel()
 				if err != nil {
