@@ -63,7 +63,10 @@ func serve[Req, Res any](
 ) (*connect.Response[Res], error) {
 	forwarded := req.Header().Get(forwardedHeader) != ""
 	sh := n.shards[id]
-	var avoid string // a leader the last forward could not reach
+	var (
+		avoid  string // a node the last forward could not reach, or that named another leader
+		hinted string // the leader the last refusal named
+	)
 	for attempt := 1; ; attempt++ {
 		var target string
 		if sh != nil {
@@ -76,8 +79,11 @@ func serve[Req, Res any](
 			if !errors.Is(err, raftgroup.ErrNotLeader) || forwarded || attempt > maxServeAttempts {
 				return nil, n.connectError(id, err)
 			}
-			if target = n.awaitLeader(ctx, sh, avoid); target == "" {
-				return nil, n.connectError(id, err)
+			// Trust a fresh hint over this replica's view, which may lag.
+			if target, hinted = hinted, ""; target == "" || target == n.cfg.ID {
+				if target = n.awaitLeader(ctx, sh, avoid); target == "" {
+					return nil, n.connectError(id, err)
+				}
 			}
 			if target == n.cfg.ID {
 				continue // became the leader meanwhile: serve locally
@@ -111,10 +117,9 @@ func serve[Req, Res any](
 			// target is not the leader (nothing was proposed): go where it
 			// points, or wait out the election it reports.
 			n.known.forget(id, target)
-			if hint.NodeId != "" && hint.NodeId != target {
-				if _, known := n.peers[hint.NodeId]; known {
-					n.known.set(id, hint.NodeId)
-				}
+			if _, known := n.peers[hint.NodeId]; known && hint.NodeId != target {
+				n.known.set(id, hint.NodeId)
+				avoid, hinted = target, hint.NodeId
 			} else if err := sleepCtx(ctx, time.Duration(attempt)*electionPoll); err != nil {
 				return nil, n.connectError(id, err)
 			}
