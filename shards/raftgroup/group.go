@@ -453,7 +453,7 @@ const transferTimeout = 3 * time.Second
 // to call twice.
 func (g *Group) Close() error {
 	g.closeOnce.Do(func() {
-		if g.raft.State() == raft.Leader {
+		if g.raft.State() == raft.Leader && g.reachesQuorum() {
 			f := g.raft.LeadershipTransfer()
 			done := make(chan error, 1)
 			go func() { done <- f.Error() }()
@@ -470,6 +470,26 @@ func (g *Group) Close() error {
 	})
 	return g.closeErr
 }
+
+// reachesQuorum reports whether this leader can still reach a quorum (one
+// VerifyLeader round, bounded). A leader whose peers have gone has no one to
+// hand leadership to: Close then skips the hand-off instead of waiting
+// transferTimeout for it to fail.
+func (g *Group) reachesQuorum() bool {
+	done := make(chan error, 1)
+	f := g.raft.VerifyLeader()
+	go func() { done <- waitFuture(f, g.stop) }()
+	select {
+	case err := <-done:
+		return err == nil
+	case <-time.After(quorumCheckTimeout):
+		return false
+	}
+}
+
+// quorumCheckTimeout bounds reachesQuorum: a leader that cannot reach a
+// quorum steps down within its lease (300 ms by default).
+const quorumCheckTimeout = time.Second
 
 // Kill stops the replica at once, without handing over leadership: to peers
 // it looks like a crash (tests use it to inject failures). Durable state is

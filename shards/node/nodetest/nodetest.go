@@ -61,11 +61,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.Nodes = 3
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), nodes: make([]*node.Node, opts.Nodes)}
+	addrs := freeAddrs(t, 2*opts.Nodes)
 	for i := range opts.Nodes {
 		c.peers = append(c.peers, node.Peer{
 			ID:       fmt.Sprintf("n%d", i+1),
-			URL:      "http://" + freeAddr(t),
-			RaftAddr: freeAddr(t),
+			URL:      "http://" + addrs[2*i],
+			RaftAddr: addrs[2*i+1],
 		})
 	}
 	t.Cleanup(c.Close)
@@ -106,15 +107,21 @@ func (c *Cluster) waitLeaderKnown(timeout time.Duration) {
 	}
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
+// freeAddrs returns n distinct loopback addresses with ports that were free
+// a moment ago: all n listeners are open at once, so no port is handed out
+// twice.
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
+	addrs := make([]string, n)
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 func (c *Cluster) logger() *slog.Logger {
