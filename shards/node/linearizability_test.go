@@ -903,6 +903,11 @@ func linClassify(err error, write bool) (linOutcome, string) {
 	case code == connect.CodeAborted, code == connect.CodeDeadlineExceeded,
 		code == connect.CodeCanceled, code == connect.CodeUnknown && !wire:
 		why = strings.ToLower(code.String())
+	case code == connect.CodeInternal && !wire:
+		// connect-go's name for a response cut after its status line (the
+		// node was killed mid-answer): it made the code from the HTTP
+		// status because the body never came.
+		why = "cut-response"
 	default:
 		return linDropped, "unexpected"
 	}
