@@ -182,6 +182,8 @@ func (n *Node) openReplicas() error {
 			Stream:   layer,
 
 			MaxInflightPacks: inflight,
+			// The preferred leader stands for election first.
+			DeferElection: len(sr.Replicas) > 1 && sr.Leader != n.cfg.ID,
 		}
 		if n.logs != nil {
 			gc.Logs, gc.Stable = n.logs.Group(uint64(id)), n.logs.Stable(uint64(id))

@@ -98,6 +98,12 @@ type Config struct {
 	SnapshotThreshold uint64
 	// NoSync turns off fsync on log appends. Unsafe: benchmarks only.
 	NoSync bool
+	// DeferElection makes this replica wait deferFactor times longer than
+	// Timing says before it stands for election, until the group first has
+	// a leader; then it takes the normal timeouts. Set it on every replica
+	// but the one that should lead, so that one usually wins the first
+	// election and no leadership hand-off is needed after start.
+	DeferElection bool
 	// MaxInflightPacks bounds the packs of commands proposed and not yet
 	// applied (see proposer.go); default 4. Lower values pack more commands
 	// per entry when few clients write to the group at once.
@@ -218,6 +224,10 @@ func Open(cfg Config) (*Group, error) {
 	rc.Logger = hlog
 	rc.HeartbeatTimeout = timing.HeartbeatTimeout
 	rc.ElectionTimeout = timing.ElectionTimeout
+	if cfg.DeferElection {
+		rc.HeartbeatTimeout *= deferFactor
+		rc.ElectionTimeout *= deferFactor
+	}
 	rc.LeaderLeaseTimeout = timing.LeaderLeaseTimeout
 	rc.CommitTimeout = timing.CommitTimeout
 	rc.BatchApplyCh = true
@@ -262,7 +272,38 @@ func Open(cfg Config) (*Group, error) {
 	g.verifier.stop = g.stop
 	g.wg.Add(1)
 	go g.runProposer()
+	if cfg.DeferElection {
+		g.wg.Add(1)
+		go g.undefer(timing)
+	}
 	return g, nil
+}
+
+// deferFactor stretches a deferring replica's election timeouts.
+const deferFactor = 3
+
+// undefer restores the normal timeouts once the group has a leader (or at
+// Kill). It is owned by the Group.
+func (g *Group) undefer(t Timing) {
+	defer g.wg.Done()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+		}
+		if id, _ := g.Leader(); id == "" {
+			continue
+		}
+		rc := g.raft.ReloadableConfig()
+		rc.HeartbeatTimeout, rc.ElectionTimeout = t.HeartbeatTimeout, t.ElectionTimeout
+		if err := g.raft.ReloadConfig(rc); err != nil {
+			g.log.Warn("restore election timeouts", "err", err)
+		}
+		return
+	}
 }
 
 // closeStores closes what Open opened: the transport and the group's own

@@ -23,13 +23,20 @@ type testCluster struct {
 	t      *testing.T
 	dir    string
 	peers  []Peer
+	tune   func(i int, cfg *Config) // adjusts replica i's config; may be nil
 	mu     sync.Mutex
 	groups []*Group // nil while stopped; guarded by mu for writes and concurrent reads
 }
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), groups: make([]*Group, n)}
+	return newTunedCluster(t, n, nil)
+}
+
+// newTunedCluster is newTestCluster with tune applied to each replica's config.
+func newTunedCluster(t *testing.T, n int, tune func(i int, cfg *Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), groups: make([]*Group, n), tune: tune}
 	for i := range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -62,11 +69,15 @@ func (c *testCluster) start(i int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var g *Group
-		g, err = Open(Config{
+		cfg := Config{
 			NodeID: c.peers[i].ID, Dir: filepath.Join(c.dir, c.peers[i].ID),
 			RaftAddr: c.peers[i].Addr, Peers: c.peers, Logger: testLogger(),
 			SnapshotThreshold: 512,
-		})
+		}
+		if c.tune != nil {
+			c.tune(i, &cfg)
+		}
+		g, err = Open(cfg)
 		if err == nil {
 			c.mu.Lock()
 			c.groups[i] = g
@@ -365,4 +376,30 @@ func TestProposalsArePacked(t *testing.T) {
 		t.Errorf("%d commands in %d entries; want packing under 32 concurrent proposers", cmds, packs)
 	}
 	c.waitConverged(10 * time.Second)
+}
+
+// TestDeferElection: the replica that does not defer wins the first
+// election, and the deferring ones take the normal timeouts once there is a
+// leader, so a later failover is not slowed down.
+func TestDeferElection(t *testing.T) {
+	c := newTunedCluster(t, 3, func(i int, cfg *Config) { cfg.DeferElection = i != 1 })
+	if l := c.waitLeader(10 * time.Second); l != 1 {
+		t.Fatalf("n%d won the first election; want n2, the only replica not deferring", l+1)
+	}
+	normal := Timing{}.withDefaults()
+	for _, i := range []int{0, 2} {
+		g := c.groups[i]
+		waitFor(t, 5*time.Second, func() bool {
+			rc := g.raft.ReloadableConfig()
+			return rc.HeartbeatTimeout == normal.HeartbeatTimeout && rc.ElectionTimeout == normal.ElectionTimeout
+		})
+	}
+	start := time.Now()
+	c.kill(1)
+	l := c.waitLeader(10 * time.Second)
+	took := time.Since(start)
+	t.Logf("n%d elected %v after the leader was killed", l+1, took.Round(time.Millisecond))
+	if took > 3*normal.HeartbeatTimeout+normal.ElectionTimeout {
+		t.Errorf("failover took %v: the deferring replicas kept their long timeouts", took)
+	}
 }
