@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -420,4 +421,39 @@ func editBolt(t *testing.T, path string, fn func(*bolt.Bucket) error) {
 		return fn(tx.Bucket(bucketLogs).Bucket(binary.BigEndian.AppendUint64(nil, 3)))
 	}))
 	must(t, db.Close())
+}
+
+// TestCommitWait: with a commit window, appends from several groups that
+// arrive within it share one commit, and a lone append waits only the idle
+// gap, not the whole window.
+func TestCommitWait(t *testing.T) {
+	const (
+		window = 2 * time.Second
+		gap    = 300 * time.Millisecond
+		groups = 4
+	)
+	s := openStore(t, filepath.Join(t.TempDir(), "log.db"), WithCommitWait(window, gap, groups))
+
+	before := s.Stats().Commits
+	var wg sync.WaitGroup
+	for g := range uint64(groups) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			must(t, s.Group(g).StoreLogs(entries(g, 1, 3, 1)))
+		}()
+	}
+	wg.Wait()
+	if n := s.Stats().Commits - before; n != 1 {
+		t.Errorf("%d groups' appends took %d commits; want 1", groups, n)
+	}
+	for g := range uint64(groups) {
+		checkLog(t, s.Group(g), entries(g, 1, 3, 1))
+	}
+
+	start := time.Now()
+	must(t, s.Group(0).StoreLogs(entries(0, 4, 4, 1)))
+	if took := time.Since(start); took >= window {
+		t.Errorf("a lone append took %v: it waited the whole window, not the %v gap", took, gap)
+	}
 }
