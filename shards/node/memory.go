@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/engine/eviction"
@@ -147,19 +149,45 @@ func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.Per
 	})
 }
 
-// GetConfig answers linearizably from shard 0 (on its leader, after a
-// read-index check), so a GetConfig after a SetConfig sees it, whichever
-// nodes answer them.
+// GetConfig reads every shard's stored settings linearizably (each on its
+// leader, after a read-index check), so a GetConfig after a SetConfig sees
+// it whichever nodes answer them. If the shards disagree (a SetConfig that
+// failed part way) it fails with FAILED_PRECONDITION naming them, since no
+// single answer would be true; setting the values again mends it.
 func (s *clusterService) GetConfig(ctx context.Context, req *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-	return serve(ctx, s.n, 0, req, true, func(sh *shard) (*wispv1.GetConfigResponse, error) {
-		if err := sh.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
+	n := s.n
+	one := func(ctx context.Context, id int) (*connect.Response[wispv1.GetConfigResponse], error) {
+		return serve(ctx, n, id, req, true, func(sh *shard) (*wispv1.GetConfigResponse, error) {
+			if err := sh.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
+				return nil, err
+			}
+			set, eff := n.config(sh)
+			return &wispv1.GetConfigResponse{Config: set, Effective: eff}, nil
+		}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
+			return n.fwd.cluster(url).GetConfig(ctx, r)
+		})
+	}
+	if id, ok := targetShard(req.Header(), n.cfg.Shards); ok {
+		return one(ctx, id) // one shard's part of another node's GetConfig
+	}
+	resps, errs := fanOut(ctx, n.cfg.Shards, one)
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
-		set, eff := s.n.config(sh)
-		return &wispv1.GetConfigResponse{Config: set, Effective: eff}, nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-		return s.n.fwd.cluster(url).GetConfig(ctx, r)
-	})
+	}
+	var differ []string
+	for id, r := range resps[1:] {
+		if !proto.Equal(r.Msg.Config, resps[0].Msg.Config) {
+			differ = append(differ, strconv.Itoa(id+1))
+		}
+	}
+	if len(differ) > 0 {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"the settings stored in shard(s) %s differ from shard 0's (a config set failed part way): set them again with wisp config set",
+			strings.Join(differ, ", ")))
+	}
+	return resps[0], nil
 }
 
 // SetConfig validates the new settings and replicates them through every

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/sdk/client"
@@ -281,5 +283,41 @@ func TestShardedKillNode(t *testing.T) {
 		if err != nil || !found || !bytes.Equal(it.Value, []byte(val)) {
 			t.Fatalf("Get(%s) = %q, %v, %v; want %q", key, it.Value, found, err, val)
 		}
+	}
+}
+
+// TestConfigAcrossShards: SetConfig reaches every shard, and a GetConfig
+// over shards whose stored settings differ (a SetConfig that failed part
+// way, made here by writing one shard directly) refuses to pick one and
+// names the shard; setting the value again mends it.
+func TestConfigAcrossShards(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Nodes: 3, Shards: 4})
+	ctx := ctxT(t)
+	cl := wispv1connect.NewClusterServiceClient(h2cClient(), c.URL(1))
+	lru := "allkeys-lru"
+	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &lru}})); err != nil {
+		t.Fatalf("SetConfig: %v", err)
+	}
+	got, err := cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
+	if err != nil || got.Msg.Config.GetEvictionPolicy() != lru {
+		t.Fatalf("GetConfig = %v, %v; want %s", got, err, lru)
+	}
+
+	// Shard 2 alone takes another policy.
+	l := c.ShardLeader(2)
+	if _, err := c.Node(l).Shard(2).Propose(ctx, &engine.Command{Mutations: []engine.Mutation{
+		{Op: engine.OpSetMeta, Key: []byte("eviction_policy"), Value: []byte("allkeys-lfu")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "shard(s) 2 ") {
+		t.Fatalf("GetConfig over disagreeing shards = %v; want FAILED_PRECONDITION naming shard 2", err)
+	}
+	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &lru}})); err != nil {
+		t.Fatalf("SetConfig again: %v", err)
+	}
+	if got, err := cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{})); err != nil || got.Msg.Config.GetEvictionPolicy() != lru {
+		t.Fatalf("GetConfig after setting again = %v, %v; want %s", got, err, lru)
 	}
 }

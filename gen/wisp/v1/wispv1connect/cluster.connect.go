@@ -49,7 +49,9 @@ const (
 type ClusterServiceClient interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
-	// GetConfig returns the cluster-wide settings.
+	// GetConfig returns the cluster-wide settings. They are stored in every
+	// shard; if the shards disagree (a SetConfig that failed part way) it
+	// fails with FAILED_PRECONDITION naming them: set the values again.
 	GetConfig(context.Context, *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error)
 	// SetConfig changes cluster-wide settings; fields left unset keep their
 	// value. It returns the settings in force afterwards.
@@ -134,7 +136,9 @@ func (c *clusterServiceClient) ShardMap(ctx context.Context, req *connect.Reques
 type ClusterServiceHandler interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
 	Status(context.Context, *connect.Request[v1.StatusRequest]) (*connect.Response[v1.StatusResponse], error)
-	// GetConfig returns the cluster-wide settings.
+	// GetConfig returns the cluster-wide settings. They are stored in every
+	// shard; if the shards disagree (a SetConfig that failed part way) it
+	// fails with FAILED_PRECONDITION naming them: set the values again.
 	GetConfig(context.Context, *connect.Request[v1.GetConfigRequest]) (*connect.Response[v1.GetConfigResponse], error)
 	// SetConfig changes cluster-wide settings; fields left unset keep their
 	// value. It returns the settings in force afterwards.
