@@ -66,6 +66,8 @@ func serve[Req, Res any](
 	var (
 		avoid  string // a node the last forward could not reach, or that named another leader
 		hinted string // the leader the last refusal named
+		// electionDeadline bounds the waits for an election elsewhere.
+		electionDeadline = time.Now().Add(leaderWait)
 	)
 	for attempt := 1; ; attempt++ {
 		var target string
@@ -117,15 +119,24 @@ func serve[Req, Res any](
 			// target is not the leader (nothing was proposed): go where it
 			// points, or wait out the election it reports.
 			n.known.forget(id, target)
-			if _, known := n.peers[hint.NodeId]; known && hint.NodeId != target {
+			if _, known := n.peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
 				n.known.set(id, hint.NodeId)
 				avoid, hinted = target, hint.NodeId
-			} else if err := sleepCtx(ctx, time.Duration(attempt)*electionPoll); err != nil {
-				return nil, n.connectError(id, err)
+				if attempt >= maxServeAttempts {
+					return nil, ferr
+				}
+				continue
 			}
-			if attempt >= maxServeAttempts {
+			// No leader known there, or only the one this node could not
+			// reach: an election is under way. Wait it out, up to
+			// leaderWait in all, without spending attempts.
+			if time.Now().After(electionDeadline) {
 				return nil, ferr
 			}
+			if err := sleepCtx(ctx, electionPoll); err != nil {
+				return nil, n.connectError(id, err)
+			}
+			attempt--
 		case isDialError(ferr):
 			avoid = target // nothing was sent: try another replica
 			n.known.forget(id, target)
@@ -158,7 +169,7 @@ func leaderHint(err error) (*wispv1.LeaderHint, bool) {
 }
 
 // electionPoll is how long serve waits before asking again when the node it
-// forwarded to knows no leader.
+// forwarded to knows no reachable leader.
 const electionPoll = 100 * time.Millisecond
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
