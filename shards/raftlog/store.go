@@ -82,8 +82,9 @@ type commitWait struct {
 // requests, no request has arrived for gap, or max has passed since the
 // first. Each commit costs two fsyncs whatever it carries, so when many
 // groups write at once (each at most one request at a time), a short wait
-// gathers their requests into one commit and divides the fsyncs per entry;
-// a lone writer pays at most gap of extra latency. Default: no wait.
+// gathers their requests into one commit and divides the fsyncs per entry.
+// It waits only while recent commits carried more than one request on
+// average, so a lone writer does not wait. Default: no wait.
 func WithCommitWait(max, gap time.Duration, target int) Option {
 	return func(o *options) { o.wait = commitWait{max: max, gap: gap, target: target} }
 }

@@ -42,6 +42,7 @@ func (s *Store) run() {
 	defer close(s.writerDone)
 	var carry *request // taken from the queue but over the last batch's bounds
 	batch := make([]*request, 0, 64)
+	perCommit := 1.0 // moving average of the requests per commit
 	for {
 		select {
 		case <-s.stop:
@@ -80,13 +81,22 @@ func (s *Store) run() {
 				break fill
 			}
 		}
-		if s.wait.max > 0 && carry == nil && len(batch) < s.wait.target {
+		// Hold the commit open only while several writers are active
+		// (recent commits carried more than one request on average): a
+		// lone writer would only wait, since nothing else is coming.
+		if s.wait.max > 0 && carry == nil && len(batch) < s.wait.target && perCommit >= lingerAbove {
 			batch, carry = s.linger(batch, entries, bytes)
 		}
+		perCommit += (float64(len(batch)) - perCommit) / 8
 		s.commit(batch)
 		clear(batch) // drop references to the requests' buffers
 	}
 }
+
+// lingerAbove is the average requests per commit above which the writer
+// holds commits open: a lone writer averages 1.0; several writers average
+// more even without waiting, and waiting makes it grow.
+const lingerAbove = 1.2
 
 // linger adds requests to batch as they arrive, within the batch bounds,
 // until it holds wait.target requests, none has come for wait.gap, or
