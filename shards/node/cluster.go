@@ -158,7 +158,7 @@ func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wisp
 		s.n.learnLeaders(ctx)
 	}
 	resp := connect.NewResponse(s.n.shardMap())
-	resp.Header().Set(epochHeader, s.n.epochString())
+	resp.Header().Set(epochHeader, s.n.epochText)
 	return resp, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,9 @@ type Node struct {
 	keys  *ring.KeyRing
 	place ring.Placement
 	epoch uint64 // hash of the layout: see shardMap
+	// epochText is epoch in decimal, the Wisp-Epoch header's value, made
+	// once rather than on every response.
+	epochText string
 
 	mux     *transport.Mux // the node's one Raft port
 	logs    *raftlog.Store // the shared Raft log; nil with LogPerGroup
@@ -105,6 +109,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node %s: place shards: %w", cfg.ID, err)
 	}
 	n.epoch = layoutEpoch(cfg, n.place)
+	n.epochText = strconv.FormatUint(n.epoch, 10)
 	n.known.init(cfg.Shards)
 	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)

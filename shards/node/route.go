@@ -75,7 +75,7 @@ func serve[Req, Res any](
 			res, err := local(sh)
 			if err == nil {
 				resp := connect.NewResponse(res)
-				resp.Header().Set(epochHeader, n.epochString())
+				resp.Header().Set(epochHeader, n.epochText)
 				return resp, nil
 			}
 			if !errors.Is(err, raftgroup.ErrNotLeader) || forwarded || attempt > maxServeAttempts {
@@ -109,7 +109,7 @@ func serve[Req, Res any](
 			n.known.set(id, target)
 			// Tell the client where the leader is, so it can go there next.
 			resp.Header().Set(leaderHeader, n.peers[target].URL)
-			resp.Header().Set(epochHeader, n.epochString())
+			resp.Header().Set(epochHeader, n.epochText)
 			return resp, nil
 		case connect.IsWireError(ferr):
 			hint, ok := leaderHint(ferr)
@@ -251,7 +251,6 @@ func (n *Node) leaderOf(id int) string {
 	return n.known.get(id)
 }
 
-func (n *Node) epochString() string { return strconv.FormatUint(n.epoch, 10) }
 
 // fanOut runs call for shards 0..shards-1 concurrently and returns the
 // responses and errors by shard.
