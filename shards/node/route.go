@@ -251,7 +251,6 @@ func (n *Node) leaderOf(id int) string {
 	return n.known.get(id)
 }
 
-
 // fanOut runs call for shards 0..shards-1 concurrently and returns the
 // responses and errors by shard.
 func fanOut[Res any](ctx context.Context, shards int, call func(context.Context, int) (*connect.Response[Res], error)) ([]*connect.Response[Res], []error) {
