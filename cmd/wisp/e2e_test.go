@@ -201,13 +201,22 @@ func TestE2ELeaderKilled(t *testing.T) {
 	}
 
 	c.Kill(leader)
-	if r := wisp(t, ep, "--timeout=20s", "kv", "put", "k", "after"); r.code != 0 {
+	r := wisp(t, ep, "--timeout=20s", "kv", "put", "k", "after")
+	if r.code != 0 && strings.Contains(r.stderr, "aborted") {
+		// The follower forwarded the write on its pooled connection to the
+		// dead leader before it noticed the connection was gone: the
+		// outcome is unknown, as ABORTED says. Writing the same value
+		// again is safe, and must now succeed.
+		t.Logf("first put after the kill: %s", strings.TrimSpace(r.stderr))
+		r = wisp(t, ep, "--timeout=20s", "kv", "put", "k", "after")
+	}
+	if r.code != 0 {
 		t.Fatalf("put after the leader was killed: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if r := wisp(t, ep, "kv", "get", "k"); r.code != 0 || r.stdout != "after\n" {
 		t.Errorf("get = exit %d, %q, stderr %q; want after", r.code, r.stdout, r.stderr)
 	}
-	r := wisp(t, ep, "cluster", "status")
+	r = wisp(t, ep, "cluster", "status")
 	if r.code != 0 || !strings.Contains(r.stdout, "  no") {
 		t.Errorf("cluster status after a kill = exit %d:\n%s\nstderr %q; want the dead node unreachable", r.code, r.stdout, r.stderr)
 	}
