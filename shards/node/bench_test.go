@@ -87,34 +87,63 @@ func runLoad(b *testing.B, url string, clients int, op func(context.Context, wis
 // routing Go client (each call straight to its shard's leader):
 //
 //	go test -run '^$' -bench BenchmarkShardsPut -benchtime 20000x -count 3 ./shards/node
+//
+// net=per-group is the baseline of the hub (node.Config.RaftNetPerGroup).
 func BenchmarkShardsPut(b *testing.B) {
 	value := make([]byte, 256)
 	for _, shards := range []int{1, 16} {
-		for _, noSync := range []bool{false, true} {
-			b.Run(fmt.Sprintf("shards=%d/nosync=%v", shards, noSync), func(b *testing.B) {
-				c := nodetest.Start(b, nodetest.Options{Shards: shards, Tune: func(cfg *node.Config) { cfg.NoSync = noSync }})
-				c.WaitBalanced(30 * time.Second)
-				const clients = 64
-				clis := make([]*client.Client, (clients+clientsPerConn-1)/clientsPerConn)
-				for i := range clis {
-					cli, err := client.New(c.URL(0), client.WithHTTPClient(&http.Client{Transport: h2cClient().Transport}), client.WithMaxAttempts(1))
-					if err != nil {
-						b.Fatal(err)
-					}
-					// The first keyed call fetches the shard map: warm up.
-					for k := range 50 {
-						if _, err := cli.Put(context.Background(), fmt.Sprintf("warm/%d", k), value); err != nil {
-							b.Fatal(err)
-						}
-					}
-					clis[i] = cli
-				}
-				runCallers(b, clients, func(ctx context.Context, w, i int) error {
-					_, err := clis[w/clientsPerConn].Put(ctx, fmt.Sprintf("bench/%08d", i%10000), value)
-					return err
+		for _, net := range []string{"hub", "per-group"} {
+			for _, noSync := range []bool{false, true} {
+				b.Run(fmt.Sprintf("shards=%d/net=%s/nosync=%v", shards, net, noSync), func(b *testing.B) {
+					benchShardsPut(b, shards, net == "per-group", noSync, value)
 				})
-			})
+			}
 		}
+	}
+}
+
+func benchShardsPut(b *testing.B, shards int, netPerGroup, noSync bool, value []byte) {
+	c := nodetest.Start(b, nodetest.Options{Shards: shards, Tune: func(cfg *node.Config) {
+		cfg.NoSync = noSync
+		cfg.RaftNetPerGroup = netPerGroup
+	}})
+	c.WaitBalanced(30 * time.Second)
+	const clients = 64
+	clis := make([]*client.Client, (clients+clientsPerConn-1)/clientsPerConn)
+	for i := range clis {
+		cli, err := client.New(c.URL(0), client.WithHTTPClient(&http.Client{Transport: h2cClient().Transport}), client.WithMaxAttempts(1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The first keyed call fetches the shard map: warm up.
+		for k := range 50 {
+			if _, err := cli.Put(context.Background(), fmt.Sprintf("warm/%d", k), value); err != nil {
+				b.Fatal(err)
+			}
+		}
+		clis[i] = cli
+	}
+	runCallers(b, clients, func(ctx context.Context, w, i int) error {
+		_, err := clis[w/clientsPerConn].Put(ctx, fmt.Sprintf("bench/%08d", i%10000), value)
+		return err
+	})
+	reportPacking(b, c)
+}
+
+// reportPacking reports the commands per Raft entry that the cluster's
+// shard leaders proposed (warm-up included).
+func reportPacking(b *testing.B, c *nodetest.Cluster) {
+	var packs, commands uint64
+	for i := range c.Size() {
+		for s := range c.Shards() {
+			if g := c.Node(i).Shard(s); g != nil {
+				p, n := g.PackStats()
+				packs, commands = packs+p, commands+n
+			}
+		}
+	}
+	if packs > 0 {
+		b.ReportMetric(float64(commands)/float64(packs), "cmds/entry")
 	}
 }
 

@@ -86,6 +86,12 @@ type Config struct {
 	// LogPerGroup gives every group its own raft-boltdb file instead of the
 	// node's shared log: the baseline the shared log is measured against.
 	LogPerGroup bool
+	// RaftNetPerGroup sends every group's Raft RPCs over hashicorp/raft's
+	// own NetworkTransport, connections per group, instead of the node's
+	// hub (transport.Hub: one batched connection per peer node for all
+	// groups): the baseline the hub is measured against. Every node of a
+	// cluster must agree on it.
+	RaftNetPerGroup bool
 	// Limits bound requests.
 	Limits Limits
 	// Timing overrides the Raft timeouts.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/hashicorp/raft"
 
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
@@ -41,6 +42,7 @@ type Node struct {
 	epochText string
 
 	mux     *transport.Mux // the node's one Raft port
+	hub     *transport.Hub // its groups' batched RPCs; nil with RaftNetPerGroup
 	logs    *raftlog.Store // the shared Raft log; nil with LogPerGroup
 	shards  []*shard       // by shard id; nil where the node holds no replica
 	hosted  []*shard       // the non-nil entries of shards, in id order
@@ -137,6 +139,11 @@ func (n *Node) openReplicas() error {
 	if err != nil {
 		return fmt.Errorf("raft port: %w", err)
 	}
+	if !n.cfg.RaftNetPerGroup {
+		if n.hub, err = transport.NewHub(n.mux, raftgroup.TransportTimeout); err != nil {
+			return fmt.Errorf("raft port: %w", err)
+		}
+	}
 	hosting := 0
 	for _, l := range n.place.Nodes {
 		if l.ID == n.cfg.ID {
@@ -193,6 +200,11 @@ func (n *Node) openReplicas() error {
 		if n.logs != nil {
 			gc.Logs, gc.Stable = n.logs.Group(uint64(id)), n.logs.Stable(uint64(id))
 		}
+		if n.hub != nil {
+			gc.Transport = func(snapshots *raft.NetworkTransport) (raft.Transport, error) {
+				return n.hub.Transport(uint64(id), snapshots)
+			}
+		}
 		g, err := raftgroup.Open(gc)
 		if err != nil {
 			layer.Close()
@@ -232,6 +244,11 @@ func (n *Node) closeReplicas(kill bool) error {
 		}()
 	}
 	wg.Wait()
+	if n.hub != nil {
+		if err := n.hub.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft hub: %w", err))
+		}
+	}
 	if n.mux != nil {
 		if err := n.mux.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft port: %w", err))

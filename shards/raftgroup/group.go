@@ -118,6 +118,12 @@ type Config struct {
 	// nil, the group keeps its own raft-boltdb file, Dir/raft.db.
 	Logs   raft.LogStore
 	Stable raft.StableStore
+	// Transport, if set with Stream, builds the transport the group's Raft
+	// uses around its NetworkTransport on Stream (which then carries only
+	// snapshots): a node's transport.Hub, which batches every group's RPCs
+	// per peer. The built transport owns the NetworkTransport and closes it.
+	// Every replica of a group must be built the same way.
+	Transport func(snapshots *raft.NetworkTransport) (raft.Transport, error)
 }
 
 // Group is one running replica. Safe for concurrent use.
@@ -128,8 +134,11 @@ type Group struct {
 	fsm       *fsm
 	store     *raftboltdb.BoltStore // nil when the stores were given in Config
 	transport *raft.NetworkTransport
-	verifier  verifier
-	metrics   groupMetrics
+	// trans is what Raft uses: transport, or what Config.Transport built
+	// around it (which then owns transport).
+	trans    raft.Transport
+	verifier verifier
+	metrics  groupMetrics
 
 	proposals chan *proposal // to the proposer goroutine
 	// stop is closed by Kill: every goroutine of the group and every wait
@@ -155,8 +164,9 @@ const maxPool = 4
 // replication (at 256-byte commands, about 300 KiB).
 const logCacheEntries = 1024
 
-// transportTimeout bounds one transport I/O operation.
-const transportTimeout = 10 * time.Second
+// TransportTimeout bounds one transport I/O operation: a dial, a write, a
+// call's wait for its answer.
+const TransportTimeout = 10 * time.Second
 
 // Open starts a replica. A replica without stored state bootstraps the group
 // from cfg.Peers (every initial peer does the same, with the same list).
@@ -203,7 +213,7 @@ func Open(cfg Config) (*Group, error) {
 	}
 	if cfg.Stream != nil {
 		g.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream: cfg.Stream, MaxPool: maxPool, Timeout: transportTimeout, Logger: hlog,
+			Stream: cfg.Stream, MaxPool: maxPool, Timeout: TransportTimeout, Logger: hlog,
 		})
 	} else {
 		addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
@@ -211,13 +221,26 @@ func Open(cfg Config) (*Group, error) {
 			g.closeStores()
 			return nil, fmt.Errorf("raftgroup %s: raft address %q: %w", cfg.NodeID, cfg.RaftAddr, err)
 		}
-		g.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, maxPool, transportTimeout, hlog)
+		g.transport, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, maxPool, TransportTimeout, hlog)
 		if err != nil {
 			g.closeStores()
 			return nil, fmt.Errorf("raftgroup %s: listen on %s: %w", cfg.NodeID, cfg.RaftAddr, err)
 		}
 	}
-	transport := g.transport
+	g.trans = g.transport
+	if cfg.Transport != nil {
+		if cfg.Stream == nil {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: Transport needs Stream", cfg.NodeID)
+		}
+		t, err := cfg.Transport(g.transport)
+		if err != nil {
+			g.closeStores()
+			return nil, fmt.Errorf("raftgroup %s: transport: %w", cfg.NodeID, err)
+		}
+		g.trans = t
+	}
+	transport := g.trans
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -310,7 +333,11 @@ func (g *Group) undefer(t Timing) {
 // log store (stores given in Config belong to the caller).
 func (g *Group) closeStores() error {
 	var errs []error
-	if g.transport != nil {
+	if c, ok := g.trans.(raft.WithClose); ok && g.trans != raft.Transport(g.transport) {
+		if err := c.Close(); err != nil { // closes g.transport too
+			errs = append(errs, fmt.Errorf("close transport: %w", err))
+		}
+	} else if g.transport != nil {
 		if err := g.transport.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}

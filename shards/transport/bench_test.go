@@ -26,20 +26,20 @@ var benchTiming = timing{heartbeat: 600 * time.Millisecond, election: 600 * time
 func BenchmarkRaftApply(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		mux  bool
-	}{{"mux", true}, {"tcp-per-group", false}} {
-		b.Run(tc.name, func(b *testing.B) { benchApply(b, tc.mux) })
+		mode netMode
+	}{{"hub", netHub}, {"mux", netMux}, {"tcp-per-group", netTCP}} {
+		b.Run(tc.name, func(b *testing.B) { benchApply(b, tc.mode) })
 	}
 }
 
-func benchApply(b *testing.B, mux bool) {
+func benchApply(b *testing.B, mode netMode) {
 	const (
 		nodes    = 3
 		groups   = 16
 		appliers = 64
 		cmdBytes = 256
 	)
-	c := startCluster(b, nodes, groups, mux, benchTiming)
+	c := startCluster(b, nodes, groups, mode, benchTiming)
 	defer c.shutdown()
 	all := []int{0, 1, 2}
 	c.waitLeaders(b, all, 30*time.Second)

@@ -55,10 +55,20 @@ var testTiming = timing{heartbeat: 500 * time.Millisecond, election: 500 * time.
 // [n][g] is node n's member of group g.
 type raftCluster struct {
 	muxes []*Mux // one per node; nil when every replica has its own TCP port
+	hubs  []*Hub // one per node in netHub mode, else nil
 	trans [][]*raft.NetworkTransport
 	rafts [][]*raft.Raft
 	fsms  [][]*countFSM
 }
+
+// netMode is how a test cluster's groups reach each other.
+type netMode int
+
+const (
+	netTCP netMode = iota // one raft.NewTCPTransport per replica
+	netMux                // NetworkTransport per group over one Mux per node
+	netHub                // every group's RPCs over one Hub per node
+)
 
 // maxPoolTest and netTimeout match raftgroup's transport settings.
 const (
@@ -66,12 +76,12 @@ const (
 	netTimeout  = 10 * time.Second
 )
 
-// startCluster starts the replicas, over one Mux per node when mux is true,
-// else over one raft.NewTCPTransport per replica (today's raftgroup).
-func startCluster(tb testing.TB, nodes, groups int, mux bool, tm timing) *raftCluster {
+// startCluster starts the replicas, reaching each other as mode says.
+func startCluster(tb testing.TB, nodes, groups int, mode netMode, tm timing) *raftCluster {
 	tb.Helper()
 	logger := hclog.NewNullLogger()
 	c := &raftCluster{}
+	mux := mode != netTCP
 	if mux {
 		for range nodes {
 			m, err := Listen("127.0.0.1:0", quiet)
@@ -79,6 +89,13 @@ func startCluster(tb testing.TB, nodes, groups int, mux bool, tm timing) *raftCl
 				tb.Fatal(err)
 			}
 			c.muxes = append(c.muxes, m)
+			if mode == netHub {
+				h, err := NewHub(m, netTimeout)
+				if err != nil {
+					tb.Fatal(err)
+				}
+				c.hubs = append(c.hubs, h)
+			}
 		}
 	}
 	c.trans = make([][]*raft.NetworkTransport, nodes)
@@ -124,11 +141,19 @@ func startCluster(tb testing.TB, nodes, groups int, mux bool, tm timing) *raftCl
 			rc.MaxAppendEntries = 256
 			store := raft.NewInmemStore()
 			snaps := raft.NewInmemSnapshotStore()
-			if err := raft.BootstrapCluster(rc, store, store, snaps, c.trans[n][g], conf); err != nil {
+			var tr raft.Transport = c.trans[n][g]
+			if mode == netHub {
+				ht, err := c.hubs[n].Transport(uint64(g), c.trans[n][g])
+				if err != nil {
+					tb.Fatal(err)
+				}
+				tr = ht
+			}
+			if err := raft.BootstrapCluster(rc, store, store, snaps, tr, conf); err != nil {
 				tb.Fatal(err)
 			}
 			fsm := &countFSM{}
-			r, err := raft.NewRaft(rc, fsm, store, store, snaps, c.trans[n][g])
+			r, err := raft.NewRaft(rc, fsm, store, store, snaps, tr)
 			if err != nil {
 				tb.Fatal(err)
 			}
@@ -204,6 +229,9 @@ func (c *raftCluster) shutdown() {
 		}
 	}
 	wg.Wait()
+	for _, h := range c.hubs {
+		h.Close() // closes its group transports and so c.trans
+	}
 	for _, rs := range c.trans {
 		for _, tr := range rs {
 			tr.Close()
@@ -219,14 +247,20 @@ func (c *raftCluster) shutdown() {
 // 100 commands; then one node's Mux is closed (to its peers the node
 // crashed) and the groups it led elect new leaders among the other two and
 // keep applying. Nothing leaks after shutdown.
-func TestRaftGroupsOverMux(t *testing.T) {
+func TestRaftGroupsOverMux(t *testing.T) { testRaftGroups(t, netMux) }
+
+// TestRaftGroupsOverHub is the same over one Hub per node: every group's
+// RPCs share one connection per pair of nodes.
+func TestRaftGroupsOverHub(t *testing.T) { testRaftGroups(t, netHub) }
+
+func testRaftGroups(t *testing.T, mode netMode) {
 	const (
 		nodes    = 3
 		groups   = 8
 		commands = 100
 	)
 	base := runtime.NumGoroutine()
-	c := startCluster(t, nodes, groups, true, testTiming)
+	c := startCluster(t, nodes, groups, mode, testTiming)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -296,6 +330,13 @@ func TestRaftGroupsOverMux(t *testing.T) {
 	}
 	t.Logf("closing node %d's mux; it leads %d of %d groups", victim, led[victim], groups)
 	start := time.Now()
+	if mode == netHub {
+		// The hub's goroutines stop with it; to the peers, closing the
+		// hub and the mux looks like a crash either way.
+		if err := c.hubs[victim].Close(); err != nil {
+			t.Fatalf("Hub.Close: %v", err)
+		}
+	}
 	if err := c.muxes[victim].Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
