@@ -54,8 +54,14 @@ type Timing struct {
 	// LeaderLeaseTimeout is how long a leader keeps leading without hearing
 	// from a quorum. Default 300ms.
 	LeaderLeaseTimeout time.Duration
-	// CommitTimeout is the idle interval after which the leader sends an
-	// empty AppendEntries to spread the commit index. Default 50ms.
+	// CommitTimeout is the idle interval (randomised up to twice this)
+	// after which the leader sends each follower an AppendEntries, empty if
+	// it has nothing new, to spread the commit index. Default 250ms: under
+	// load new entries carry the commit index anyway, and at idle these
+	// sends were the biggest cost (an idle 8-shard dev cluster: 12-14 % of
+	// a core at 50ms, 7 % at 250ms). The price: after a burst of writes
+	// stops, followers apply its last entries up to 2 × CommitTimeout
+	// later, so a STALE read on a follower may lag by that much.
 	CommitTimeout time.Duration
 }
 
@@ -70,7 +76,7 @@ func (t Timing) withDefaults() Timing {
 		t.LeaderLeaseTimeout = 300 * time.Millisecond
 	}
 	if t.CommitTimeout == 0 {
-		t.CommitTimeout = 50 * time.Millisecond
+		t.CommitTimeout = 250 * time.Millisecond
 	}
 	return t
 }

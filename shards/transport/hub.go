@@ -24,7 +24,7 @@ const (
 	// (256) entries of at most 1 MiB each fits, with room for the headers.
 	// A longer announced frame is a broken or hostile peer: the wire closes.
 	maxFrameBytes = 257 << 20
-	// maxQueuedBytes bounds the frames waiting for one wire's writer. A
+	// maxQueuedBytes bounds the frames waiting to be written on one wire. A
 	// healthy wire drains in microseconds; past this the peer is not
 	// reading, and senders get errBacklog (Raft backs off and retries)
 	// instead of growing memory without end.
@@ -45,7 +45,7 @@ const (
 	// readBufferBytes is each wire's read buffer: one read takes many
 	// frames when the peer batched them.
 	readBufferBytes = 64 << 10
-	// keepBufferBytes: a writer keeps its swap buffer for reuse up to this
+	// keepBufferBytes: a wire keeps its swap buffer for reuse up to this
 	// capacity, and lets a bigger one go after a burst.
 	keepBufferBytes = 4 << 20
 )
@@ -81,8 +81,10 @@ const frameHeaderBytes = 4 + 1 + 8 + 8
 // InstallSnapshot, which streams, stays on each group's NetworkTransport.
 //
 // A Hub owns, and Close stops and waits for: the accept loop of its Mux
-// id (HubID), a reader and a writer goroutine per wire (connection), and
-// each open group's dispatcher. Safe for concurrent use.
+// id (HubID), a reader goroutine per wire (connection), and each open
+// group's dispatcher and snapshot forwarder. Writes need no goroutine: the
+// sender that finds a wire idle writes for everyone (see wire.flush).
+// Safe for concurrent use.
 type Hub struct {
 	layer   *Layer
 	log     *slog.Logger
@@ -185,7 +187,6 @@ func (h *Hub) startWire(c net.Conn, addr string) (*wire, error) {
 	w := &wire{
 		h: h, c: c, addr: addr,
 		calls: make(map[uint64]*call),
-		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	h.mu.Lock()
@@ -197,9 +198,8 @@ func (h *Hub) startWire(c net.Conn, addr string) (*wire, error) {
 	if addr != "" {
 		h.peers[addr] = w
 	}
-	h.wg.Add(2)
+	h.wg.Add(1)
 	go w.readLoop()
-	go w.writeLoop()
 	return w, nil
 }
 
@@ -287,13 +287,14 @@ type wire struct {
 	c    net.Conn
 	addr string // the peer's address if we dialed it, else ""
 
-	mu     sync.Mutex
-	out    []byte           // guarded by mu: frames waiting for the writer
-	calls  map[uint64]*call // guarded by mu: calls waiting for answers
-	nextID uint64           // guarded by mu
-	err    error            // guarded by mu: why the wire failed, once it has
+	mu      sync.Mutex
+	out     []byte           // guarded by mu: frames waiting to be written
+	spare   []byte           // guarded by mu: the other buffer, for reuse
+	writing bool             // guarded by mu: a sender is writing; it writes out too
+	calls   map[uint64]*call // guarded by mu: calls waiting for answers
+	nextID  uint64           // guarded by mu
+	err     error            // guarded by mu: why the wire failed, once it has
 
-	kick chan struct{} // capacity 1: frames are waiting in out
 	done chan struct{} // closed when the wire fails
 }
 
@@ -305,8 +306,9 @@ type call struct {
 	fut    *appendFuture // a pipelined append, or nil
 }
 
-// enqueue appends one frame, built by payload, to the writer's queue. If c
-// is not nil it is registered under a fresh call id first.
+// enqueue appends one frame, built by payload, to the wire's queue, and
+// writes the queue unless another sender is writing it. If c is not nil it
+// is registered under a fresh call id first.
 func (w *wire) enqueue(kind byte, group, id uint64, c *call, payload func([]byte) []byte) error {
 	w.mu.Lock()
 	if w.err != nil {
@@ -338,12 +340,54 @@ func (w *wire) enqueue(kind byte, group, id uint64, c *call, payload func([]byte
 		return fmt.Errorf("transport: frame of %d bytes is over the %d-byte bound", n, maxFrameBytes)
 	}
 	binary.BigEndian.PutUint32(w.out[start:], uint32(n))
-	w.mu.Unlock()
-	select {
-	case w.kick <- struct{}{}:
-	default: // the writer is already due to run
+	if w.writing {
+		w.mu.Unlock()
+		return nil // the sender writing now takes this frame in its next write
 	}
+	w.writing = true
+	w.mu.Unlock()
+	w.flush()
 	return nil
+}
+
+// flush writes what is queued, and again what queued meanwhile, until the
+// queue is empty: the sender that finds no write in progress writes for
+// everyone (flat combining), so a lone message costs no goroutine hand-off
+// and a burst from many groups goes out in a few big writes. A failed
+// write fails the wire, which fails the calls waiting on it; the caller's
+// own frame is among them, so flush reports nothing.
+func (w *wire) flush() {
+	for {
+		w.mu.Lock()
+		if len(w.out) == 0 || w.err != nil {
+			w.writing = false
+			w.mu.Unlock()
+			return
+		}
+		buf := w.out
+		w.out = w.spare[:0]
+		w.spare = nil
+		w.mu.Unlock()
+
+		w.h.frames.Add(countFrames(buf))
+		w.h.writes.Add(1)
+		if w.h.timeout > 0 {
+			_ = w.c.SetWriteDeadline(time.Now().Add(w.h.timeout))
+		}
+		_, err := w.c.Write(buf)
+		if err != nil {
+			w.mu.Lock()
+			w.writing = false
+			w.mu.Unlock()
+			w.fail(err)
+			return
+		}
+		w.mu.Lock()
+		if cap(buf) <= keepBufferBytes && w.spare == nil {
+			w.spare = buf[:0]
+		}
+		w.mu.Unlock()
+	}
 }
 
 // forget drops a call that stopped waiting; a late answer is then ignored.
@@ -382,42 +426,6 @@ func (w *wire) fail(err error) {
 	h.mu.Unlock()
 	for _, c := range calls {
 		c.finish(nil, w.err)
-	}
-}
-
-// writeLoop writes whatever frames have queued, all in one write, until the
-// wire fails.
-func (w *wire) writeLoop() {
-	defer w.h.wg.Done()
-	var spare []byte
-	for {
-		select {
-		case <-w.kick:
-		case <-w.done:
-			return
-		}
-		w.mu.Lock()
-		buf := w.out
-		w.out = spare[:0]
-		w.mu.Unlock()
-		if len(buf) == 0 {
-			spare = buf
-			continue
-		}
-		w.h.frames.Add(countFrames(buf))
-		w.h.writes.Add(1)
-		if w.h.timeout > 0 {
-			_ = w.c.SetWriteDeadline(time.Now().Add(w.h.timeout))
-		}
-		if _, err := w.c.Write(buf); err != nil {
-			w.fail(err)
-			return
-		}
-		if cap(buf) <= keepBufferBytes {
-			spare = buf[:0]
-		} else {
-			spare = nil
-		}
 	}
 }
 
