@@ -222,10 +222,22 @@ func TestRaftCluster(t *testing.T) {
 		reps[g][2].stop()
 	}
 	must(t, stores[2].Close())
-	stores[2] = openStore(t, storePath(2))
+	// Not openStore: its cleanup would run before the one above that stops
+	// the replicas (cleanups run last first), and a replica still running
+	// on a closed store panics in hashicorp/raft if it must save a term.
+	reopened, err := Open(storePath(2))
+	must(t, err)
+	stores[2] = reopened
 	for g := range groups {
 		start(g, 2, addrs[g][2], nil)
 	}
+	defer func() {
+		for g := range groups {
+			reps[g][2].stop()
+			reps[g][2] = nil // stopped: the cleanup skips them
+		}
+		reopened.Close()
+	}()
 
 	apply(half, perGroup)
 	converge(perGroup)

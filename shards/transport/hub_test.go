@@ -58,6 +58,26 @@ func (n *hubNode) openGroup(t *testing.T, id uint64) *GroupTransport {
 	return gt
 }
 
+// answerVotes plays Raft for t until t closes: it answers each vote
+// request it takes from t's consumer with what answer returns.
+func answerVotes(t *GroupTransport, answer func(*raft.RequestVoteRequest) (any, error)) {
+	go func() {
+		for {
+			select {
+			case rpc := <-t.Consumer():
+				rpc.Respond(answer(rpc.Command.(*raft.RequestVoteRequest)))
+			case <-t.shutdown:
+				return
+			}
+		}
+	}()
+}
+
+// voteTerm answers every vote request with term.
+func voteTerm(term uint64) func(*raft.RequestVoteRequest) (any, error) {
+	return func(*raft.RequestVoteRequest) (any, error) { return &raft.RequestVoteResponse{Term: term}, nil }
+}
+
 func voteRequest() *raft.RequestVoteRequest {
 	return &raft.RequestVoteRequest{
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("a"), Addr: []byte("a:1")},
@@ -72,21 +92,14 @@ func TestHubRoundTrip(t *testing.T) {
 	a, b := startHubNode(t, netTimeout), startHubNode(t, netTimeout)
 	ta := a.openGroup(t, 3)
 	tb := b.openGroup(t, 3)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case rpc := <-tb.Consumer():
-				req := rpc.Command.(*raft.RequestVoteRequest)
-				if i == 0 {
-					rpc.Respond(&raft.RequestVoteResponse{Term: req.Term, Granted: true}, nil)
-				} else {
-					rpc.Respond(nil, errors.New("no vote for you"))
-				}
-			case <-tb.shutdown:
-				return
-			}
+	calls := 0
+	answerVotes(tb, func(req *raft.RequestVoteRequest) (any, error) {
+		calls++ // only the answering goroutine touches it
+		if calls == 1 {
+			return &raft.RequestVoteResponse{Term: req.Term, Granted: true}, nil
 		}
-	}()
+		return nil, errors.New("no vote for you")
+	})
 	var resp raft.RequestVoteResponse
 	if err := ta.RequestVote("b", tb.LocalAddr(), voteRequest(), &resp); err != nil {
 		t.Fatalf("RequestVote: %v", err)
@@ -130,16 +143,7 @@ func TestHubTimeout(t *testing.T) {
 	}
 	// Raft answers the request that was queued (into the void), then the
 	// next one.
-	go func() {
-		for {
-			select {
-			case rpc := <-tb.Consumer():
-				rpc.Respond(&raft.RequestVoteResponse{Term: 9}, nil)
-			case <-tb.shutdown:
-				return
-			}
-		}
-	}()
+	answerVotes(tb, voteTerm(9))
 	if err := ta.RequestVote("b", tb.LocalAddr(), voteRequest(), &resp); err != nil || resp.Term != 9 {
 		t.Fatalf("RequestVote after the timeout = %+v, %v; want term 9", resp, err)
 	}
@@ -151,16 +155,7 @@ func TestHubHostileFrames(t *testing.T) {
 	a, b := startHubNode(t, netTimeout), startHubNode(t, netTimeout)
 	ta := a.openGroup(t, 1)
 	tb := b.openGroup(t, 1)
-	go func() {
-		for {
-			select {
-			case rpc := <-tb.Consumer():
-				rpc.Respond(&raft.RequestVoteResponse{Term: 1}, nil)
-			case <-tb.shutdown:
-				return
-			}
-		}
-	}()
+	answerVotes(tb, voteTerm(1))
 	frame := func(n uint32, kind byte, payload []byte) []byte {
 		f := binary.BigEndian.AppendUint32(nil, n)
 		f = append(f, kind)
@@ -315,16 +310,7 @@ func TestHubBatchesWrites(t *testing.T) {
 	for g := range uint64(groups) {
 		ts = append(ts, a.openGroup(t, g))
 		tb := b.openGroup(t, g)
-		go func() {
-			for {
-				select {
-				case rpc := <-tb.Consumer():
-					rpc.Respond(&raft.RequestVoteResponse{Term: 1}, nil)
-				case <-tb.shutdown:
-					return
-				}
-			}
-		}()
+		answerVotes(tb, voteTerm(1))
 	}
 	target := raft.ServerAddress(b.mux.Addr().String())
 	errs := make(chan error, groups)
