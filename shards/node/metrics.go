@@ -66,10 +66,13 @@ var (
 	descLogCommits  = prometheus.NewDesc("wisp_raftlog_commits_total", "Transactions (each two fsyncs) the node's shared Raft log committed.", nil, nil)
 	descLogRequests = prometheus.NewDesc("wisp_raftlog_requests_total", "Writes (appends, truncations, stable-store sets) from all groups those commits carried.", nil, nil)
 	descLogEntries  = prometheus.NewDesc("wisp_raftlog_entries_total", "Raft log entries appended to the shared log, all groups.", nil, nil)
+
+	descHubFrames = prometheus.NewDesc("wisp_raft_hub_frames_total", "Raft RPC messages (requests and answers) the node's hub sent, all groups.", nil, nil)
+	descHubWrites = prometheus.NewDesc("wisp_raft_hub_writes_total", "Socket writes that carried them: frames/writes is how many messages share a write.", nil, nil)
 )
 
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget, descLogCommits, descLogRequests, descLogEntries} {
+	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget, descLogCommits, descLogRequests, descLogEntries, descHubFrames, descHubWrites} {
 		ch <- d
 	}
 }
@@ -80,6 +83,11 @@ func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogCommits, prometheus.CounterValue, float64(st.Commits))
 		ch <- prometheus.MustNewConstMetric(descLogRequests, prometheus.CounterValue, float64(st.Requests))
 		ch <- prometheus.MustNewConstMetric(descLogEntries, prometheus.CounterValue, float64(st.Entries))
+	}
+	if hub := c.n.hub; hub != nil {
+		st := hub.Stats()
+		ch <- prometheus.MustNewConstMetric(descHubFrames, prometheus.CounterValue, float64(st.Frames))
+		ch <- prometheus.MustNewConstMetric(descHubWrites, prometheus.CounterValue, float64(st.Writes))
 	}
 	for _, sh := range c.n.hosted {
 		st := sh.group.Status()
