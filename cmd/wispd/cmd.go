@@ -97,8 +97,9 @@ func (f *serverFlags) memory() (int64, error) {
 // idle, and the Raft log's fdatasync blocks ~0.2-1 ms hundreds of times a
 // second; with as many Ps as cores the node then runs on fewer than its
 // cores. Measured on the 3-node dev cluster, 2 cores (docs/BENCHMARKS.md,
-// "GOMAXPROCS"): 4 Ps against 2 gave +39 % puts/s at 16 shards and +13 %
-// at 1 shard, with linearizable gets unchanged or better. It returns the
+// "Sharding, continued"): 4 Ps against 2 gave +39 to +52 % puts/s at 16
+// shards; at 1 shard and for linearizable gets the difference changed sign
+// from run to run (noise); 8 Ps cost 16-shard gets a third. It returns the
 // value in force.
 func setProcs(n int) int {
 	if n == 0 {
@@ -291,9 +292,9 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
 		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes, LogPerGroup: f.logPerGroup,
-			RaftNetPerGroup: f.netPerGroup,
-			Logger:          log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
+			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
+			LogPerGroup: f.logPerGroup, RaftNetPerGroup: f.netPerGroup,
+			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
 			l.Close()
