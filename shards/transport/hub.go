@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -484,9 +485,7 @@ func readPayload(r io.Reader, n int) ([]byte, error) {
 	b := make([]byte, 0, min(n, step))
 	for len(b) < n {
 		m := min(n-len(b), step)
-		if cap(b)-len(b) < m {
-			b = append(b, make([]byte, m)...)[:len(b)]
-		}
+		b = slices.Grow(b, m)
 		if _, err := io.ReadFull(r, b[len(b):len(b)+m]); err != nil {
 			return nil, err
 		}

@@ -336,3 +336,22 @@ func TestHubBatchesWrites(t *testing.T) {
 		t.Errorf("no write carried two frames (%+v, %+v)", sa, sb)
 	}
 }
+
+// TestReadPayload: a payload arrives whole whatever its size, and a peer
+// that announces more than it sends gets an error, not a hang or a
+// buffer of the announced size.
+func TestReadPayload(t *testing.T) {
+	for _, n := range []int{0, 1, 1 << 20, 1<<20 + 1, 3<<20 + 7} {
+		want := make([]byte, n)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		got, err := readPayload(strings.NewReader(string(want)+"trailing"), n)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("readPayload(%d bytes) = %d bytes, %v; want them back", n, len(got), err)
+		}
+	}
+	if _, err := readPayload(strings.NewReader("short"), 200<<20); err == nil {
+		t.Fatal("readPayload of a truncated stream: no error")
+	}
+}
