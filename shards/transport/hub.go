@@ -817,12 +817,14 @@ func (t *GroupTransport) dispatchLoop() {
 		select {
 		case in = <-t.inbox:
 		case <-t.shutdown:
+			t.refuseQueued(nil)
 			return
 		}
 		if in.rpc.Command != nil {
 			select {
 			case t.consumeCh <- in.rpc:
 			case <-t.shutdown:
+				t.refuseQueued(in)
 				return
 			}
 		}
@@ -832,6 +834,29 @@ func (t *GroupTransport) dispatchLoop() {
 				in.w.fail(err)
 			}
 		case <-t.shutdown:
+			t.refuseQueued(in)
+			return
+		}
+	}
+}
+
+// refuseQueued answers in (if not nil) and the requests still queued with
+// raft.ErrTransportShutdown's text, once the group has closed, so their
+// callers learn it at once instead of waiting out their timeout.
+func (t *GroupTransport) refuseQueued(in *inbound) {
+	refuse := func(in *inbound) {
+		_ = in.w.enqueue(kindError, t.id, in.id, nil, func(b []byte) []byte {
+			return append(b, raft.ErrTransportShutdown.Error()...)
+		})
+	}
+	if in != nil {
+		refuse(in)
+	}
+	for {
+		select {
+		case in := <-t.inbox:
+			refuse(in)
+		default:
 			return
 		}
 	}

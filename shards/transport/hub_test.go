@@ -355,3 +355,38 @@ func TestReadPayload(t *testing.T) {
 		t.Fatal("readPayload of a truncated stream: no error")
 	}
 }
+
+// TestHubGroupClosed: a request Raft took but did not answer before its
+// group closed, and one that comes after, are both refused at once, not
+// left to time out.
+func TestHubGroupClosed(t *testing.T) {
+	a, b := startHubNode(t, netTimeout), startHubNode(t, netTimeout)
+	ta := a.openGroup(t, 1)
+	tb := b.openGroup(t, 1)
+	target := tb.LocalAddr()
+	errc := make(chan error, 1)
+	go func() {
+		var resp raft.RequestVoteResponse
+		errc <- ta.RequestVote("b", target, voteRequest(), &resp)
+	}()
+	select {
+	case <-tb.Consumer(): // "Raft" takes the request and never answers
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request did not reach the peer group")
+	}
+	start := time.Now()
+	tb.Close()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), raft.ErrTransportShutdown.Error()) {
+			t.Errorf("RequestVote to a group that closed = %v; want %q", err, raft.ErrTransportShutdown)
+		}
+	case <-time.After(netTimeout / 2):
+		t.Fatal("RequestVote still waiting after the group closed")
+	}
+	t.Logf("refused %v after Close", time.Since(start))
+	var resp raft.RequestVoteResponse
+	if err := ta.RequestVote("b", target, voteRequest(), &resp); err == nil || !strings.Contains(err.Error(), ErrUnknownGroup.Error()) {
+		t.Errorf("RequestVote after the close = %v; want %q", err, ErrUnknownGroup)
+	}
+}
