@@ -339,12 +339,16 @@ func (g *Group) undefer(t Timing) {
 // log store (stores given in Config belong to the caller).
 func (g *Group) closeStores() error {
 	var errs []error
-	if c, ok := g.trans.(raft.WithClose); ok && g.trans != raft.Transport(g.transport) {
-		if err := c.Close(); err != nil { // closes g.transport too
-			errs = append(errs, fmt.Errorf("close transport: %w", err))
-		}
+	// g.trans is g.transport or owns it; before it is set, only g.transport
+	// may be open.
+	var trans raft.WithClose
+	if c, ok := g.trans.(raft.WithClose); ok {
+		trans = c
 	} else if g.transport != nil {
-		if err := g.transport.Close(); err != nil {
+		trans = g.transport
+	}
+	if trans != nil {
+		if err := trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
 		}
 	}

@@ -98,8 +98,7 @@ type Hub struct {
 	wires  map[*wire]struct{}         // guarded by mu: every live wire
 	closed bool                       // guarded by mu
 
-	wg   sync.WaitGroup // accept loop, wire loops, dispatchers
-	done chan struct{}  // closed by Close
+	wg sync.WaitGroup // accept loop, wire readers, dispatchers, snapshot forwarders
 
 	frames atomic.Uint64 // frames written
 	writes atomic.Uint64 // write system calls that carried them
@@ -121,7 +120,6 @@ func NewHub(m *Mux, timeout time.Duration) (*Hub, error) {
 		peers:   make(map[string]*wire),
 		dials:   make(map[string]*sync.Mutex),
 		wires:   make(map[*wire]struct{}),
-		done:    make(chan struct{}),
 	}
 	h.wg.Add(1)
 	go h.acceptLoop()
@@ -148,7 +146,6 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
-	close(h.done)
 	groups := make([]*GroupTransport, 0, len(h.groups))
 	for _, t := range h.groups {
 		groups = append(groups, t)
@@ -301,6 +298,7 @@ type wire struct {
 
 // call is one request waiting for its answer.
 type call struct {
+	id     uint64 // set when the call is queued
 	kind   byte
 	result any           // the decoded answer, set before done/fut completes
 	done   chan error    // capacity 1: a synchronous call's outcome
@@ -324,6 +322,7 @@ func (w *wire) enqueue(kind byte, group, id uint64, c *call, payload func([]byte
 	if c != nil {
 		w.nextID++
 		id = w.nextID
+		c.id = id
 		w.calls[id] = c
 	}
 	start := len(w.out)
@@ -395,12 +394,7 @@ func (w *wire) flush() {
 func (w *wire) forget(c *call) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for id, x := range w.calls {
-		if x == c {
-			delete(w.calls, id)
-			return
-		}
-	}
+	delete(w.calls, c.id)
 }
 
 // fail closes the wire once, removes it from the hub and fails its calls.
@@ -705,36 +699,30 @@ func (t *GroupTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAdd
 
 // AppendEntries sends one append and waits for its answer.
 func (t *GroupTransport) AppendEntries(_ raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	res, err := t.roundTrip(target, kindAppendEntries, func(b []byte) []byte { return appendAppendEntriesRequest(b, args) })
-	if err == nil {
-		*resp = *res.(*raft.AppendEntriesResponse)
-	}
-	return err
+	return call1(t, target, kindAppendEntries, appendAppendEntriesRequest, args, resp)
 }
 
 // RequestVote sends a vote request and waits for its answer.
 func (t *GroupTransport) RequestVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	res, err := t.roundTrip(target, kindRequestVote, func(b []byte) []byte { return appendRequestVoteRequest(b, args) })
-	if err == nil {
-		*resp = *res.(*raft.RequestVoteResponse)
-	}
-	return err
+	return call1(t, target, kindRequestVote, appendRequestVoteRequest, args, resp)
 }
 
 // RequestPreVote sends a pre-vote request and waits for its answer.
 func (t *GroupTransport) RequestPreVote(_ raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	res, err := t.roundTrip(target, kindRequestPreVote, func(b []byte) []byte { return appendRequestPreVoteRequest(b, args) })
-	if err == nil {
-		*resp = *res.(*raft.RequestPreVoteResponse)
-	}
-	return err
+	return call1(t, target, kindRequestPreVote, appendRequestPreVoteRequest, args, resp)
 }
 
 // TimeoutNow asks target to stand for election at once.
 func (t *GroupTransport) TimeoutNow(_ raft.ServerID, target raft.ServerAddress, args *raft.TimeoutNowRequest, resp *raft.TimeoutNowResponse) error {
-	res, err := t.roundTrip(target, kindTimeoutNow, func(b []byte) []byte { return appendTimeoutNowRequest(b, args) })
+	return call1(t, target, kindTimeoutNow, appendTimeoutNowRequest, args, resp)
+}
+
+// call1 makes one synchronous call: it sends args, encoded by encode, and
+// on success copies the answer into resp.
+func call1[Req, Resp any](t *GroupTransport, target raft.ServerAddress, kind byte, encode func([]byte, *Req) []byte, args *Req, resp *Resp) error {
+	res, err := t.roundTrip(target, kind, func(b []byte) []byte { return encode(b, args) })
 	if err == nil {
-		*resp = *res.(*raft.TimeoutNowResponse)
+		*resp = *res.(*Resp)
 	}
 	return err
 }
