@@ -59,7 +59,7 @@ type Timing struct {
 	// it has nothing new, to spread the commit index. Default 250ms: under
 	// load new entries carry the commit index anyway, and at idle these
 	// sends were the biggest cost (an idle 8-shard dev cluster: 12-14 % of
-	// a core at 50ms, 7 % at 250ms). The price: after a burst of writes
+	// a core at 50ms, 7-9 % at 250ms). The price: after a burst of writes
 	// stops, followers apply its last entries up to 2 × CommitTimeout
 	// later, so a STALE read on a follower may lag by that much.
 	CommitTimeout time.Duration

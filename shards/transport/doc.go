@@ -113,15 +113,15 @@
 // direction. Unlike a stream multiplexer it works on whole messages: a
 // group's GroupTransport (its raft.Transport) encodes each request into the
 // connection's queue (codec.go: a hand-written, versioned encoding instead
-// of msgpack); the sender that finds no write in progress writes everything
-// queued, and again what queued meanwhile (flat combining), so a lone
-// message costs no hand-off and under load the appends and heartbeats of
-// many groups share a system call and a wake-up on each side. The receiving hub answers
+// of msgpack), and the connection's writer goroutine sends everything
+// queued in one write, so under load the appends and heartbeats of many
+// groups share a system call and a wake-up on each side. The receiving hub answers
 // heartbeats at once through the group's heartbeat handler and queues other
 // requests for the group's dispatcher, which feeds Raft and sends the
 // answers back. InstallSnapshot, which streams, stays on the group's own
 // NetworkTransport over its Layer. Goroutines: the hub's accept loop, a
-// reader per connection, a dispatcher and a snapshot forwarder per group; Hub.Close stops and waits for them all. Bounds:
+// reader and a writer per connection, a dispatcher and a snapshot
+// forwarder per group; Hub.Close stops and waits for them all. Bounds:
 // frames up to 257 MiB (an append of 256 entries of 1 MiB), 64 MiB queued
 // per connection (then senders get an error), 256 requests queued per
 // group (then the peer gets an error), 2 pipelined appends per follower,

@@ -25,7 +25,7 @@ const (
 	// (256) entries of at most 1 MiB each fits, with room for the headers.
 	// A longer announced frame is a broken or hostile peer: the wire closes.
 	maxFrameBytes = 257 << 20
-	// maxQueuedBytes bounds the frames waiting to be written on one wire. A
+	// maxQueuedBytes bounds the frames waiting for one wire's writer. A
 	// healthy wire drains in microseconds; past this the peer is not
 	// reading, and senders get errBacklog (Raft backs off and retries)
 	// instead of growing memory without end.
@@ -46,7 +46,7 @@ const (
 	// readBufferBytes is each wire's read buffer: one read takes many
 	// frames when the peer batched them.
 	readBufferBytes = 64 << 10
-	// keepBufferBytes: a wire keeps its swap buffer for reuse up to this
+	// keepBufferBytes: a writer keeps its swap buffer for reuse up to this
 	// capacity, and lets a bigger one go after a burst.
 	keepBufferBytes = 4 << 20
 )
@@ -82,10 +82,9 @@ const frameHeaderBytes = 4 + 1 + 8 + 8
 // InstallSnapshot, which streams, stays on each group's NetworkTransport.
 //
 // A Hub owns, and Close stops and waits for: the accept loop of its Mux
-// id (HubID), a reader goroutine per wire (connection), and each open
-// group's dispatcher and snapshot forwarder. Writes need no goroutine: the
-// sender that finds a wire idle writes for everyone (see wire.flush).
-// Safe for concurrent use.
+// id (HubID), a reader and a writer goroutine per wire (connection), and
+// each open group's dispatcher and snapshot forwarder. Safe for concurrent
+// use.
 type Hub struct {
 	layer   *Layer
 	log     *slog.Logger
@@ -98,7 +97,7 @@ type Hub struct {
 	wires  map[*wire]struct{}         // guarded by mu: every live wire
 	closed bool                       // guarded by mu
 
-	wg sync.WaitGroup // accept loop, wire readers, dispatchers, snapshot forwarders
+	wg sync.WaitGroup // accept loop, wire readers and writers, dispatchers, snapshot forwarders
 
 	frames atomic.Uint64 // frames written
 	writes atomic.Uint64 // write system calls that carried them
@@ -185,6 +184,7 @@ func (h *Hub) startWire(c net.Conn, addr string) (*wire, error) {
 	w := &wire{
 		h: h, c: c, addr: addr,
 		calls: make(map[uint64]*call),
+		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	h.mu.Lock()
@@ -196,8 +196,9 @@ func (h *Hub) startWire(c net.Conn, addr string) (*wire, error) {
 	if addr != "" {
 		h.peers[addr] = w
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go w.readLoop()
+	go w.writeLoop()
 	return w, nil
 }
 
@@ -285,14 +286,13 @@ type wire struct {
 	c    net.Conn
 	addr string // the peer's address if we dialed it, else ""
 
-	mu      sync.Mutex
-	out     []byte           // guarded by mu: frames waiting to be written
-	spare   []byte           // guarded by mu: the other buffer, for reuse
-	writing bool             // guarded by mu: a sender is writing; it writes out too
-	calls   map[uint64]*call // guarded by mu: calls waiting for answers
-	nextID  uint64           // guarded by mu
-	err     error            // guarded by mu: why the wire failed, once it has
+	mu     sync.Mutex
+	out    []byte           // guarded by mu: frames waiting for the writer
+	calls  map[uint64]*call // guarded by mu: calls waiting for answers
+	nextID uint64           // guarded by mu
+	err    error            // guarded by mu: why the wire failed, once it has
 
+	kick chan struct{} // capacity 1: frames are waiting in out
 	done chan struct{} // closed when the wire fails
 }
 
@@ -305,9 +305,8 @@ type call struct {
 	fut    *appendFuture // a pipelined append, or nil
 }
 
-// enqueue appends one frame, built by payload, to the wire's queue, and
-// writes the queue unless another sender is writing it. If c is not nil it
-// is registered under a fresh call id first.
+// enqueue appends one frame, built by payload, to the writer's queue. If c
+// is not nil it is registered under a fresh call id first.
 func (w *wire) enqueue(kind byte, group, id uint64, c *call, payload func([]byte) []byte) error {
 	w.mu.Lock()
 	if w.err != nil {
@@ -340,53 +339,50 @@ func (w *wire) enqueue(kind byte, group, id uint64, c *call, payload func([]byte
 		return fmt.Errorf("transport: frame of %d bytes is over the %d-byte bound", n, maxFrameBytes)
 	}
 	binary.BigEndian.PutUint32(w.out[start:], uint32(n))
-	if w.writing {
-		w.mu.Unlock()
-		return nil // the sender writing now takes this frame in its next write
-	}
-	w.writing = true
 	w.mu.Unlock()
-	w.flush()
+	select {
+	case w.kick <- struct{}{}:
+	default: // the writer is already due to run
+	}
 	return nil
 }
 
-// flush writes what is queued, and again what queued meanwhile, until the
-// queue is empty: the sender that finds no write in progress writes for
-// everyone (flat combining), so a lone message costs no goroutine hand-off
-// and a burst from many groups goes out in a few big writes. A failed
-// write fails the wire, which fails the calls waiting on it; the caller's
-// own frame is among them, so flush reports nothing.
-func (w *wire) flush() {
+// writeLoop writes whatever frames have queued, all in one write, until the
+// wire fails: while it writes, frames from every group queue for the next
+// one. (Measured against the sender doing the write itself, flat combining:
+// BenchmarkRaftApply/hub 24.4-24.7k applies/s at 0.076-0.080 CPU-ms against
+// 17.3-20.4k at 0.094-0.109, paired runs; idle CPU the same.)
+func (w *wire) writeLoop() {
+	defer w.h.wg.Done()
+	var spare []byte
 	for {
-		w.mu.Lock()
-		if len(w.out) == 0 || w.err != nil {
-			w.writing = false
-			w.mu.Unlock()
+		select {
+		case <-w.kick:
+		case <-w.done:
 			return
 		}
+		w.mu.Lock()
 		buf := w.out
-		w.out = w.spare[:0]
-		w.spare = nil
+		w.out = spare[:0]
 		w.mu.Unlock()
-
+		if len(buf) == 0 {
+			spare = buf
+			continue
+		}
 		w.h.frames.Add(countFrames(buf))
 		w.h.writes.Add(1)
 		if w.h.timeout > 0 {
 			_ = w.c.SetWriteDeadline(time.Now().Add(w.h.timeout))
 		}
-		_, err := w.c.Write(buf)
-		if err != nil {
-			w.mu.Lock()
-			w.writing = false
-			w.mu.Unlock()
+		if _, err := w.c.Write(buf); err != nil {
 			w.fail(err)
 			return
 		}
-		w.mu.Lock()
-		if cap(buf) <= keepBufferBytes && w.spare == nil {
-			w.spare = buf[:0]
+		if cap(buf) <= keepBufferBytes {
+			spare = buf[:0]
+		} else {
+			spare = nil
 		}
-		w.mu.Unlock()
 	}
 }
 
