@@ -1394,6 +1394,84 @@ func (x *LeaderHint) GetShard() uint32 {
 	return 0
 }
 
+// NoLeader is an error detail of UNAVAILABLE: the shard has no leader that
+// the answering node could find, after it waited waited_ms for an election
+// to finish. A shard that stays leaderless that long has lost its quorum
+// (too few of its replicas are up or reachable), so clients should retry at
+// most once more and then report the error, rather than spend their whole
+// deadline retrying.
+type NoLeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// replicas is how many replicas the shard has.
+	Replicas uint32 `protobuf:"varint,2,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// replicas_reachable is how many of them the answering node could reach
+	// (itself included when it holds one); a quorum needs replicas/2 + 1.
+	ReplicasReachable uint32 `protobuf:"varint,3,opt,name=replicas_reachable,json=replicasReachable,proto3" json:"replicas_reachable,omitempty"`
+	// waited_ms is how long the answering node waited for a leader.
+	WaitedMs      uint32 `protobuf:"varint,4,opt,name=waited_ms,json=waitedMs,proto3" json:"waited_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NoLeader) Reset() {
+	*x = NoLeader{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NoLeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NoLeader) ProtoMessage() {}
+
+func (x *NoLeader) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NoLeader.ProtoReflect.Descriptor instead.
+func (*NoLeader) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *NoLeader) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *NoLeader) GetReplicas() uint32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *NoLeader) GetReplicasReachable() uint32 {
+	if x != nil {
+		return x.ReplicasReachable
+	}
+	return 0
+}
+
+func (x *NoLeader) GetWaitedMs() uint32 {
+	if x != nil {
+		return x.WaitedMs
+	}
+	return 0
+}
+
 var File_wisp_v1_kv_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_kv_proto_rawDesc = "" +
@@ -1486,7 +1564,12 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"LeaderHint\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x14\n" +
-	"\x05shard\x18\x03 \x01(\rR\x05shard*_\n" +
+	"\x05shard\x18\x03 \x01(\rR\x05shard\"\x88\x01\n" +
+	"\bNoLeader\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x1a\n" +
+	"\breplicas\x18\x02 \x01(\rR\breplicas\x12-\n" +
+	"\x12replicas_reachable\x18\x03 \x01(\rR\x11replicasReachable\x12\x1b\n" +
+	"\twaited_ms\x18\x04 \x01(\rR\bwaitedMs*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
@@ -1514,7 +1597,7 @@ func file_wisp_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_wisp_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_wisp_v1_kv_proto_goTypes = []any{
 	(Consistency)(0),            // 0: wisp.v1.Consistency
 	(*GetRequest)(nil),          // 1: wisp.v1.GetRequest
@@ -1538,6 +1621,7 @@ var file_wisp_v1_kv_proto_goTypes = []any{
 	(*BatchResult)(nil),         // 19: wisp.v1.BatchResult
 	(*PreconditionFailure)(nil), // 20: wisp.v1.PreconditionFailure
 	(*LeaderHint)(nil),          // 21: wisp.v1.LeaderHint
+	(*NoLeader)(nil),            // 22: wisp.v1.NoLeader
 }
 var file_wisp_v1_kv_proto_depIdxs = []int32{
 	0,  // 0: wisp.v1.GetRequest.consistency:type_name -> wisp.v1.Consistency
@@ -1595,7 +1679,7 @@ func file_wisp_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_kv_proto_rawDesc), len(file_wisp_v1_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
