@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,8 @@ type serverFlags struct {
 	netPerGroup   bool
 	procs         int
 	pprof         bool
+	corsOrigins   []string
+	allowedHosts  []string
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -63,6 +66,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	_ = fl.MarkHidden("raft-net-per-group")
 	fl.IntVar(&f.procs, "gomaxprocs", 0, "Go's GOMAXPROCS (0: the GOMAXPROCS environment variable if set, else twice the CPUs Go sees: a Raft log fsync holds a Go processor while it blocks)")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on every node's API port (for diagnosis; off by default)")
+	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "an origin (scheme://host[:port]) whose web pages may call the API, repeatable; * allows any page on the web (default: none; the console is same-origin and needs none)")
+	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", nil, "Host header names accepted on a loopback --http-addr besides localhost, loopback IPs and the listen address, comma-separated or repeated; * turns the check off (it guards against DNS rebinding)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -80,6 +85,27 @@ func (f *serverFlags) logger() (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+}
+
+// access returns the browser access policy. The hosts of the peers' URLs
+// are accepted too: nodes forward requests to each other by them.
+func (f *serverFlags) access(peers []node.Peer) (node.Access, error) {
+	for _, o := range f.corsOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return node.Access{}, fmt.Errorf("--cors-origin %q: want an origin such as http://localhost:5173, or *", o)
+		}
+	}
+	hosts := slices.Clone(f.allowedHosts)
+	for _, p := range peers {
+		if u, err := url.Parse(p.URL); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, u.Hostname())
+		}
+	}
+	return node.Access{CORSOrigins: f.corsOrigins, AllowedHosts: hosts}, nil
 }
 
 func (f *serverFlags) memory() (int64, error) {
@@ -172,7 +198,11 @@ port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 					RaftAddr: net.JoinHostPort(raftHost, strconv.Itoa(raftPort+i)),
 				})
 			}
-			return run(cmd.Context(), &f, peers, peers)
+			err = run(cmd.Context(), &f, peers, peers)
+			if mc, ok := errors.AsType[*node.MembersChangedError](err); ok {
+				return fmt.Errorf("%w\n(the data directory was made by `wispd dev --nodes %d`: start with --nodes %d, or use another --data-dir)", err, len(mc.Created), len(mc.Created))
+			}
+			return err
 		},
 	}
 	f.register(cmd)
@@ -242,6 +272,13 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	maxMemory, err := f.memory()
 	if err != nil {
 		return err
+	}
+	access, err := f.access(peers)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(access.CORSOrigins, "*") {
+		log.Warn("--cors-origin * lets every web page its users open read and write this cluster")
 	}
 	if f.procs < 0 {
 		return fmt.Errorf("--gomaxprocs %d: want 0 (automatic) or more", f.procs)
@@ -314,7 +351,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		}
-		go func() { errc <- n.Serve(lis[i], node.CORS(mux)) }()
+		go func() { errc <- n.Serve(lis[i], access.Guard(lis[i].Addr().String(), mux)) }()
 		log.Info("node serving", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", filepath.Join(f.dataDir, n.ID()))
 	}
 	if len(nodes) > 1 {

@@ -154,6 +154,20 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		t.Log(logs.String())
 	}
 
+	// The members are fixed too, until membership changes are real: a
+	// restart with more or fewer nodes is refused before it touches the
+	// data, and the restart after it finds every write.
+	for _, nodes := range []string{"5", "2"} {
+		out, err := exec.Command(bin, "dev", "--data-dir", data, "--nodes", nodes,
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase)).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "start with --nodes 3") {
+			t.Errorf("restart with --nodes %s on a 3-node data dir: err %v, output:\n%s", nodes, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "n4")); err == nil {
+		t.Errorf("a refused --nodes 5 start created %s", filepath.Join(data, "n4"))
+	}
+
 	cmd, logs = start()
 	waitHealthy(logs)
 	for i, u := range urls {

@@ -17,8 +17,11 @@ import (
 )
 
 // layoutFile records, in a node's data directory, what was fixed when the
-// cluster was created: the shard count and the key ring's vnodes. Keys map
-// to shards by them, so a node refuses to start with other values.
+// cluster was created: the shard count, the key ring's vnodes and the
+// members. Keys map to shards by the first two, and shards to nodes by the
+// members, so a node refuses to start with other values: a replica placed
+// by another member list would open a Raft group whose stored
+// configuration names other nodes, and acknowledged writes could be lost.
 const layoutFile = "cluster.json"
 
 // layoutFormat is the version of the data directory's layout.
@@ -28,12 +31,62 @@ type layout struct {
 	Format    int `json:"format"`
 	Shards    int `json:"shards"`
 	KeyVnodes int `json:"key_vnodes"`
+	// Members is the cluster's member list, sorted by id. Absent in files
+	// written before it was recorded: such a file gets it on the next start.
+	Members []layoutMember `json:"members,omitempty"`
+}
+
+// layoutMember is what of a Peer decides placement and Raft addressing.
+// The API URL is not part of it: it may change between starts.
+type layoutMember struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	Zone     string `json:"zone,omitempty"`
+}
+
+func layoutMembers(peers []Peer) []layoutMember {
+	ms := make([]layoutMember, 0, len(peers))
+	for _, p := range peers {
+		ms = append(ms, layoutMember{ID: p.ID, RaftAddr: p.RaftAddr, Zone: p.Zone})
+	}
+	slices.SortFunc(ms, func(a, b layoutMember) int { return strings.Compare(a.ID, b.ID) })
+	return ms
+}
+
+// ErrMembersChanged is returned (wrapped in a *MembersChangedError) when a
+// node starts with a member list other than the one its data directory was
+// created with. Membership changes are not supported yet.
+var ErrMembersChanged = errors.New("cluster members changed")
+
+// MembersChangedError says which members a data directory was created with.
+type MembersChangedError struct {
+	Path    string   // the layout file
+	Created []string // member ids (with raft addresses) the cluster was created with
+	Given   []string // member ids (with raft addresses) of this start
+}
+
+func (e *MembersChangedError) Error() string {
+	return fmt.Sprintf("%s: the cluster was created with %d members (%s), not these %d (%s): changing a cluster's members is not supported yet; start with the members it was created with, or on an empty --data-dir",
+		e.Path, len(e.Created), strings.Join(e.Created, ", "), len(e.Given), strings.Join(e.Given, ", "))
+}
+
+func (e *MembersChangedError) Unwrap() error { return ErrMembersChanged }
+
+func memberNames(ms []layoutMember) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.ID + "@" + m.RaftAddr
+		if m.Zone != "" {
+			names[i] += " zone " + m.Zone
+		}
+	}
+	return names
 }
 
 // checkLayout creates dir and its layout file, or checks an existing one
-// against the configured shard count and vnodes.
-func checkLayout(dir string, shards, keyVnodes int) error {
-	want := layout{Format: layoutFormat, Shards: shards, KeyVnodes: keyVnodes}
+// against the configured shard count, vnodes and members.
+func checkLayout(dir string, shards, keyVnodes int, peers []Peer) error {
+	want := layout{Format: layoutFormat, Shards: shards, KeyVnodes: keyVnodes, Members: layoutMembers(peers)}
 	path := filepath.Join(dir, layoutFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -44,11 +97,7 @@ func checkLayout(dir string, shards, keyVnodes int) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
-		b, err := json.MarshalIndent(want, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", layoutFile, err)
-		}
-		return writeFileSync(path, append(b, '\n'))
+		return writeLayout(path, want)
 	case err != nil:
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -62,8 +111,21 @@ func checkLayout(dir string, shards, keyVnodes int) error {
 	case got.Shards != shards || got.KeyVnodes != keyVnodes:
 		return fmt.Errorf("%s: the cluster was created with %d shards and %d key vnodes, not %d and %d: the shard count is fixed when a cluster is created (start with --shards %d)",
 			path, got.Shards, got.KeyVnodes, shards, keyVnodes, got.Shards)
+	case got.Members == nil:
+		// Written before members were recorded: record them now.
+		return writeLayout(path, want)
+	case !slices.Equal(got.Members, want.Members):
+		return &MembersChangedError{Path: path, Created: memberNames(got.Members), Given: memberNames(want.Members)}
 	}
 	return nil
+}
+
+func writeLayout(path string, l layout) error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", layoutFile, err)
+	}
+	return writeFileSync(path, append(b, '\n'))
 }
 
 func fileExists(path string) bool {

@@ -113,7 +113,7 @@ func Open(cfg Config) (*Node, error) {
 	n.epoch = layoutEpoch(cfg, n.place)
 	n.epochText = strconv.FormatUint(n.epoch, 10)
 	n.known.init(cfg.Shards)
-	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes); err != nil {
+	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes, cfg.Peers); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
 	if err := n.openReplicas(); err != nil {

@@ -36,6 +36,9 @@ type Options struct {
 	Tune func(*node.Config)
 	// Wrap, if set, wraps every node's HTTP handler (tests observe requests).
 	Wrap func(http.Handler) http.Handler
+	// Access is every node's browser access policy (default: none but
+	// same-origin, Host checked).
+	Access node.Access
 	// Verbose sends the nodes' logs to stderr (default: discarded unless
 	// the WISP_TEST_LOG environment variable is set).
 	Verbose bool
@@ -164,7 +167,7 @@ func (c *Cluster) Restart(i int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	h := node.CORS(n.Handler())
+	h := c.opts.Access.Guard(lis.Addr().String(), n.Handler())
 	if c.opts.Wrap != nil {
 		h = c.opts.Wrap(h)
 	}
