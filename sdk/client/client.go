@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,7 @@ type Client struct {
 	httpClient     connect.HTTPClient
 	connectOpts    []connect.ClientOption
 	maxAttempts    int           // in [1, maxAttemptsLimit]
+	maxDialFails   int           // in [0, maxAttempts]; 0: no bound of its own
 	backoffInitial time.Duration // in (0, backoffMax]
 	backoffMax     time.Duration // in (0, backoffMaxLimit]
 	timeout        time.Duration // 0: none
@@ -118,6 +120,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		c.maxAttempts = defaultMaxAttempts
 	}
 	c.maxAttempts = min(c.maxAttempts, maxAttemptsLimit)
+	c.maxDialFails = min(max(cfg.maxDialFails, 0), c.maxAttempts)
 	if c.backoffInitial <= 0 {
 		c.backoffInitial = defaultBackoffInitial
 	}
@@ -292,13 +295,29 @@ const (
 	readCall
 )
 
+// noLeaderRetries is how many more attempts a call makes after a server
+// answered Unavailable with a NoLeader detail whose waited_ms > 0: the
+// server already waited an election timeout for the shard to elect a
+// leader, so the shard has most likely lost its quorum and waiting longer
+// rarely helps. One more attempt covers an election that was just ending;
+// after it the caller gets the server's message rather than a deadline.
+const noLeaderRetries = 1
+
 // invoke runs call until it succeeds, fails in a way class may not retry,
 // runs out of attempts, or ctx is done. It returns the last error and the
 // number of attempts made. A call with a key goes to the leader of the
 // key's shard if known (route); one without (nil) to the preferred
 // endpoint.
+//
+// The last error is the last attempt's: when the next backoff sleep would
+// end past ctx's deadline, invoke returns it instead of sleeping into the
+// deadline, so that the caller sees why the attempts failed (the server's
+// code and message) rather than DeadlineExceeded.
 func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte, call func(context.Context, *endpoint) (T, error)) (T, int, error) {
 	ep, rt := c.route(key)
+	limit := c.maxAttempts // lowered by a NoLeader answer
+	dialFails := 0
+	var prev error // the previous attempt's error, if any
 	for attempt := 1; ; attempt++ {
 		res, err := call(ctx, ep)
 		if err == nil {
@@ -310,13 +329,22 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 			// is not ours to retry.
 			return res, attempt, err
 		}
+		if ctx.Err() != nil && prev != nil {
+			// ctx ended this attempt; say what the ones before it met.
+			return res, attempt, fmt.Errorf("%w (last error: %v)", err, prev)
+		}
 		wire := connect.IsWireError(cerr)
 		// A refused connection sent nothing: any call may retry it.
 		unsent := !wire && isDialError(cerr)
 		if !wire && isTransportError(ctx, cerr) {
 			// connect-go reports a reset connection as Canceled; say
 			// Unavailable, as for a refused one.
-			cerr = connect.NewError(connect.CodeUnavailable, cerr.Unwrap())
+			cause := cerr.Unwrap()
+			if unsent {
+				dialFails++
+				cause = &UnreachableError{URL: ep.url, Err: dialCause(cerr)}
+			}
+			cerr = connect.NewError(connect.CodeUnavailable, cause)
 			err = cerr
 			c.forget(ep)
 			rt.forget(ep)
@@ -331,15 +359,26 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 					next = c.follow(hint)
 				}
 			}
+			if nl := noLeader(cerr); nl != nil && nl.GetWaitedMs() > 0 {
+				limit = min(limit, attempt+noLeaderRetries)
+			}
 		}
-		if attempt >= c.maxAttempts || ctx.Err() != nil || !retryable(cerr, wire || unsent, class) {
+		if attempt >= limit || ctx.Err() != nil || !retryable(cerr, wire || unsent, class) ||
+			(c.maxDialFails > 0 && dialFails >= c.maxDialFails) {
 			return res, attempt, err
 		}
+		prev = err
 		if next != nil && next.url != ep.url {
 			ep = next
 			continue // the leader is known: go there at once
 		}
-		if werr := sleep(ctx, c.backoff(attempt)); werr != nil {
+		d := c.backoff(attempt)
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
+			// Sleeping would end at the deadline, with no time left for
+			// another attempt: report this one's error.
+			return res, attempt, err
+		}
+		if werr := sleep(ctx, d); werr != nil {
 			return res, attempt, fmt.Errorf("%w (last error: %v)", werr, err)
 		}
 		ep, rt = c.route(key)
@@ -360,6 +399,21 @@ func retryable(err *connect.Error, safe bool, class retryClass) bool {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// dialCause returns what made a dial fail, without the operation and
+// address that net.OpError adds ("connection refused", "lookup foo: no such
+// host"): the UnreachableError that carries it names the URL instead.
+func dialCause(err error) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Err == nil {
+		return err
+	}
+	var se *os.SyscallError
+	if errors.As(op.Err, &se) {
+		return se.Err
+	}
+	return op.Err
 }
 
 // isTransportError reports whether err, made by the client rather than sent

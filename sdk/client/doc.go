@@ -43,7 +43,24 @@
 //     transport error after the request went out leaves the outcome
 //     unknown, so they return it at once.
 //
-// No other code is retried. When an Unavailable error carries a
+// No other code is retried. Two answers shorten the retries:
+//
+//   - An Unavailable carrying a wisp.v1.NoLeader detail with waited_ms > 0:
+//     the node waited an election timeout and the shard still has no
+//     leader, which means it has lost its quorum. The call is tried once
+//     more, then returns the server's error ("shard 3 has no leader: 1 of 3
+//     replicas reachable").
+//   - A failure to connect, once WithMaxDialFailures attempts have met one
+//     (by default there is no such bound). The error wraps an
+//     *UnreachableError naming the URL.
+//
+// A call that gives up returns its last attempt's error, with the server's
+// code and message: when the next backoff sleep would pass ctx's deadline
+// it stops at once rather than turn that error into DeadlineExceeded. Only
+// an attempt that the deadline itself cut short returns DeadlineExceeded,
+// with the previous attempt's error in its text.
+//
+// When an Unavailable error carries a
 // wisp.v1.LeaderHint naming the leader's URL, the retry goes there at once,
 // without sleeping, and the Client keeps sending that shard's calls there
 // (or, for Scan and Batch and without a shard map, all calls but those

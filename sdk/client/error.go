@@ -33,6 +33,25 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 )
 
+// UnreachableError is the cause of a call whose last attempt could not
+// connect to a node: nothing was sent. It is wrapped in a *connect.Error
+// with connect.CodeUnavailable (and ErrUnavailable), so errors.As finds it
+// in the error of any method. Its text names the URL, such as
+// "cannot reach http://127.0.0.1:8080: connection refused".
+type UnreachableError struct {
+	// URL is the base URL of the node the Client tried to reach.
+	URL string
+	// Err is why the connection failed, such as syscall.ECONNREFUSED or a
+	// *net.DNSError.
+	Err error
+}
+
+// Error returns "cannot reach URL: CAUSE".
+func (e *UnreachableError) Error() string { return "cannot reach " + e.URL + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // errEmptyKey is the error for an empty key, found before any network call.
 var errEmptyKey = fmt.Errorf("%w: empty key", ErrInvalidArgument)
 
@@ -145,6 +164,20 @@ func precondition(err *connect.Error) *wispv1.PreconditionFailure {
 		}
 		if pf, ok := v.(*wispv1.PreconditionFailure); ok {
 			return pf
+		}
+	}
+	return nil
+}
+
+// noLeader returns the NoLeader detail of err, or nil.
+func noLeader(err *connect.Error) *wispv1.NoLeader {
+	for _, d := range err.Details() {
+		v, derr := d.Value()
+		if derr != nil {
+			continue
+		}
+		if nl, ok := v.(*wispv1.NoLeader); ok {
+			return nl
 		}
 	}
 	return nil

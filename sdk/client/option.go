@@ -72,6 +72,7 @@ type config struct {
 	backoffMax     time.Duration
 	timeout        time.Duration
 	routingOff     bool
+	maxDialFails   int
 }
 
 type optionFunc func(*config)
@@ -97,12 +98,25 @@ func WithProtocol(p Protocol) Option {
 
 // WithMaxAttempts sets how many times a call is tried in all, counting the
 // first try: 1 means no retries. Only retry-safe failures are retried (see
-// the package documentation). The default is 5; n <= 0 (the zero value)
+// the package documentation). The default is 10; n <= 0 (the zero value)
 // means the default, and n is capped at 20. To ride out a leader election
 // (a second or more), use the cap and bound the call with WithTimeout or
 // ctx instead.
 func WithMaxAttempts(n int) Option {
 	return optionFunc(func(c *config) { c.maxAttempts = n })
+}
+
+// WithMaxDialFailures makes a call give up once n of its attempts have
+// failed to connect (connection refused, no route to the host, a failed DNS
+// lookup: nothing was sent), returning an error that wraps an
+// *UnreachableError. A refused connection usually means nothing listens at
+// the URL, which retrying for seconds will not change; a command-line tool
+// sets 1 or 2 to say so at once, while a long-running service keeps the
+// default and rides out a node's restart. The default (and the zero value,
+// or any n <= 0) is no bound of its own: such failures count against
+// WithMaxAttempts like any other.
+func WithMaxDialFailures(n int) Option {
+	return optionFunc(func(c *config) { c.maxDialFails = n })
 }
 
 // WithBackoff sets the sleep between attempts: before retry r (1, 2, ...)
