@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,11 @@ const (
 	// leader election (a second or two) instead of failing after the
 	// library default's few hundred milliseconds of backoff.
 	maxAttempts = 20
+	// maxDialFailures is how many attempts of a call may fail to connect
+	// before the command says it cannot reach the endpoint: nothing
+	// listening there is not worth 20 retries. Two let a call that the
+	// client routed to a node that just died fall back to --endpoint.
+	maxDialFailures = 2
 )
 
 // usageError is a bad flag or argument: exit 2 and point at --help.
@@ -65,7 +71,8 @@ func (g *globals) readConsistency() client.Consistency {
 
 // client returns a client for --endpoint.
 func (g *globals) client() (*client.Client, error) {
-	c, err := client.New(g.endpoint, client.WithMaxAttempts(maxAttempts), client.WithRouting(g.routing))
+	c, err := client.New(g.endpoint, client.WithMaxAttempts(maxAttempts), client.WithMaxDialFailures(maxDialFailures),
+		client.WithRouting(g.routing))
 	if err != nil {
 		return nil, usageErrorf("invalid --endpoint %q: want a URL such as %s", g.endpoint, defaultEndpoint)
 	}
@@ -185,7 +192,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // errorMessage is err's text for people: the client's "wisp: " prefix is
-// redundant in front of "Error: ".
+// redundant in front of "Error: ". A node that could not be reached is
+// named, without the operation: "cannot reach http://127.0.0.1:8080:
+// connection refused (is wispd running?)".
 func errorMessage(err error) string {
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		msg := ue.Error()
+		if errors.Is(ue.Err, syscall.ECONNREFUSED) {
+			msg += " (is wispd running?)"
+		}
+		return msg
+	}
 	return strings.TrimPrefix(err.Error(), "wisp: ")
 }
