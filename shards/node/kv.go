@@ -126,7 +126,7 @@ func (n *Node) checkKey(key []byte) error {
 	case len(key) == 0:
 		return invalidArgument("key is empty")
 	case len(key) > n.limits.MaxKeyBytes:
-		return invalidArgument("key is %d bytes; the limit is %d", len(key), n.limits.MaxKeyBytes)
+		return invalidArgument("key is %d bytes; the limit is %d (--max-key-bytes)", len(key), n.limits.MaxKeyBytes)
 	}
 	return nil
 }

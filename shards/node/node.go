@@ -291,17 +291,17 @@ func (n *Node) Placement() ring.Placement { return n.place }
 func (n *Node) Handler() http.Handler { return n.handler }
 
 func (n *Node) newHandler() http.Handler {
-	opts := connect.WithHandlerOptions(
+	opts := connect.WithHandlerOptions(append([]connect.HandlerOption{
 		// Gzip costs ~45µs of CPU per call; small messages go uncompressed.
 		connect.WithCompressMinBytes(compressMinBytes),
 		connect.WithReadMaxBytes(n.limits.MaxRequestBytes),
 		connect.WithInterceptors(n.metrics.interceptor()),
-	)
+	}, strictJSONCodecs...)...)
 	mux := http.NewServeMux()
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
 	mux.HandleFunc("GET /healthz", n.healthz)
-	return limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
+	return n.limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
 }
 
 // bodySlackBytes is what a body may carry beyond MaxRequestBytes (framing).
@@ -310,8 +310,18 @@ const bodySlackBytes = 64 << 10
 // limitBody stops reading a request body past max bytes. Connect refuses an
 // oversized message itself but then drains the rest to reuse the connection;
 // with this bound it stops at max and net/http closes the connection instead.
-func limitBody(h http.Handler, max int64) http.Handler {
+// A body whose declared length is already over the request limit is refused
+// before it is read, with a message that names the limits a user can change
+// (Connect's own says only "message is larger than configured max").
+func (n *Node) limitBody(h http.Handler, max int64) http.Handler {
+	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > int64(n.limits.MaxRequestBytes) && errw.IsSupported(r) {
+			errw.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+				"request is %d bytes, over the %d-byte request limit: a value may be at most %d bytes (--max-value-bytes), a key %d (--max-key-bytes)",
+				r.ContentLength, n.limits.MaxRequestBytes, n.limits.MaxValueBytes, n.limits.MaxKeyBytes)))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)
 		h.ServeHTTP(w, r)
 	})
