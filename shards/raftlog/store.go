@@ -128,6 +128,7 @@ type Store struct {
 	commits  atomic.Uint64
 	requests atomic.Uint64
 	entries  atomic.Uint64
+	metrics  *metrics // observed by the writer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -188,6 +189,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		pending:    make(map[*groupState]span),
 		buckets:    make(map[*groupState]*bolt.Bucket),
 		stables:    make(map[uint64]*bolt.Bucket),
+		metrics:    newMetrics(),
 	}
 	if err := s.load(); err != nil {
 		db.Close()

@@ -169,6 +169,7 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
+	start := time.Now()
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		s.failed = fmt.Errorf("raftlog: begin: %w", err)
@@ -213,6 +214,10 @@ func (s *Store) commit(batch []*request) {
 		}
 		return
 	}
+	// tx's stats outlive its Commit: WriteTime is bbolt's write and
+	// fdatasync time.
+	txStats := tx.Stats()
+	s.metrics.committed(time.Since(start), txStats.GetWriteTime())
 	for g, sp := range s.pending {
 		g.mu.Lock()
 		g.sp = sp
