@@ -204,6 +204,7 @@ func Open(cfg Config) (*Group, error) {
 		cfg: cfg, log: log, fsm: newFSM(),
 		proposals: make(chan *proposal, proposalQueue), stop: make(chan struct{}),
 	}
+	g.metrics.init()
 	logStore, stable := cfg.Logs, cfg.Stable
 	if logStore == nil {
 		store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
@@ -291,12 +292,13 @@ func Open(cfg Config) (*Group, error) {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: log cache: %w", cfg.NodeID, err)
 	}
-	r, err := raft.NewRaft(rc, g.fsm, logs, stable, snaps, transport)
+	r, err := raft.NewRaft(rc, measuredFSM{g.fsm, &g.metrics}, logs, stable, snaps, transport)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.NodeID, err)
 	}
 	g.raft = r
+	r.RegisterObserver(g.metrics.observer())
 	g.verifier.raft = r
 	g.verifier.stop = g.stop
 	g.wg.Add(1)

@@ -169,6 +169,7 @@ func (g *Group) proposePack(pack []*proposal, inflight chan struct{}) {
 	go func() {
 		defer g.wg.Done()
 		err := waitFuture(f, g.stop)
+		g.metrics.settled(len(pack), err)
 		<-inflight
 		if err != nil {
 			err = g.proposeError(err)
