@@ -6,7 +6,8 @@
 //
 //	wisp [--endpoint URL] [--output text|json] [--consistency linearizable|stale] [--timeout 10s] COMMAND
 //
-//	wisp kv put KEY VALUE [--ttl 30s] [--if-version N] [--if-absent]
+//	wisp kv put KEY VALUE|- [--ttl 30s] [--if-version N] [--if-absent]
+//	wisp kv put KEY --file PATH [--ttl 30s] [--if-version N] [--if-absent]
 //	wisp kv get KEY
 //	wisp kv del KEY [--if-version N]
 //	wisp kv incr KEY [DELTA]
@@ -14,6 +15,11 @@
 //	wisp cluster status [--replicas]
 //	wisp cluster ring
 //	wisp bench put|get [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s]
+//
+// kv put reads the value from stdin for VALUE "-", or from the file PATH
+// with --file, byte for byte and at most 64 MiB (the server's own limit,
+// --max-value-bytes, is 1 MiB by default; it refuses larger values with its
+// message).
 //
 // The endpoint defaults to $WISP_ENDPOINT, else http://127.0.0.1:8080.
 // --timeout bounds a whole command, retries and all; 0 means no limit.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -83,6 +84,15 @@ func TestE2E(t *testing.T) {
 			t.Errorf("wisp %q = exit %d, stdout %q, stderr %q; want %d, %q, %q",
 				st.args, r.code, r.stdout, r.stderr, st.code, st.stdout, st.stderr)
 		}
+	}
+
+	// A value over the server's limit, from stdin: the server's message.
+	r = wispIn(t, bytes.NewReader(make([]byte, 1<<20+1)), ep, "kv", "put", "big", "-")
+	if want := "Error: put \"big\": invalid_argument: value is 1048577 bytes; the limit is 1048576 (--max-value-bytes)\n"; r.code != 1 || r.stderr != want {
+		t.Errorf("put of 1 MiB + 1 from stdin = exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
+	if r := wispIn(t, bytes.NewReader(make([]byte, 1<<20)), ep, "kv", "put", "big", "-"); r.code != 0 {
+		t.Errorf("put of 1 MiB from stdin = exit %d, stderr %q; want 0", r.code, r.stderr)
 	}
 
 	r = wisp(t, ep, "kv", "ttl", "user/b")

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-db/wisp/sdk/client"
@@ -53,33 +56,78 @@ func newKVCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// maxValueReadBytes bounds what put reads from stdin or --file: far above
+// the server's value limit (--max-value-bytes, 1 MiB by default), so that
+// the server, which knows its limit, refuses with its message, yet low
+// enough that a wrong file or an endless pipe cannot fill this process's
+// memory.
+const maxValueReadBytes = 64 << 20
+
+// stdinValue is the VALUE argument that makes put read stdin.
+const stdinValue = "-"
+
 func newPutCmd(g *globals) *cobra.Command {
 	var (
 		ttl       time.Duration
 		ifVersion uint64
 		ifAbsent  bool
+		file      string
 	)
 	cmd := &cobra.Command{
-		Use:   "put KEY VALUE",
+		Use:   "put KEY VALUE|-|--file PATH",
 		Short: "Write VALUE to KEY and print its new version",
 		Long: `Write VALUE to KEY and print the key's new version.
+
+The value is the VALUE argument; with - in its place, everything read from
+stdin; with --file PATH instead, the file's contents. Values read from stdin
+or a file are taken byte for byte (a final newline stays), up to 64 MiB; the
+server refuses values over its own limit (--max-value-bytes, 1 MiB by
+default). To write the one-byte value "-", pipe it: printf - | wisp kv put KEY -
 
 With --if-version or --if-absent the write happens only if the key is at that
 version, or absent; otherwise it fails and says the key's current version.`,
 		Example: `  wisp kv put greeting hello
   wisp kv put session/42 alice --ttl 30m
-  wisp kv put config v2 --if-version 7`,
-		Args: exactArgs(2),
+  wisp kv put config v2 --if-version 7
+  wisp kv put page/index --file index.html
+  gzip -c report.csv | wisp kv put report.csv.gz -`,
+		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, value := args[0], args[1]
+			key := args[0]
 			if err := keyArg(key); err != nil {
 				return err
+			}
+			fileSet := cmd.Flags().Changed("file")
+			switch {
+			case fileSet && len(args) == 2:
+				return usageErrorf("give VALUE or --file, not both")
+			case fileSet && file == "":
+				return usageErrorf("--file needs a path")
+			case !fileSet && len(args) == 1:
+				return usageErrorf("missing VALUE: give it as an argument, - to read stdin, or --file PATH")
 			}
 			if ttl < 0 {
 				return usageErrorf("invalid --ttl %v: want 0 (none) or more", ttl)
 			}
 			if ifVersion != 0 && ifAbsent {
 				return usageErrorf("--if-version and --if-absent cannot be used together")
+			}
+			var value []byte
+			switch {
+			case fileSet:
+				v, err := readValueFile(file)
+				if err != nil {
+					return err
+				}
+				value = v
+			case args[1] == stdinValue:
+				v, err := readValue(cmd.InOrStdin(), "stdin")
+				if err != nil {
+					return err
+				}
+				value = v
+			default:
+				value = []byte(args[1])
 			}
 			var opts []client.WriteOption
 			if ttl > 0 {
@@ -97,7 +145,7 @@ version, or absent; otherwise it fails and says the key's current version.`,
 			}
 			ctx, cancel := g.context(cmd)
 			defer cancel()
-			version, err := c.Put(ctx, key, []byte(value), opts...)
+			version, err := c.Put(ctx, key, value, opts...)
 			if err != nil {
 				return err
 			}
@@ -115,7 +163,40 @@ version, or absent; otherwise it fails and says the key's current version.`,
 	f.DurationVar(&ttl, "ttl", 0, "expire the key after this long, such as 30s or 1h (0: never)")
 	f.Uint64Var(&ifVersion, "if-version", 0, "write only if the key is at this version (0: any)")
 	f.BoolVar(&ifAbsent, "if-absent", false, "write only if the key does not exist")
+	f.StringVar(&file, "file", "", "read the value from this file instead of the VALUE argument (at most 64 MiB)")
 	return cmd
+}
+
+// readValueFile reads the value in the file at path, refusing one over
+// maxValueReadBytes before reading it when its size is known.
+func readValueFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read --file: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > maxValueReadBytes {
+		return nil, errValueTooLarge(path)
+	}
+	return readValue(f, path)
+}
+
+// readValue reads all of r, the value from what (stdin or a path), up to
+// maxValueReadBytes.
+func readValue(r io.Reader, what string) ([]byte, error) {
+	v, err := io.ReadAll(io.LimitReader(r, maxValueReadBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read value from %s: %w", what, err)
+	}
+	if len(v) > maxValueReadBytes {
+		return nil, errValueTooLarge(what)
+	}
+	return v, nil
+}
+
+func errValueTooLarge(what string) error {
+	return fmt.Errorf("value from %s is over %s: wisp kv put reads at most that (and the server's limit, --max-value-bytes, is 1 MiB unless set)",
+		what, humanize.IBytes(maxValueReadBytes))
 }
 
 func newGetCmd(g *globals) *cobra.Command {

@@ -87,9 +87,10 @@ func (g *globals) context(cmd *cobra.Command) (context.Context, context.CancelFu
 	return context.WithCancel(cmd.Context())
 }
 
-// newRootCmd returns the wisp command tree, writing to stdout and stderr.
-// Run it with run, which prints errors and picks the exit code.
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+// newRootCmd returns the wisp command tree, reading stdin (kv put KEY -)
+// and writing to stdout and stderr. Run it with run, which prints errors
+// and picks the exit code.
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:   "wisp",
@@ -119,6 +120,7 @@ Commands exit 0 on success, 1 on failure (including "key not found"), and
 			return nil
 		},
 	}
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
@@ -168,8 +170,8 @@ func wrapArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 // run runs the wisp command line args and returns the exit code. Errors go
 // to stderr as "Error: MESSAGE".
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd(stdout, stderr)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdin, stdout, stderr)
 	if args == nil {
 		args = []string{} // cobra would read os.Args for nil
 	}

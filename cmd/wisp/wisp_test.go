@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,11 +22,17 @@ type result struct {
 	stdout, stderr string
 }
 
-// wisp runs the CLI in-process with args.
+// wisp runs the CLI in-process with args and an empty stdin.
 func wisp(t *testing.T, args ...string) result {
 	t.Helper()
+	return wispIn(t, strings.NewReader(""), args...)
+}
+
+// wispIn runs the CLI in-process with args, reading stdin.
+func wispIn(t *testing.T, stdin io.Reader, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), args, &stdout, &stderr)
+	code := run(t.Context(), args, stdin, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -62,7 +69,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--endpoint", "localhost", "kv", "get", "k"}, `Error: invalid --endpoint "localhost": want a URL such as http://127.0.0.1:8080`},
 		{[]string{"kv", "get"}, "Error: accepts 1 arg(s), received 0"},
 		{[]string{"kv", "get", ""}, "Error: KEY must not be empty"},
-		{[]string{"kv", "put", "k"}, "Error: accepts 2 arg(s), received 1"},
+		{[]string{"kv", "put", "k"}, "Error: missing VALUE: give it as an argument, - to read stdin, or --file PATH"},
+		{[]string{"kv", "put", "k", "v", "w"}, "Error: accepts between 1 and 2 arg(s), received 3"},
 		{[]string{"kv", "put", "k", "v", "--if-version", "3", "--if-absent"}, "Error: --if-version and --if-absent cannot be used together"},
 		{[]string{"kv", "put", "k", "v", "--if-version", "-3"}, `Error: invalid argument "-3" for "--if-version" flag`},
 		{[]string{"kv", "put", "k", "v", "--ttl", "-1s"}, "Error: invalid --ttl -1s: want 0 (none) or more"},
@@ -103,7 +111,7 @@ func TestHelp(t *testing.T) {
 
 func TestEndpointFlag(t *testing.T) {
 	t.Setenv(endpointEnv, "")
-	if got := newRootCmd(nil, nil).PersistentFlags().Lookup("endpoint").DefValue; got != defaultEndpoint {
+	if got := newRootCmd(nil, nil, nil).PersistentFlags().Lookup("endpoint").DefValue; got != defaultEndpoint {
 		t.Errorf("--endpoint default = %q; want %q", got, defaultEndpoint)
 	}
 	s := newFakeServer(t, nil)
