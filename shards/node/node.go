@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -301,6 +300,7 @@ func (n *Node) newHandler() http.Handler {
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
 	mux.HandleFunc("GET /healthz", n.healthz)
+	n.handleGRPCTools(mux, connect.WithReadMaxBytes(4<<10))
 	return n.limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
 }
 
@@ -413,27 +413,4 @@ func (n *Node) Kill() error {
 		n.metrics.unregister()
 	})
 	return err
-}
-
-// healthz answers 200 when every replica on the node knows its shard's
-// leader, 503 (naming the shards without one) otherwise.
-func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	var leaderless []string
-	leaders := 0
-	for _, sh := range n.hosted {
-		id, _ := sh.group.Leader()
-		switch id {
-		case "":
-			leaderless = append(leaderless, fmt.Sprint(sh.id))
-		case n.cfg.ID:
-			leaders++
-		}
-	}
-	if len(leaderless) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, `{"status":"no leader","node":%q,"shards_without_leader":[%s]}`+"\n", n.cfg.ID, strings.Join(leaderless, ","))
-		return
-	}
-	fmt.Fprintf(w, `{"status":"ok","node":%q,"replicas":%d,"leaders":%d}`+"\n", n.cfg.ID, len(n.hosted), leaders)
 }
