@@ -135,12 +135,12 @@ func TestBenchErrors(t *testing.T) {
 	if res.ServerCPUSecondsPer1kOps != nil || res.ServerCPUError == "" {
 		t.Errorf("server CPU %v, error %q; want null and a reason", res.ServerCPUSecondsPer1kOps, res.ServerCPUError)
 	}
-	if want := "Error: bench put: 20 of 20 ops failed; the first: put "; !strings.HasPrefix(r.stderr, want) {
+	if want := "Error: bench put: 20 of 20 ops failed; the first: cannot reach " + url + ": connection refused (is wispd running?)\n"; r.stderr != want {
 		t.Errorf("stderr %q; want prefix %q", r.stderr, want)
 	}
 
 	r = wisp(t, "--endpoint="+url, "bench", "get", "--ops=20", "--clients=2", "--keys=5", "--op-timeout=2s")
-	if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "Error: bench get: preload 5 keys: ") {
+	if want := "Error: bench get: preload 5 keys: cannot reach " + url + ": connection refused (is wispd running?)\n"; r.code != 1 || r.stdout != "" || r.stderr != want {
 		t.Errorf("bench get to a closed port = exit %d, stdout %q, stderr %q; want 1 and a preload error", r.code, r.stdout, r.stderr)
 	}
 }

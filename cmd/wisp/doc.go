@@ -14,6 +14,7 @@
 //	wisp kv scan [PREFIX] [--limit 50] [--start KEY] [--keys-only]
 //	wisp cluster status [--replicas]
 //	wisp cluster ring
+//	wisp version
 //	wisp bench put|get [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s]
 //
 // kv put reads the value from stdin for VALUE "-", or from the file PATH

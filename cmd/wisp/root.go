@@ -136,7 +136,7 @@ Commands exit 0 on success, 1 on failure (including "key not found"), and
 	pf.DurationVar(&g.timeout, "timeout", defaultTimeout, "time limit for the whole command, retries included (0: none)")
 	pf.BoolVar(&g.routing, "routing", true, "send each key's calls straight to its shard's leader (false: to --endpoint, which forwards them)")
 
-	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newBenchCmd(g))
+	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newBenchCmd(g), newVersionCmd(g))
 	return root
 }
 
@@ -194,17 +194,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // errorMessage is err's text for people: the client's "wisp: " prefix is
-// redundant in front of "Error: ". A node that could not be reached is
-// named, without the operation: "cannot reach http://127.0.0.1:8080:
-// connection refused (is wispd running?)".
+// redundant in front of "Error: ". When a node could not be reached, the
+// client's error (operation, code, attempts) is replaced by the node's URL
+// and the cause, after any context the command added: "cannot reach
+// http://127.0.0.1:8080: connection refused (is wispd running?)".
 func errorMessage(err error) string {
+	msg := err.Error()
 	var ue *client.UnreachableError
 	if errors.As(err, &ue) {
-		msg := ue.Error()
+		reach := ue.Error()
 		if errors.Is(ue.Err, syscall.ECONNREFUSED) {
-			msg += " (is wispd running?)"
+			reach += " (is wispd running?)"
 		}
-		return msg
+		// The client's error is the outermost one in the chain whose text
+		// is its own ("wisp: op ...").
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if s := e.Error(); strings.HasPrefix(s, "wisp: ") {
+				return strings.Replace(msg, s, reach, 1)
+			}
+		}
+		return reach
 	}
-	return strings.TrimPrefix(err.Error(), "wisp: ")
+	return strings.TrimPrefix(msg, "wisp: ")
 }
