@@ -2,8 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
-	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -228,11 +229,17 @@ func writeConfig(g *globals, cmd *cobra.Command, set, eff client.Config) error {
 			Effective configJSON `json:"effective"`
 		}{configJSON(set), configJSON(eff)})
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "SETTING          IN FORCE     CLUSTER-WIDE\n")
-	fmt.Fprintf(&b, "%-16s %-12s %s\n", settingMaxMemory, formatBytes(eff.MaxMemoryBytes), orFlag(set.MaxMemoryBytes != nil, formatBytes(set.MaxMemoryBytes)))
-	fmt.Fprintf(&b, "%-16s %-12s %s\n", settingPolicy, deref(eff.EvictionPolicy), orFlag(set.EvictionPolicy != nil, deref(set.EvictionPolicy)))
-	return writef(out, "%s", b.String())
+	return writeConfigTable(out, set, eff)
+}
+
+// writeConfigTable writes the settings in force and the cluster-wide ones
+// as a table whose columns fit their widest cell.
+func writeConfigTable(w io.Writer, set, eff client.Config) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tIN FORCE\tCLUSTER-WIDE")
+	fmt.Fprintf(tw, "%s\t%s\t%s\n", settingMaxMemory, formatBytes(eff.MaxMemoryBytes), orFlag(set.MaxMemoryBytes != nil, formatBytes(set.MaxMemoryBytes)))
+	fmt.Fprintf(tw, "%s\t%s\t%s\n", settingPolicy, deref(eff.EvictionPolicy), orFlag(set.EvictionPolicy != nil, deref(set.EvictionPolicy)))
+	return tw.Flush()
 }
 
 func formatBytes(v *int64) string {
