@@ -4,6 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -71,6 +77,67 @@ func preconditionError(pe *engine.PreconditionError) error {
 	}
 	return ce
 }
+
+// noLeaderError is UNAVAILABLE for a shard that stayed without a leader
+// while this node waited for one: the message says how many of its
+// replicas this node can reach, and the NoLeader detail tells clients to
+// stop retrying soon (a shard without a quorum elects no leader however
+// long they wait).
+func (n *Node) noLeaderError(ctx context.Context, shard int, waited time.Duration) error {
+	replicas := n.place.Shards[shard].Replicas
+	reachable := n.reachable(ctx, replicas)
+	quorum := len(replicas)/2 + 1
+	var msg string
+	if reachable < quorum {
+		msg = fmt.Sprintf("shard %d has no leader: only %d of its %d replicas (%s) are reachable from node %s, and electing one needs %d; start or reconnect the missing nodes",
+			shard, reachable, len(replicas), strings.Join(replicas, ", "), n.cfg.ID, quorum)
+	} else {
+		msg = fmt.Sprintf("shard %d has no leader after %v (%d of its %d replicas are reachable from node %s); an election may still be under way: retry",
+			shard, waited.Round(100*time.Millisecond), reachable, len(replicas), n.cfg.ID)
+	}
+	ce := connect.NewError(connect.CodeUnavailable, errors.New(msg))
+	if d, err := connect.NewErrorDetail(&wispv1.NoLeader{
+		Shard: uint32(shard), Replicas: uint32(len(replicas)), ReplicasReachable: uint32(reachable),
+		WaitedMs: uint32(min(waited.Milliseconds(), math.MaxUint32)),
+	}); err == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}
+
+// reachable counts the nodes among ids that answer on their API port within
+// reachTimeout (this node counts without asking).
+func (n *Node) reachable(ctx context.Context, ids []string) int {
+	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
+	defer cancel()
+	var count atomic.Int32
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		if id == n.cfg.ID {
+			count.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peers[id].URL+"/healthz", nil)
+			if err != nil {
+				return
+			}
+			resp, err := n.fwd.http.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			count.Add(1)
+		}()
+	}
+	wg.Wait()
+	return int(count.Load())
+}
+
+// reachTimeout bounds the reachability probe of noLeaderError.
+const reachTimeout = 300 * time.Millisecond
 
 // notLeaderError is UNAVAILABLE with a LeaderHint naming the shard's leader
 // when this node knows it.

@@ -2,10 +2,12 @@ package node_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -88,4 +90,47 @@ func TestUnknownJSONFieldRefused(t *testing.T) {
 	if code, msg := postRaw(t, put, "application/proto", b); code != 200 {
 		t.Errorf("binary Put with an unknown field = %d %q; want 200", code, msg)
 	}
+}
+
+// TestNoQuorumFailsFast: with two of three nodes down, a write fails within
+// about the election wait with UNAVAILABLE saying what is wrong, and a
+// NoLeader detail that tells clients to stop retrying.
+func TestNoQuorumFailsFast(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{})
+	c.Kill(1)
+	c.Kill(2)
+	// A leader that was writing when it lost its quorum fails that write
+	// with ABORTED (outcome unknown); what this test checks is the state
+	// after it steps down.
+	deadline := time.Now().Add(5 * time.Second)
+	for id, _ := c.Node(0).Shard(0).Leader(); id != ""; id, _ = c.Node(0).Shard(0).Leader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("node n1 still follows leader %s 5s after losing its quorum", id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	_, err := kvClient(c.URL(0)).Put(ctxT(t), connect.NewRequest(&wispv1.PutRequest{Key: []byte("k"), Value: []byte("v")}))
+	took := time.Since(start)
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "only 1 of its 3 replicas") {
+		t.Fatalf("Put without quorum = %v; want UNAVAILABLE saying 1 of 3 replicas are reachable", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Put without quorum took %v; want about the 2 s election wait", took)
+	}
+	var detail *wispv1.NoLeader
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		for _, d := range ce.Details() {
+			if v, derr := d.Value(); derr == nil {
+				if nl, ok := v.(*wispv1.NoLeader); ok {
+					detail = nl
+				}
+			}
+		}
+	}
+	if detail == nil || detail.Replicas != 3 || detail.ReplicasReachable != 1 || detail.WaitedMs < 1000 {
+		t.Errorf("NoLeader detail = %v; want 3 replicas, 1 reachable, waited >= 1s", detail)
+	}
+	t.Logf("refused in %v: %v", took, err)
 }

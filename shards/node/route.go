@@ -66,8 +66,9 @@ func serve[Req, Res any](
 	var (
 		avoid  string // a node the last forward could not reach, or that named another leader
 		hinted string // the leader the last refusal named
+		start  = time.Now()
 		// electionDeadline bounds the waits for an election elsewhere.
-		electionDeadline = time.Now().Add(leaderWait)
+		electionDeadline = start.Add(leaderWait)
 	)
 	for attempt := 1; ; attempt++ {
 		var target string
@@ -84,7 +85,10 @@ func serve[Req, Res any](
 			// Trust a fresh hint over this replica's view, which may lag.
 			if target, hinted = hinted, ""; target == "" || target == n.cfg.ID {
 				if target = n.awaitLeader(ctx, sh, avoid); target == "" {
-					return nil, n.connectError(id, err)
+					if ctx.Err() != nil {
+						return nil, n.connectError(id, ctx.Err())
+					}
+					return nil, n.noLeaderError(ctx, id, time.Since(start))
 				}
 			}
 			if target == n.cfg.ID {
@@ -95,7 +99,7 @@ func serve[Req, Res any](
 				return nil, n.notLeaderError(id)
 			}
 			if attempt > maxServeAttempts {
-				return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("no reachable leader for shard %d; retry", id))
+				return nil, n.noLeaderError(ctx, id, time.Since(start))
 			}
 			target = n.remoteTarget(id, avoid, attempt)
 		}
@@ -131,7 +135,7 @@ func serve[Req, Res any](
 			// reach: an election is under way. Wait it out, up to
 			// leaderWait in all, without spending attempts.
 			if time.Now().After(electionDeadline) {
-				return nil, ferr
+				return nil, n.noLeaderError(ctx, id, time.Since(start))
 			}
 			if err := sleepCtx(ctx, electionPoll); err != nil {
 				return nil, n.connectError(id, err)
