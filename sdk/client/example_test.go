@@ -13,7 +13,28 @@ import (
 	"github.com/wisp-db/wisp/sdk/client"
 )
 
-// The examples need a running Wisp cluster, so they are compiled but not run.
+// The examples need a running Wisp cluster, so they are compiled but not run
+// by go test; TestExampleRuns runs Example against a test cluster.
+
+// A first write and read. This is README.md's Go example (section "From
+// Go, with sdk/client"), one indentation level less; a test in cmd/wisp
+// checks that the two stay the same.
+func Example() {
+	ctx := context.Background()
+	c, err := client.New("http://127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	version, err := c.Put(ctx, "greeting", []byte("hello"), client.WithTTL(30*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	item, found, err := c.Get(ctx, "greeting")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(found, string(item.Value), item.Version == version) // true hello true
+}
 
 func ExampleNew() {
 	c, err := client.New("http://127.0.0.1:8080",
