@@ -98,7 +98,12 @@ type Config struct {
 	Timing raftgroup.Timing
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Registerer receives the node's metrics, labelled node=ID. Nil: none.
+	// Registerer, if set, receives the node's metrics, labelled node=ID
+	// (several nodes may share one); the caller serves it, and
+	// Node.MetricsHandler answers 404. Nil: the node keeps a registry of
+	// its own, with the Go runtime and process collectors too, served by
+	// Node.MetricsHandler, so each node of `wispd dev` serves only its own
+	// series on its own port.
 	Registerer prometheus.Registerer
 	// Now is the clock the leader stamps into writes. Default time.Now.
 	Now func() time.Time

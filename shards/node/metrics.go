@@ -2,27 +2,53 @@ package node
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wisp-db/wisp/buildinfo"
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
-// metrics are one node's Prometheus series, labelled node=<id>.
+// metrics are one node's Prometheus series, labelled node=<id>: its own
+// (requests, forwarding, the hosted replicas' state read at scrape time),
+// its replicas' groups' (raftgroup.Group.Collector, also labelled
+// shard=<id>), its shared log's (raftlog.Store.Collector) and
+// wisp_build_info. The request counters are resolved per call with
+// WithLabelValues, as before; everything else is an atomic add where the
+// event happens or is read at scrape time.
 type metrics struct {
-	reg        prometheus.Registerer // nil: metrics are kept but not exported
-	collectors []prometheus.Collector
+	// reg is where the series go, with the node label added: the node's own
+	// registry, or Config.Registerer.
+	reg prometheus.Registerer
+	// handler serves the node's own registry; nil when Config.Registerer
+	// was given (the caller serves that).
+	handler http.Handler
+	// registered is what unregister undoes: only the registrations that
+	// succeeded, so a duplicate never unregisters the first's series.
+	registered []registration
 
 	requests  *prometheus.CounterVec   // by method, code
 	latency   *prometheus.HistogramVec // by method
 	forwarded prometheus.Counter
 }
 
+type registration struct {
+	reg prometheus.Registerer
+	c   prometheus.Collector
+}
+
+// newMetrics registers the node's series in reg, or, if reg is nil, in a
+// registry of the node's own that also holds the Go runtime and process
+// collectors, served by Node.MetricsHandler. Call it once the replicas are
+// open.
 func newMetrics(reg prometheus.Registerer, nodeID string, n *Node) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,16 +63,64 @@ func newMetrics(reg prometheus.Registerer, nodeID string, n *Node) *metrics {
 			Name: "wisp_forwarded_requests_total", Help: "Requests (or parts of requests) this node forwarded to a shard leader.",
 		}),
 	}
-	m.collectors = []prometheus.Collector{m.requests, m.latency, m.forwarded, shardCollector{n}}
-	if reg != nil {
-		m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": nodeID}, reg)
-		for _, c := range m.collectors {
-			// A duplicate registration (a node reopened in one process)
-			// replaces nothing; the series keep working for the first.
-			_ = m.reg.Register(c)
-		}
+	if reg == nil {
+		own := prometheus.NewRegistry()
+		own.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.handler = promhttp.HandlerFor(own, promhttp.HandlerOpts{})
+		reg = own
+	}
+	m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": nodeID}, reg)
+	m.register(m.reg, m.requests, m.latency, m.forwarded, shardCollector{n}, newBuildInfo())
+	if n.logs != nil {
+		m.register(m.reg, n.logs.Collector())
+	}
+	for _, sh := range n.hosted {
+		m.register(prometheus.WrapRegistererWith(prometheus.Labels{"shard": shardLabel(sh.id)}, m.reg), sh.group.Collector())
 	}
 	return m
+}
+
+// register registers each collector in reg and remembers those that took.
+// A duplicate (a node of the same id opened twice in one process on one
+// Registerer) is skipped: the series keep reporting the first.
+func (m *metrics) register(reg prometheus.Registerer, cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if reg.Register(c) == nil {
+			m.registered = append(m.registered, registration{reg, c})
+		}
+	}
+}
+
+// newBuildInfo is wisp_build_info: 1, labelled with what buildinfo.Get
+// reports, so a dashboard can tell which binary each node runs.
+func newBuildInfo() prometheus.Collector {
+	bi := buildinfo.Get()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wisp_build_info",
+		Help: "Always 1; the labels name the binary: module version, VCS revision, Go version.",
+		ConstLabels: prometheus.Labels{
+			"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
+}
+
+// MetricsHandler serves the node's metrics in the Prometheus exposition
+// formats; mount it at GET /metrics on the node's port. It serves the
+// node's own registry: the node's series (labelled node=ID),
+// wisp_build_info and the Go runtime and process collectors (go_*,
+// process_*, which describe the whole process: in `wispd dev` every node
+// reports the same process). With Config.Registerer set, the node has no
+// registry of its own and the handler answers 404: the caller serves that
+// registry. Safe for concurrent use.
+func (n *Node) MetricsHandler() http.Handler {
+	if n.metrics.handler == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this node's metrics go to the Registerer it was opened with", http.StatusNotFound)
+		})
+	}
+	return n.metrics.handler
 }
 
 // shardCollector reports every hosted replica's state, labelled shard=<id>,
@@ -59,6 +133,8 @@ var (
 	descCommit    = prometheus.NewDesc("wisp_raft_commit_index", "Highest log index known committed.", shardLabels, nil)
 	descTerm      = prometheus.NewDesc("wisp_raft_term", "Current Raft term.", shardLabels, nil)
 	descIsLeader  = prometheus.NewDesc("wisp_raft_is_leader", "1 if the local replica leads its shard.", shardLabels, nil)
+	descHasLeader = prometheus.NewDesc("wisp_raft_has_leader", "1 if the local replica knows a leader of its shard. Like etcd_server_has_leader.", shardLabels, nil)
+	descApplyLag  = prometheus.NewDesc("wisp_raft_apply_lag_entries", "Entries the local replica knows committed and has not applied yet (commit index minus applied index).", shardLabels, nil)
 	descKeys      = prometheus.NewDesc("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", shardLabels, nil)
 	descMemUsed   = prometheus.NewDesc("wisp_memory_used_bytes", "Accounted memory of the local replica's data.", shardLabels, nil)
 	descMemBudget = prometheus.NewDesc("wisp_memory_budget_bytes", "Memory budget in force for the local replica (its share of the node budget; 0: none).", shardLabels, nil)
@@ -72,7 +148,7 @@ var (
 )
 
 func (shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descKeys, descMemUsed, descMemBudget, descLogCommits, descLogRequests, descLogEntries, descHubFrames, descHubWrites} {
+	for _, d := range []*prometheus.Desc{descApplied, descCommit, descTerm, descIsLeader, descHasLeader, descApplyLag, descKeys, descMemUsed, descMemBudget, descLogCommits, descLogRequests, descLogEntries, descHubFrames, descHubWrites} {
 		ch <- d
 	}
 }
@@ -103,6 +179,15 @@ func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
 			leader = 1
 		}
 		gauge(descIsLeader, leader)
+		hasLeader := 0.0
+		if st.LeaderID != "" {
+			hasLeader = 1
+		}
+		gauge(descHasLeader, hasLeader)
+		// Status reads the applied index before the commit index, so it is
+		// at most the commit index, except after a restart from a snapshot
+		// until the leader tells the replica the commit index (then 0).
+		gauge(descApplyLag, float64(st.CommitIndex-min(st.AppliedIndex, st.CommitIndex)))
 		gauge(descKeys, float64(st.KeyCount))
 		var used int64
 		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used = e.MemoryUsed() })
@@ -114,12 +199,10 @@ func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
 func shardLabel(id int) string { return strconv.Itoa(id) }
 
 func (m *metrics) unregister() {
-	if m.reg == nil {
-		return
+	for _, r := range m.registered {
+		r.reg.Unregister(r.c)
 	}
-	for _, c := range m.collectors {
-		m.reg.Unregister(c)
-	}
+	m.registered = nil
 }
 
 // interceptor counts and times every unary call.
