@@ -80,4 +80,10 @@
 // get and a failed --if-version or --if-absent condition (the message says
 // the key's current version); 2 for a usage error (bad flag or argument);
 // 130 when interrupted. Errors are printed to stderr as "Error: MESSAGE".
+// Retries stop early in two cases: nothing listens at the endpoint
+// ("cannot reach http://127.0.0.1:8080: connection refused (is wispd
+// running?)", after at most two failed connects), and a shard has no
+// leader after the node's election wait (the node's reason, such as "shard
+// 3 has no leader: only 1 of its 3 replicas ... are reachable", after one
+// more attempt).
 package main

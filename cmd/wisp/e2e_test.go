@@ -231,3 +231,33 @@ func TestE2ELeaderKilled(t *testing.T) {
 		t.Errorf("cluster status after a kill = exit %d:\n%s\nstderr %q; want the dead node unreachable", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestE2ENoQuorum: with two of three nodes down, a write through the
+// survivor fails with the server's reason, after the client's one retry,
+// well within --timeout, instead of a deadline.
+func TestE2ENoQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := nodetest.Start(t, nodetest.Options{})
+	c.Kill(1)
+	c.Kill(2)
+	// A leader that has not yet noticed it lost its quorum takes the write
+	// and then fails it as ABORTED: wait until it steps down.
+	for deadline := time.Now().Add(10 * time.Second); c.Leader() >= 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d still leads without a quorum after 10s", c.Leader())
+		}
+	}
+	start := time.Now()
+	r := wisp(t, "--endpoint="+c.URL(0), "--timeout=20s", "kv", "put", "k", "v")
+	d := time.Since(start)
+	t.Logf("put without a quorum: exit %d in %v: %s", r.code, d.Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	want := regexp.MustCompile(`^Error: put "k": unavailable: shard 0 has no leader: .*1 of its 3 replicas.* \(after 2 attempts\)\n$`)
+	if r.code != exitFailure || !want.MatchString(r.stderr) {
+		t.Errorf("put without a quorum = exit %d, stderr %q; want 1 and a match for %s", r.code, r.stderr, want)
+	}
+	if d > 15*time.Second {
+		t.Errorf("put without a quorum took %v; want the server's answer, not the 20s --timeout", d)
+	}
+}
