@@ -78,6 +78,18 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		resp.Nodes = append(resp.Nodes, ns)
 		r, ok := reports[id]
 		if !ok {
+			// Report what the placement puts on it, marked unreachable,
+			// rather than leaving the node and its replicas out.
+			for _, l := range n.place.Nodes {
+				if l.ID == id {
+					ns.Replicas = uint32(l.Replicas)
+				}
+			}
+			for s, sr := range n.place.Shards {
+				if slices.Contains(sr.Replicas, id) {
+					shards[s].Replicas = append(shards[s].Replicas, &wispv1.ReplicaStatus{NodeId: id, State: ReplicaUnreachable, Voter: true})
+				}
+			}
 			continue
 		}
 		if len(r.Nodes) > 0 {
@@ -110,6 +122,10 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 	resp.Shards = shards
 	return connect.NewResponse(resp), nil
 }
+
+// ReplicaUnreachable is the state Status gives the replicas of a node that
+// did not answer it.
+const ReplicaUnreachable = "unreachable"
 
 func errMessage(err error) string {
 	if ce, ok := err.(*connect.Error); ok {

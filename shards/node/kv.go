@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"connectrpc.com/connect"
 
@@ -28,7 +29,7 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, true, func(sh *shard) (*wispv1.GetResponse, error) {
 		resp := &wispv1.GetResponse{}
 		now := sh.group.NowUnixMs()
-		err := sh.group.Read(ctx, level, func(e *engine.Engine) {
+		err := readReplica(ctx, sh, level, func(e *engine.Engine) {
 			if it, ok := e.Get(m.Key, now); ok {
 				resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
 				if it.ExpiresAtUnixMs != 0 {
@@ -110,6 +111,23 @@ func (n *Node) proposeAt(ctx context.Context, sh *shard, muts []engine.Mutation)
 	}
 	return res.Mutations, cmd.NowUnixMs, nil
 }
+
+// readReplica runs fn on sh's replica at the given level. A STALE read
+// from a replica still catching up after a restart would go back in time
+// from what it served before (raftgroup.Group.Replayed): a follower then
+// refuses it as ErrNotLeader, so serve sends it to the leader, and a leader
+// serves it at the linearizable level, which waits for its term barrier.
+func readReplica(ctx context.Context, sh *shard, level raftgroup.Consistency, fn func(*engine.Engine)) error {
+	if level == raftgroup.Stale && !sh.group.Replayed() {
+		if !sh.group.IsLeader() {
+			return errReplaying
+		}
+		level = raftgroup.Linearizable
+	}
+	return sh.group.Read(ctx, level, fn)
+}
+
+var errReplaying = fmt.Errorf("%w: replica still catching up after a restart", raftgroup.ErrNotLeader)
 
 func consistency(c wispv1.Consistency) (raftgroup.Consistency, error) {
 	switch c {

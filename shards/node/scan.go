@@ -38,7 +38,7 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 		return serve(ctx, n, id, req, true, func(sh *shard) (*wispv1.ScanResponse, error) {
 			resp := &wispv1.ScanResponse{}
 			now := sh.group.NowUnixMs()
-			err := sh.group.Read(ctx, level, func(e *engine.Engine) {
+			err := readReplica(ctx, sh, level, func(e *engine.Engine) {
 				n.scanPage(e, m, start, limit, n.shardScanBytes(), now, resp)
 			})
 			return resp, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/sdk/client"
+	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -271,6 +273,43 @@ func TestShardedKillNode(t *testing.T) {
 	}
 	if okCalls.Load() < before+300 {
 		t.Fatalf("only %d writes after every shard had a leader again", okCalls.Load()-before)
+	}
+
+	// Status shows the dead node as unreachable, with the replicas the
+	// placement gives it, each marked so.
+	st, err := wispv1connect.NewClusterServiceClient(http.DefaultClient, c.URL((victim+1)%c.Size())).
+		Status(ctx, connect.NewRequest(&wispv1.StatusRequest{}))
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	victimID := fmt.Sprintf("n%d", victim+1)
+	var placed uint32
+	for _, l := range c.Node((victim + 1) % c.Size()).Placement().Nodes {
+		if l.ID == victimID {
+			placed = uint32(l.Replicas)
+		}
+	}
+	for _, ns := range st.Msg.Nodes {
+		if ns.Id == victimID && (ns.Reachable || ns.Replicas != placed || ns.Error == "") {
+			t.Errorf("Status of the dead node = %v; want unreachable, with an error and its %d replicas", ns, placed)
+		}
+	}
+	marked := 0
+	for _, sh := range st.Msg.Shards {
+		if len(sh.Replicas) != 3 {
+			t.Errorf("Status shard %d lists %d replicas; want 3", sh.Id, len(sh.Replicas))
+		}
+		for _, r := range sh.Replicas {
+			if r.NodeId == victimID {
+				if r.State != node.ReplicaUnreachable {
+					t.Errorf("shard %d: the dead node's replica is %q; want %q", sh.Id, r.State, node.ReplicaUnreachable)
+				}
+				marked++
+			}
+		}
+	}
+	if uint32(marked) != placed {
+		t.Errorf("%d replicas marked unreachable; want the dead node's %d", marked, placed)
 	}
 
 	// Every acknowledged write is readable, through a surviving node.

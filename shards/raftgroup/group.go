@@ -157,6 +157,11 @@ type Group struct {
 	barrierTerm atomic.Uint64
 	barrierMu   sync.Mutex // serialises term barriers
 
+	// openLastIndex is the last index of the log when the group opened;
+	// replayed latches once the replica has caught up (see Replayed).
+	openLastIndex uint64
+	replayed      atomic.Bool
+
 	closeOnce sync.Once
 	closeErr  error
 	killOnce  sync.Once
@@ -298,6 +303,7 @@ func Open(cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.NodeID, err)
 	}
 	g.raft = r
+	g.openLastIndex = r.LastIndex()
 	r.RegisterObserver(g.metrics.observer())
 	g.verifier.raft = r
 	g.verifier.stop = g.stop

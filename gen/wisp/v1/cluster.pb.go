@@ -559,7 +559,9 @@ func (x *ShardStatus) GetMemoryBudgetBytes() int64 {
 type ReplicaStatus struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// state is one of leader, follower, candidate, shutdown, unknown.
+	// state is one of leader, follower, candidate, shutdown, unknown, or
+	// unreachable: the node hosting it did not answer the status request (the
+	// other fields are then zero).
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	// voter is false for a non-voting (learner) replica.
 	Voter        bool   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
