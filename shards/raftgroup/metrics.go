@@ -147,7 +147,7 @@ var (
 	descProposalsCommitted = prometheus.NewDesc("wisp_raft_proposals_committed_total",
 		"Commands this replica proposed as leader that committed and were applied (whatever the engine's verdict). Like etcd_server_proposals_committed_total, but a count of commands.", nil, nil)
 	descProposalsFailed = prometheus.NewDesc("wisp_raft_proposals_failed_total",
-		"Commands this replica proposed as leader whose outcome raft reported as failed: leadership lost or shutdown while in flight (may or may not apply), or raft's queue full (not proposed). Like etcd_server_proposals_failed_total.", nil, nil)
+		"Commands this replica proposed as leader that raft failed: leadership lost, a hand-off under way or shutdown while in flight (the command may still apply), or raft's apply queue full for 10 s (not proposed). Like etcd_server_proposals_failed_total.", nil, nil)
 	descProposalsPending = prometheus.NewDesc("wisp_raft_proposals_pending",
 		"Commands waiting for the proposer or proposed and not yet committed or failed. Like etcd_server_proposals_pending.", nil, nil)
 	descProposalsApplied = prometheus.NewDesc("wisp_raft_proposals_applied_total",
