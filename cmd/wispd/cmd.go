@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,14 +18,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/wisp-db/wisp/buildinfo"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/ring"
 )
@@ -72,19 +73,64 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
 
-func (f *serverFlags) logger() (*slog.Logger, error) {
+// logger returns the process's logger and the switch that quiets Raft's
+// complaints once the process is stopping (see stopQuiet).
+func (f *serverFlags) logger() (*slog.Logger, *stopQuiet, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
+		return nil, nil, fmt.Errorf("--log-level %q: %w", f.logLevel, err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch f.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		h = slog.NewTextHandler(os.Stderr, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return nil, nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", f.logFormat)
+	q := &stopQuiet{next: h, stopping: new(atomic.Bool)}
+	return slog.New(q), q, nil
+}
+
+// stopQuiet is a slog.Handler that, once the process is stopping, logs
+// Raft's warnings and errors at DEBUG. When the nodes of a process stop,
+// their groups' peers vanish one by one and hashicorp/raft reports every
+// failed heartbeat and append to them (~160 ERROR lines for a 3-node,
+// 8-shard dev cluster): expected, and they would bury a real error.
+type stopQuiet struct {
+	next     slog.Handler
+	stopping *atomic.Bool // shared with the handlers WithAttrs and WithGroup make
+}
+
+func (q *stopQuiet) stop() { q.stopping.Store(true) }
+
+func (q *stopQuiet) Enabled(ctx context.Context, l slog.Level) bool { return q.next.Enabled(ctx, l) }
+
+func (q *stopQuiet) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug && q.stopping.Load() {
+		raft := false
+		r.Attrs(func(a slog.Attr) bool {
+			raft = a.Key == "component" && a.Value.String() == "raft"
+			return !raft
+		})
+		if raft {
+			if !q.next.Enabled(ctx, slog.LevelDebug) {
+				return nil
+			}
+			r.Level = slog.LevelDebug
+		}
+	}
+	return q.next.Handle(ctx, r)
+}
+
+func (q *stopQuiet) WithAttrs(as []slog.Attr) slog.Handler {
+	return &stopQuiet{next: q.next.WithAttrs(as), stopping: q.stopping}
+}
+
+func (q *stopQuiet) WithGroup(name string) slog.Handler {
+	return &stopQuiet{next: q.next.WithGroup(name), stopping: q.stopping}
 }
 
 // access returns the browser access policy. The hosts of the peers' URLs
@@ -160,8 +206,27 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newStartCmd())
+	root.AddCommand(newDevCmd(), newStartCmd(), newVersionCmd())
 	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the server's version (module version, VCS revision, Go version)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := buildinfo.Get()
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(info)
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "wispd", info)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func newDevCmd() *cobra.Command {
@@ -240,7 +305,11 @@ serves the API on --http-addr and Raft on the address its --peers entry gives.`,
 			if len(self) == 0 {
 				return fmt.Errorf("--node-id %q is not in --peers", nodeID)
 			}
-			f.dataDir = filepath.Join(f.dataDir, nodeID)
+			// The node's data lives in --data-dir itself. Before, it went to
+			// --data-dir/<node-id>: keep using such a directory if it exists.
+			if old := filepath.Join(f.dataDir, nodeID); fileExists(filepath.Join(old, "cluster.json")) && !fileExists(filepath.Join(f.dataDir, "cluster.json")) {
+				f.dataDir = old
+			}
 			return run(cmd.Context(), &f, all, self)
 		},
 	}
@@ -255,7 +324,7 @@ serves the API on --http-addr and Raft on the address its --peers entry gives.`,
 // run starts the nodes in local (each listening on its peer entry's URL
 // host:port) until SIGINT or SIGTERM, then shuts them down.
 func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
-	log, err := f.logger()
+	log, quiet, err := f.logger()
 	if err != nil {
 		return err
 	}
@@ -288,15 +357,12 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-
 	var (
 		nodes []*node.Node
 		lis   []net.Listener
 	)
 	closeAll := func() {
+		quiet.stop()
 		var wg sync.WaitGroup
 		for _, n := range nodes {
 			wg.Add(1)
@@ -309,6 +375,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		}
 		wg.Wait()
 	}
+	var dirs []string
 	for _, p := range local {
 		dir := f.dataDir
 		if len(local) > 1 {
@@ -331,7 +398,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		n, err := node.Open(node.Config{
 			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
 			LogPerGroup: f.logPerGroup, RaftNetPerGroup: f.netPerGroup,
-			Logger: log, Registerer: reg, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
+			Logger: log, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 		})
 		if err != nil {
 			l.Close()
@@ -340,23 +407,37 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		}
 		nodes = append(nodes, n)
 		lis = append(lis, l)
+		dirs = append(dirs, dir)
 	}
 
 	errc := make(chan error, len(nodes))
 	for i, n := range nodes {
 		mux := http.NewServeMux()
 		mux.Handle("/", n.Handler())
-		mux.Handle("GET /metrics", metricsHandler)
+		mux.Handle("GET /metrics", n.MetricsHandler()) // the node's own registry
 		if f.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		}
 		go func() { errc <- n.Serve(lis[i], access.Guard(lis[i].Addr().String(), mux)) }()
-		log.Info("node serving", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", filepath.Join(f.dataDir, n.ID()))
 	}
-	if len(nodes) > 1 {
-		fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), nodes[0].URL())
-	}
+	// One line per node once it is ready, then (dev) the banner, last, so
+	// that it is what the terminal shows.
+	readyCtx, cancelReady := context.WithCancel(ctx)
+	var ready sync.WaitGroup
+	ready.Add(1)
+	go func() {
+		defer ready.Done()
+		for i, n := range nodes {
+			if err := waitReady(readyCtx, log, n); err != nil {
+				return
+			}
+			log.Info("node ready", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", dirs[i])
+		}
+		if len(nodes) > 1 {
+			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), f.shards, nodes[0].URL())
+		}
+	}()
 
 	select {
 	case <-ctx.Done():
@@ -366,8 +447,33 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			log.Error("server failed", "err", err)
 		}
 	}
+	cancelReady()
+	ready.Wait()
 	closeAll()
+	log.Info("stopped")
 	return nil
+}
+
+// waitReady waits until n is ready, saying once, after readyWarnAfter, what
+// it is waiting for (the first node of a new cluster waits for the others).
+func waitReady(ctx context.Context, log *slog.Logger, n *node.Node) error {
+	wctx, cancel := context.WithTimeout(ctx, readyWarnAfter)
+	err := n.WaitReady(wctx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	log.Warn("node not ready yet: waiting for its shards to elect leaders (are the other nodes running?)", "node", n.ID(), "err", err)
+	return n.WaitReady(ctx)
+}
+
+// readyWarnAfter is how long a node may take to become ready before the
+// log says what it is waiting for.
+const readyWarnAfter = 10 * time.Second
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func splitHostPort(addr, flag string) (string, int, error) {

@@ -50,6 +50,26 @@ func freeRange(t *testing.T, n int) int {
 	return 0
 }
 
+// buildWispd builds the wispd binary into dir.
+func buildWispd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "wispd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// checkQuietLog checks what a user sees of a clean start and stop: no
+// ERROR, a short log, and one "stopped" line at the end.
+func checkQuietLog(t *testing.T, logs string, maxLines int) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	if strings.Contains(logs, "level=ERROR") || len(lines) > maxLines || !strings.Contains(lines[len(lines)-1], "msg=stopped") {
+		t.Errorf("log of a clean start and stop: %d lines (want at most %d, no ERROR, ending with msg=stopped):\n%s", len(lines), maxLines, logs)
+	}
+}
+
 // TestDevRestartKeepsWrites runs the real wispd binary: `wispd dev`, writes,
 // SIGTERM (must exit within seconds), start again on the same data dir, and
 // every acknowledged write is there.
@@ -58,10 +78,7 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		t.Skip("builds and runs wispd")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "wispd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildWispd(t, dir)
 	httpBase, raftBase := freeRange(t, 3), freeRange(t, 3)
 	data := filepath.Join(dir, "data")
 	start := func() (*exec.Cmd, *strings.Builder) {
@@ -129,7 +146,8 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		}
 		want[key] = resp.Msg.Version
 	}
-	// Every node's port serves the process's metrics, labelled by node.
+	// Every node's port serves its own series only, so scraping all three
+	// counts nothing twice.
 	resp, err := http.Get(urls[1] + "/metrics")
 	if err != nil {
 		t.Fatalf("GET /metrics: %v", err)
@@ -137,19 +155,23 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`wisp_requests_total{code="ok",method="Put",node=`,
-		`wisp_memory_used_bytes{node="n1",shard="7"}`, `wisp_memory_budget_bytes{node="n3",shard="0"}`,
-		`wisp_raft_is_leader{node="n2",shard="5"}`, `wisp_expiry_lag_seconds_bucket{node=`,
-		"go_goroutines", "process_cpu_seconds_total",
+		`wisp_requests_total{code="ok",method="Put",node="n2"}`,
+		`wisp_memory_used_bytes{node="n2",shard="`, `wisp_memory_budget_bytes{node="n2",shard="`,
+		`wisp_raft_is_leader{node="n2",shard="`, `wisp_expiry_lag_seconds_bucket{node="n2"`,
+		"wisp_build_info{", "go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics of n2 lacks %s", want)
 		}
+	}
+	if strings.Contains(string(body), `node="n1"`) || strings.Contains(string(body), `node="n3"`) {
+		t.Errorf("/metrics of n2 serves other nodes' series")
 	}
 
 	t0 := time.Now()
 	stop(cmd, logs)
 	t.Logf("SIGTERM to exit: %v", time.Since(t0))
+	checkQuietLog(t, logs.String(), 12)
 	if os.Getenv("WISP_TEST_LOG") != "" {
 		t.Log(logs.String())
 	}

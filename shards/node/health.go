@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
@@ -76,3 +77,24 @@ func (n *Node) handleGRPCTools(mux *http.ServeMux, opts ...connect.HandlerOption
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, opts...))
 	mux.Handle(grpchealth.NewHandler(healthChecker{n}, opts...))
 }
+
+// WaitReady blocks until the node is healthy (every replica it hosts knows
+// its shard's leader, as /healthz reports) or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		leaderless, _ := n.health()
+		if len(leaderless) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: shards %v have no leader: %w", n.cfg.ID, leaderless, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// readyPoll is how often WaitReady looks.
+const readyPoll = 20 * time.Millisecond

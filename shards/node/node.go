@@ -126,7 +126,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.balance = startBalancer(n, cfg.BalanceInterval)
 	n.handler = n.newHandler()
-	n.log.Info("node open", "shards", cfg.Shards, "replicas", len(n.hosted), "raft", n.mux.Addr().String())
+	n.log.Debug("node open", "shards", cfg.Shards, "replicas", len(n.hosted), "raft", n.mux.Addr().String())
 	return n, nil
 }
 

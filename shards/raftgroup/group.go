@@ -546,10 +546,10 @@ func (g *Group) Close() error {
 			select {
 			case err := <-done:
 				if err != nil {
-					g.log.Warn("leadership transfer on shutdown failed", "err", err)
+					g.log.Warn("leadership transfer on shutdown failed", "err", err, "component", "raft")
 				}
 			case <-time.After(transferTimeout):
-				g.log.Warn("leadership transfer on shutdown timed out")
+				g.log.Warn("leadership transfer on shutdown timed out", "component", "raft")
 			}
 		}
 		g.closeErr = g.Kill()

@@ -20,7 +20,12 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 }
 
 // slogWriter turns hclog's text lines ("[INFO]  raft: message: k=v") into
-// slog records at the matching level.
+// slog records. Levels are mapped for an operator of many groups, not one:
+// raft's INFO lines are routine state changes of one group (entering
+// follower state, pipelining, initial configuration: ~130 lines for a
+// 3-node, 8-shard start), so they are DEBUG; WARN and ERROR stay, since
+// they mark elections after a lost leader and failures, except the first
+// election of a group that never had a leader, which is start-up routine.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -29,12 +34,15 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	for _, m := range []struct {
 		tag   string
 		level slog.Level
-	}{{"[ERROR]", slog.LevelError}, {"[WARN]", slog.LevelWarn}, {"[DEBUG]", slog.LevelDebug}, {"[TRACE]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo}} {
+	}{{"[ERROR]", slog.LevelError}, {"[WARN]", slog.LevelWarn}, {"[DEBUG]", slog.LevelDebug}, {"[TRACE]", slog.LevelDebug}, {"[INFO]", slog.LevelDebug}} {
 		if bytes.HasPrefix(line, []byte(m.tag)) {
 			level = m.level
 			line = bytes.TrimSpace(line[len(m.tag):])
 			break
 		}
+	}
+	if level == slog.LevelWarn && bytes.HasPrefix(line, []byte("raft: heartbeat timeout reached")) && bytes.HasSuffix(line, []byte("last-leader-id=")) {
+		level = slog.LevelDebug // a first election: no leader was lost
 	}
 	w.l.Log(context.Background(), level, string(line), "component", "raft")
 	return len(p), nil
