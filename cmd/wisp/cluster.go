@@ -108,7 +108,7 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 			s.GetKeyCount(), memory(s.GetMemoryUsedBytes(), s.GetMemoryBudgetBytes()))
 	}
 	if len(st.GetShards()) > 0 {
-		fmt.Fprintln(tw, "(* leader, + non-voting replica, ? state unknown)")
+		fmt.Fprintln(tw, "(* leader, + non-voting replica, ! its node is unreachable, ? state unknown)")
 	}
 	if !withReplicas {
 		return tw.Flush()
@@ -133,8 +133,8 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 }
 
 // replicaList is s's replicas as "n1* n2+ n3?": * marks the leader, + a
-// non-voting replica, ? one whose state is unknown (its node did not
-// answer); "-" if there are none.
+// non-voting replica, ! one on a node that did not answer, ? one whose
+// state is unknown; "-" if there are none.
 func replicaList(s *wispv1.ShardStatus) string {
 	var b strings.Builder
 	for i, r := range s.GetReplicas() {
@@ -146,6 +146,8 @@ func replicaList(s *wispv1.ShardStatus) string {
 			b.WriteByte('*')
 		}
 		switch {
+		case r.GetState() == "unreachable": // see ReplicaStatus.state in cluster.proto
+			b.WriteByte('!')
 		case r.GetState() == "" || r.GetState() == "unknown":
 			b.WriteByte('?')
 		case !r.GetVoter():

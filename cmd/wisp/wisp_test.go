@@ -308,3 +308,23 @@ func TestStatusEmpty(t *testing.T) {
 	}
 	golden(t, "status-empty.txt", buf.String())
 }
+
+// TestStatusUnreachable: a dead node stays in the table, marked so, and so
+// do its replicas.
+func TestStatusUnreachable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := writeStatus(&buf, &wispv1.StatusResponse{
+		NodeId: "n1",
+		Nodes: []*wispv1.NodeStatus{
+			{Id: "n1", Url: "http://127.0.0.1:8080", Reachable: true, Replicas: 1, Leaders: 1},
+			{Id: "n2", Url: "http://127.0.0.1:8081", Replicas: 1, Error: "unavailable: connection refused"},
+		},
+		Shards: []*wispv1.ShardStatus{{Id: 0, LeaderId: "n1", Replicas: []*wispv1.ReplicaStatus{
+			{NodeId: "n1", State: "leader", Voter: true},
+			{NodeId: "n2", State: "unreachable", Voter: true},
+		}}},
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "status-unreachable.txt", buf.String())
+}

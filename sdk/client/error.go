@@ -79,9 +79,9 @@ type PreconditionError struct {
 func (e *PreconditionError) Error() string {
 	var where string
 	if e.op == "batch" {
-		where = "wisp: batch: op " + strconv.Itoa(e.OpIndex) + " on " + strconv.Quote(e.Key)
+		where = "wisp: batch: op " + strconv.Itoa(e.OpIndex) + " on " + quoteKey(e.Key)
 	} else {
-		where = "wisp: " + e.op + " " + strconv.Quote(e.Key)
+		where = "wisp: " + e.op + " " + quoteKey(e.Key)
 	}
 	if e.CurrentVersion == 0 {
 		return where + ": precondition failed: key does not exist"
@@ -108,7 +108,7 @@ type opError struct {
 func (e *opError) Error() string {
 	s := "wisp: " + e.op
 	if e.key != "" {
-		s += " " + strconv.Quote(e.key)
+		s += " " + quoteKey(e.key)
 	}
 	s += ": " + e.err.Error()
 	if e.attempts > 1 {
@@ -196,3 +196,15 @@ func leaderHint(err *connect.Error) string {
 	}
 	return ""
 }
+
+// quoteKey quotes a key for an error message, cut to its first
+// maxQuotedKeyBytes bytes: a 4 KiB key must not fill the terminal.
+func quoteKey(key string) string {
+	if len(key) <= maxQuotedKeyBytes {
+		return strconv.Quote(key)
+	}
+	return strconv.Quote(key[:maxQuotedKeyBytes]) + "... (" + strconv.Itoa(len(key)) + " bytes)"
+}
+
+// maxQuotedKeyBytes bounds how much of a key an error message quotes.
+const maxQuotedKeyBytes = 64

@@ -339,7 +339,7 @@ func (c *Client) Batch(ctx context.Context, ops ...Op) ([]BatchResult, error) {
 			return nil, wrapError(op, "", 0, fmt.Errorf("%w: op %d is the zero Op", ErrInvalidArgument, i))
 		}
 		if o.err != nil {
-			return nil, wrapError(op, "", 0, fmt.Errorf("op %d (%q): %w", i, o.key, o.err))
+			return nil, wrapError(op, "", 0, fmt.Errorf("op %d (%s): %w", i, quoteKey(o.key), o.err))
 		}
 		req.Ops = append(req.Ops, o.op)
 	}

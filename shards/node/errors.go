@@ -65,9 +65,9 @@ func (n *Node) connectError(shard int, err error) error {
 func preconditionError(pe *engine.PreconditionError) error {
 	var msg string
 	if pe.CurrentVersion == 0 {
-		msg = fmt.Sprintf("precondition failed: key %q does not exist", pe.Key)
+		msg = fmt.Sprintf("precondition failed: key %s does not exist", quoteShort(string(pe.Key)))
 	} else {
-		msg = fmt.Sprintf("precondition failed: key %q is at version %d", pe.Key, pe.CurrentVersion)
+		msg = fmt.Sprintf("precondition failed: key %s is at version %d", quoteShort(string(pe.Key)), pe.CurrentVersion)
 	}
 	ce := connect.NewError(connect.CodeFailedPrecondition, errors.New(msg))
 	if d, err := connect.NewErrorDetail(&wispv1.PreconditionFailure{
