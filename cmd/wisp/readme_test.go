@@ -12,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -212,17 +208,7 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	c := nodetest.Start(t, nodetest.Options{
-		Shards: 8,
-		Tune:   func(cfg *node.Config) { cfg.Registerer = reg },
-		Wrap: func(h http.Handler) http.Handler {
-			mux := http.NewServeMux()
-			mux.Handle("/", h)
-			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			return mux
-		},
-	})
+	c := nodetest.Start(t, nodetest.Options{Shards: 8})
 	nodeURL := make(map[string]string) // README host:port -> the test node's
 	for i := range c.Size() {
 		nodeURL[fmt.Sprintf("127.0.0.1:%d", 8080+i)] = c.URL(i)

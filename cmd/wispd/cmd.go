@@ -414,7 +414,6 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	for i, n := range nodes {
 		mux := http.NewServeMux()
 		mux.Handle("/", n.Handler())
-		mux.Handle("GET /metrics", n.MetricsHandler()) // the node's own registry
 		if f.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

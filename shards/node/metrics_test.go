@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,30 +30,10 @@ import (
 // only its own node, wisp_build_info, and sane Raft, proposal and disk
 // series.
 func TestNodeMetrics(t *testing.T) {
-	var cluster atomic.Pointer[nodetest.Cluster] // read by the servers' goroutines
 	c := nodetest.Start(t, nodetest.Options{
 		// No balancer: the hand-off below is the only one.
 		Tune: func(cfg *node.Config) { cfg.BalanceInterval = -1 },
-		Wrap: func(h http.Handler) http.Handler {
-			mux := http.NewServeMux()
-			mux.Handle("/", h)
-			mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-				// The node is the one listening where the request came in.
-				local := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
-				if c := cluster.Load(); c != nil {
-					for i := range c.Size() {
-						if n := c.Node(i); n != nil && c.URL(i) == "http://"+local {
-							n.MetricsHandler().ServeHTTP(w, r)
-							return
-						}
-					}
-				}
-				http.NotFound(w, r)
-			})
-			return mux
-		},
 	})
-	cluster.Store(c)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -284,9 +284,9 @@ func (n *Node) ShardOf(key []byte) int { return n.keys.Shard(key) }
 // Placement returns where the shards' replicas live.
 func (n *Node) Placement() ring.Placement { return n.place }
 
-// Handler returns the node's HTTP handler: the Connect services, /healthz
-// and, if a Registerer was given, nothing else (metrics are served by the
-// process, see cmd/wispd).
+// Handler returns the node's HTTP handler: the Connect services (with gRPC
+// reflection and health), /healthz and, when the node keeps its own
+// registry (Config.Registerer nil), GET /metrics (MetricsHandler).
 func (n *Node) Handler() http.Handler { return n.handler }
 
 func (n *Node) newHandler() http.Handler {
@@ -300,6 +300,9 @@ func (n *Node) newHandler() http.Handler {
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
 	mux.HandleFunc("GET /healthz", n.healthz)
+	if n.metrics.handler != nil {
+		mux.Handle("GET /metrics", n.metrics.handler)
+	}
 	n.handleGRPCTools(mux, connect.WithReadMaxBytes(4<<10))
 	return n.limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
 }
