@@ -93,6 +93,11 @@ type Config struct {
 	// Peers are the initial voters, used to bootstrap a brand-new group. On a
 	// restart the stored configuration wins and Peers is ignored.
 	Peers []Peer
+	// Join makes a replica without stored state start empty and wait to be
+	// added to the running group by its leader (AddLearner), instead of
+	// bootstrapping one from Peers, which must then be empty. A replica
+	// created to replace or add to a group's members joins.
+	Join bool
 	// Logger receives the group's and hashicorp/raft's logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock stamped into proposals. Default: time.Now.
@@ -102,6 +107,10 @@ type Config struct {
 	// SnapshotThreshold is how many entries since the last snapshot trigger a
 	// new one. Default 8192.
 	SnapshotThreshold uint64
+	// TrailingLogs is how many entries a snapshot leaves in the log, so a
+	// follower that is only a little behind catches up from the log rather
+	// than a whole snapshot. Default 10240 (hashicorp/raft's).
+	TrailingLogs uint64
 	// NoSync turns off fsync on log appends. Unsafe: benchmarks only.
 	NoSync bool
 	// DeferElection makes this replica wait deferFactor times longer than
@@ -268,13 +277,20 @@ func Open(cfg Config) (*Group, error) {
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 
 	existing, err := raft.HasExistingState(logStore, stable, snaps)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: inspect state: %w", cfg.NodeID, err)
 	}
-	if !existing {
+	switch {
+	case cfg.Join && len(cfg.Peers) > 0:
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: a joining replica takes no Peers", cfg.NodeID)
+	case !existing && !cfg.Join:
 		if len(cfg.Peers) == 0 {
 			g.closeStores()
 			return nil, fmt.Errorf("raftgroup %s: no stored state and no peers to bootstrap from", cfg.NodeID)
