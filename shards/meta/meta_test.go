@@ -1,0 +1,235 @@
+package meta
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+)
+
+func node(i int) Node {
+	return Node{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprintf("http://127.0.0.1:%d", 8080+i), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 7080+i)}
+}
+
+func bootstrapped(t *testing.T, nodes int) *Map {
+	t.Helper()
+	var ns []Node
+	for i := 1; i <= nodes; i++ {
+		ns = append(ns, node(i))
+	}
+	m, err := Apply(&Map{}, &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: ns})
+	if err != nil {
+		t.Fatalf("Bootstrap: %v", err)
+	}
+	return m
+}
+
+func TestApply(t *testing.T) {
+	n4 := node(4)
+	moved := node(2)
+	moved.RaftAddr = "127.0.0.1:9999"
+	clash := node(9)
+	clash.RaftAddr = node(1).RaftAddr
+	tests := []struct {
+		name      string
+		cmd       Command
+		err       error
+		sameEpoch bool // a no-op: the epoch stays
+		check     func(t *testing.T, m *Map)
+	}{
+		{name: "add a node", cmd: Command{Op: OpAddNode, Node: &n4}, check: func(t *testing.T, m *Map) {
+			if n, ok := m.Node("n4"); !ok || n.State != Active || n.AddedEpoch != 2 {
+				t.Errorf("Node(n4) = %+v, %v; want active, added at epoch 2", n, ok)
+			}
+		}},
+		{name: "add a member again", cmd: Command{Op: OpAddNode, Node: ptr(node(2))}, sameEpoch: true},
+		{name: "a member's id at another address", cmd: Command{Op: OpAddNode, Node: &moved}, err: ErrConflict},
+		{name: "another node at a member's raft address", cmd: Command{Op: OpAddNode, Node: &clash}, err: ErrConflict},
+		{name: "add with a bad id", cmd: Command{Op: OpAddNode, Node: &Node{ID: "n 1", URL: "http://a:1", RaftAddr: "a:2"}}, err: ErrInvalid},
+		{name: "add with a bad url", cmd: Command{Op: OpAddNode, Node: &Node{ID: "n5", URL: "ftp://a:1", RaftAddr: "a:2"}}, err: ErrInvalid},
+		{name: "add with a url without port", cmd: Command{Op: OpAddNode, Node: &Node{ID: "n5", URL: "http://a", RaftAddr: "a:2"}}, err: ErrInvalid},
+		{name: "add with a bad raft address", cmd: Command{Op: OpAddNode, Node: &Node{ID: "n5", URL: "http://a:1", RaftAddr: "a"}}, err: ErrInvalid},
+		{name: "add with a state", cmd: Command{Op: OpAddNode, Node: &Node{ID: "n5", URL: "http://a:1", RaftAddr: "a:2", State: Draining}}, err: ErrInvalid},
+		{name: "drain", cmd: Command{Op: OpSetNodeState, NodeID: "n2", State: Draining}, check: func(t *testing.T, m *Map) {
+			if n, _ := m.Node("n2"); n.State != Draining {
+				t.Errorf("n2 state %q; want draining", n.State)
+			}
+		}},
+		{name: "activate an active node", cmd: Command{Op: OpSetNodeState, NodeID: "n2", State: Active}, sameEpoch: true},
+		{name: "drain an unknown node", cmd: Command{Op: OpSetNodeState, NodeID: "n7", State: Draining}, err: ErrUnknownNode},
+		{name: "an unknown state", cmd: Command{Op: OpSetNodeState, NodeID: "n2", State: "gone"}, err: ErrInvalid},
+		{name: "remove", cmd: Command{Op: OpRemoveNode, NodeID: "n3"}, check: func(t *testing.T, m *Map) {
+			if _, ok := m.Node("n3"); ok || len(m.Nodes) != 2 {
+				t.Errorf("n3 still a member: %+v", m.Nodes)
+			}
+		}},
+		{name: "remove an unknown node", cmd: Command{Op: OpRemoveNode, NodeID: "n7"}, err: ErrUnknownNode},
+		{name: "settings", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: 1 << 30, EvictionPolicy: "allkeys-lru"}}, check: func(t *testing.T, m *Map) {
+			if m.Settings.MaxMemoryBytes != 1<<30 || m.Settings.EvictionPolicy != "allkeys-lru" {
+				t.Errorf("settings %+v", m.Settings)
+			}
+		}},
+		{name: "negative budget", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: -1}}, err: ErrInvalid},
+		{name: "start a move", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 5, Kind: "add-learner", Node: "n1", StartedUnixMs: 42}}, check: func(t *testing.T, m *Map) {
+			if mv, ok := m.Move(5); !ok || mv.Node != "n1" {
+				t.Errorf("Move(5) = %+v, %v", mv, ok)
+			}
+		}},
+		{name: "a move past the shards", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 8, Kind: "add-learner", Node: "n1"}}, err: ErrInvalid},
+		{name: "a move to an unknown node", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 1, Kind: "add-learner", Node: "n9"}}, err: ErrUnknownNode},
+		{name: "end a move that is not there", cmd: Command{Op: OpEndMove, Shard: 3}, sameEpoch: true},
+		{name: "bootstrap twice", cmd: Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1, Nodes: []Node{node(1)}}, err: ErrBootstrapped},
+		{name: "fields of another op", cmd: Command{Op: OpRemoveNode, NodeID: "n1", State: Draining}, err: ErrInvalid},
+		{name: "an unknown op", cmd: Command{Op: "explode"}, err: ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := bootstrapped(t, 3)
+			before, _ := encodeMap(m)
+			got, err := Apply(m, &tt.cmd)
+			if after, _ := encodeMap(m); !bytes.Equal(before, after) {
+				t.Fatalf("Apply changed its input map")
+			}
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) || got != m {
+					t.Fatalf("Apply = %v; want %v and the map unchanged", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Apply = %v", err)
+			}
+			if err := got.Validate(); err != nil {
+				t.Fatalf("Validate after Apply: %v", err)
+			}
+			wantEpoch := m.Epoch + 1
+			if tt.sameEpoch {
+				wantEpoch = m.Epoch
+			}
+			if got.Epoch != wantEpoch {
+				t.Errorf("epoch %d; want %d", got.Epoch, wantEpoch)
+			}
+			if tt.check != nil {
+				tt.check(t, got)
+			}
+		})
+	}
+}
+
+func TestNotBootstrapped(t *testing.T) {
+	if _, err := Apply(&Map{}, &Command{Op: OpAddNode, Node: ptr(node(1))}); !errors.Is(err, ErrNotBootstrapped) {
+		t.Errorf("AddNode before Bootstrap = %v; want ErrNotBootstrapped", err)
+	}
+	if _, err := Apply(&Map{}, &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: []Node{node(1), node(1)}}); !errors.Is(err, ErrConflict) {
+		t.Errorf("Bootstrap listing a node twice = %v; want ErrConflict", err)
+	}
+}
+
+// TestRemoveNodeDropsItsMoves: a removed node's move goes with it.
+func TestRemoveNodeDropsItsMoves(t *testing.T) {
+	m := bootstrapped(t, 3)
+	m = mustApply(t, m, &Command{Op: OpStartMove, Move: &Move{Shard: 2, Kind: "add-learner", Node: "n3"}})
+	m = mustApply(t, m, &Command{Op: OpRemoveNode, NodeID: "n3"})
+	if _, ok := m.Move(2); ok {
+		t.Errorf("a move to the removed node n3 is still recorded")
+	}
+}
+
+// TestRandomCommands applies random commands, valid and not, and checks
+// the invariants after each, the epoch (raised by one by a change, kept by
+// a no-op or an error) and that the encodings round-trip. WISP_SEED replays.
+func TestRandomCommands(t *testing.T) {
+	seed := uint64(rand.Int64())
+	if s := os.Getenv("WISP_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (WISP_SEED=%d replays)", seed, seed)
+	r := rand.New(rand.NewPCG(seed, seed))
+	m := bootstrapped(t, 3)
+	for i := range 5000 {
+		cmd := randomCommand(r)
+		b, err := EncodeCommand(cmd)
+		if err == nil {
+			dec, derr := DecodeCommand(b)
+			if derr != nil {
+				t.Fatalf("step %d: DecodeCommand(EncodeCommand(%+v)) = %v", i, cmd, derr)
+			}
+			cmd = dec
+		}
+		next, err := Apply(m, cmd)
+		switch {
+		case err != nil && next != m:
+			t.Fatalf("step %d: %+v failed (%v) but changed the map", i, cmd, err)
+		case next.Epoch != m.Epoch && next.Epoch != m.Epoch+1:
+			t.Fatalf("step %d: epoch %d -> %d", i, m.Epoch, next.Epoch)
+		}
+		if err := next.Validate(); err != nil {
+			t.Fatalf("step %d: %+v: %v", i, cmd, err)
+		}
+		m = next
+	}
+	var buf bytes.Buffer
+	if err := WriteMap(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadMap(&buf)
+	if err != nil {
+		t.Fatalf("ReadMap(WriteMap(m)) = %v", err)
+	}
+	a, _ := encodeMap(m)
+	b, _ := encodeMap(back)
+	if !bytes.Equal(a, b) {
+		t.Errorf("map round trip differs:\n%s\n%s", a, b)
+	}
+	t.Logf("final epoch %d, %d nodes, %d moves", m.Epoch, len(m.Nodes), len(m.Moves))
+}
+
+func randomCommand(r *rand.Rand) *Command {
+	id := fmt.Sprintf("n%d", r.IntN(8))
+	switch r.IntN(7) {
+	case 0:
+		n := node(r.IntN(8))
+		if r.IntN(4) == 0 {
+			n.RaftAddr = node(r.IntN(8)).RaftAddr
+		}
+		return &Command{Op: OpAddNode, Node: &n}
+	case 1:
+		st := Active
+		if r.IntN(2) == 0 {
+			st = Draining
+		}
+		return &Command{Op: OpSetNodeState, NodeID: id, State: st}
+	case 2:
+		if r.IntN(3) == 0 {
+			return &Command{Op: OpRemoveNode, NodeID: id}
+		}
+		return &Command{Op: OpEndMove, Shard: r.IntN(10)}
+	case 3:
+		return &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: int64(r.IntN(3)) << 20}}
+	case 4, 5:
+		return &Command{Op: OpStartMove, Move: &Move{Shard: r.IntN(10), Kind: "add-learner", Node: id}}
+	default:
+		return &Command{Op: OpBootstrap, Shards: 1 + r.IntN(8), KeyVnodes: 64, Nodes: []Node{node(r.IntN(8))}}
+	}
+}
+
+func mustApply(t *testing.T, m *Map, cmd *Command) *Map {
+	t.Helper()
+	next, err := Apply(m, cmd)
+	if err != nil {
+		t.Fatalf("Apply(%+v) = %v", cmd, err)
+	}
+	return next
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// encodeMap is WriteMap into a slice (tests).
+func encodeMap(m *Map) ([]byte, error) {
+	var buf bytes.Buffer
+	err := WriteMap(&buf, m)
+	return buf.Bytes(), err
+}
