@@ -27,7 +27,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 
 func TestReadMapRefuses(t *testing.T) {
 	for _, tt := range []struct{ name, in string }{
-		{"unsorted nodes", `{"format":1,"map":{"epoch":2,"shards":1,"key_vnodes":1,"nodes":[{"id":"b","url":"http://b:1","raft_addr":"b:2","state":"active","added_epoch":1},{"id":"a","url":"http://a:1","raft_addr":"a:2","state":"active","added_epoch":1}],"settings":{}}}`},
+		{"unsorted nodes", `{"format":1,"map":{"epoch":2,"shards":1,"key_vnodes":1,"replicas":[[{"node":"a","voter":true}]],"nodes":[{"id":"b","url":"http://b:1","raft_addr":"b:2","state":"active","added_epoch":1},{"id":"a","url":"http://a:1","raft_addr":"a:2","state":"active","added_epoch":1}],"settings":{}}}`},
 		{"shared raft address", `{"format":1,"map":{"epoch":2,"shards":1,"key_vnodes":1,"nodes":[{"id":"a","url":"http://a:1","raft_addr":"x:2","state":"active","added_epoch":1},{"id":"b","url":"http://b:1","raft_addr":"x:2","state":"active","added_epoch":1}],"settings":{}}}`},
 		{"move past the shards", `{"format":1,"map":{"epoch":2,"shards":1,"key_vnodes":1,"nodes":[{"id":"a","url":"http://a:1","raft_addr":"a:2","state":"active","added_epoch":1}],"settings":{},"moves":[{"shard":3,"kind":"k","node":"a","started_unix_ms":0}]}}`},
 		{"unknown field", `{"format":1,"map":{"epoch":0,"shards":0,"key_vnodes":0,"nodes":null,"settings":{},"extra":1}}`},
@@ -42,7 +42,8 @@ func TestReadMapRefuses(t *testing.T) {
 
 func FuzzDecodeCommand(f *testing.F) {
 	for _, cmd := range []*Command{
-		{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: []Node{node(1), node(2)}},
+		bootstrapCmd(3),
+		{Op: OpSetReplicas, Shard: 2, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n4"}}}},
 		{Op: OpAddNode, Node: ptr(node(4))},
 		{Op: OpSetNodeState, NodeID: "n2", State: Draining},
 		{Op: OpRemoveNode, NodeID: "n3"},
@@ -63,7 +64,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		// A decoded command applies to any map without breaking it.
 		m := &Map{}
-		for _, c := range []*Command{{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: []Node{node(1), node(2), node(3)}}, cmd} {
+		for _, c := range []*Command{bootstrapCmd(3), cmd} {
 			next, err := Apply(m, c)
 			if err == nil {
 				if verr := next.Validate(); verr != nil {
@@ -85,7 +86,7 @@ func FuzzDecodeCommand(f *testing.F) {
 func FuzzReadMap(f *testing.F) {
 	var buf bytes.Buffer
 	m := &Map{}
-	m, _ = Apply(m, &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: []Node{node(1), node(2)}})
+	m, _ = Apply(m, bootstrapCmd(2))
 	m, _ = Apply(m, &Command{Op: OpStartMove, Move: &Move{Shard: 1, Kind: "add-learner", Node: "n1"}})
 	if err := WriteMap(&buf, m); err != nil {
 		f.Fatal(err)

@@ -10,11 +10,13 @@
 // one map on every replica, and clients notice a changed map by its epoch
 // (the Wisp-Epoch header).
 //
-// What the map does not hold: where each shard's replicas are. That is each
-// shard's own Raft configuration (the truth Raft acts on); the placement
-// driver reads it from the shard leaders and records only the moves it has
-// under way (Moves), so a new meta leader resumes them and status shows
-// them.
+// Each shard's replicas are recorded here (Replicas) as its group last
+// committed them: nodes and clients route by the map. The shard's own Raft
+// configuration is the truth Raft acts on; the placement driver changes it
+// one step at a time and records each committed step here, along with the
+// move under way (Moves), so a new meta leader resumes it and status shows
+// it. Between a committed change and its record the map lags by one step,
+// which routing survives (a refusal names the leader; see shards/node).
 //
 // Encoding: commands and snapshots are JSON with a format number, decoded
 // strictly (unknown fields refused, sizes bounded, every value validated).
@@ -30,4 +32,6 @@
 //     Bootstrap and never change.
 //   - Moves are sorted by shard, at most one per shard, each naming a shard
 //     below Shards and a node in Nodes.
+//   - Replicas has one set per shard; each set names distinct members, at
+//     least one a voter. A node that holds a replica cannot be removed.
 package meta

@@ -21,6 +21,11 @@ type Map struct {
 	KeyVnodes int `json:"key_vnodes"`
 	// Nodes are the members, sorted by ID.
 	Nodes []Node `json:"nodes"`
+	// Replicas lists each shard's replicas, by shard id (Shards entries),
+	// as the shard's Raft configuration last committed them: what nodes
+	// route by. The placement driver records every membership change here
+	// once the shard's group committed it.
+	Replicas [][]Replica `json:"replicas"`
 	// Settings are the cluster-wide settings.
 	Settings Settings `json:"settings"`
 	// Moves are the membership changes under way, sorted by shard, at most
@@ -51,6 +56,12 @@ type Node struct {
 	AddedEpoch uint64 `json:"added_epoch"`
 }
 
+// Replica is one member of a shard's Raft group.
+type Replica struct {
+	Node  string `json:"node"`
+	Voter bool   `json:"voter"` // false: a learner, catching up
+}
+
 // Settings are the cluster-wide settings. Zero values mean "unset": each
 // node then uses its flags.
 type Settings struct {
@@ -76,7 +87,8 @@ type Op string
 
 // The commands.
 const (
-	// OpBootstrap creates the map: Shards, KeyVnodes and the first Nodes.
+	// OpBootstrap creates the map: Shards, KeyVnodes, the first Nodes and
+	// every shard's first Replicas (all voters).
 	OpBootstrap Op = "bootstrap"
 	// OpAddNode adds Node (state Active). Adding a node that is already a
 	// member with the same addresses changes nothing; with other addresses
@@ -84,9 +96,12 @@ const (
 	OpAddNode Op = "add-node"
 	// OpSetNodeState sets NodeID's state to State.
 	OpSetNodeState Op = "set-node-state"
-	// OpRemoveNode removes NodeID and any move naming it. The caller checks
-	// that no shard still has a replica there.
+	// OpRemoveNode removes NodeID and any move naming it. A node that still
+	// holds a replica is refused (ErrInUse).
 	OpRemoveNode Op = "remove-node"
+	// OpSetReplicas sets Shard's replicas to Replicas (a committed
+	// membership change of its group).
+	OpSetReplicas Op = "set-replicas"
 	// OpSetSettings replaces the settings.
 	OpSetSettings Op = "set-settings"
 	// OpStartMove records Move, replacing the shard's previous one.
@@ -108,6 +123,9 @@ type Command struct {
 	Settings  *Settings `json:"settings,omitempty"`
 	Move      *Move     `json:"move,omitempty"`
 	Shard     int       `json:"shard,omitempty"`
+	// Replicas: for OpBootstrap, every shard's (Shards entries); for
+	// OpSetReplicas, one entry, Shard's.
+	Replicas [][]Replica `json:"replicas,omitempty"`
 }
 
 // Errors a command can fail with. A failed command changes nothing (and
@@ -125,6 +143,8 @@ var (
 	// ErrConflict: the node id or its Raft address is taken by another
 	// member with other addresses.
 	ErrConflict = errors.New("node conflicts with a member")
+	// ErrInUse: the node still holds replicas.
+	ErrInUse = errors.New("node holds replicas")
 )
 
 // Limits on what a map may hold.
@@ -139,6 +159,9 @@ const (
 	maxAddrBytes      = 256
 	maxReasonBytes    = 256
 	maxPolicyBytes    = 64
+	// maxReplicas bounds one shard's replica set (3 voters, plus learners
+	// and the voters they replace during moves).
+	maxReplicas = 16
 )
 
 // Apply returns the map after cmd, or an error and m unchanged.
@@ -159,6 +182,12 @@ func Apply(m *Map, cmd *Command) (*Map, error) {
 		for _, n := range cmd.Nodes {
 			n.State, n.AddedEpoch = Active, 1
 			if err := next.addNode(n); err != nil {
+				return m, err
+			}
+		}
+		next.Replicas = make([][]Replica, cmd.Shards)
+		for s, rs := range cmd.Replicas {
+			if err := next.setReplicas(s, rs); err != nil {
 				return m, err
 			}
 		}
@@ -189,8 +218,25 @@ func Apply(m *Map, cmd *Command) (*Map, error) {
 		if !ok {
 			return m, fmt.Errorf("%w: %s", ErrUnknownNode, cmd.NodeID)
 		}
+		for s, rs := range next.Replicas {
+			for _, r := range rs {
+				if r.Node == cmd.NodeID {
+					return m, fmt.Errorf("%w: %s holds a replica of shard %d", ErrInUse, cmd.NodeID, s)
+				}
+			}
+		}
 		next.Nodes = slices.Delete(next.Nodes, i, i+1)
 		next.Moves = slices.DeleteFunc(next.Moves, func(mv Move) bool { return mv.Node == cmd.NodeID })
+	case OpSetReplicas:
+		if cmd.Shard >= next.Shards {
+			return m, fmt.Errorf("%w: shard %d of %d", ErrInvalid, cmd.Shard, next.Shards)
+		}
+		if slices.Equal(next.Replicas[cmd.Shard], cmd.Replicas[0]) {
+			return m, nil
+		}
+		if err := next.setReplicas(cmd.Shard, cmd.Replicas[0]); err != nil {
+			return m, err
+		}
 	case OpSetSettings:
 		next.Settings = *cmd.Settings
 	case OpStartMove:
@@ -256,10 +302,25 @@ func (m *Map) addNode(n Node) error {
 	return nil
 }
 
+// setReplicas sets shard s's replicas, each of which must name a member.
+// The shard's previous slice is replaced, not modified: maps share them.
+func (m *Map) setReplicas(s int, rs []Replica) error {
+	for _, r := range rs {
+		if _, ok := m.find(r.Node); !ok {
+			return fmt.Errorf("%w: shard %d replica on %s", ErrUnknownNode, s, r.Node)
+		}
+	}
+	m.Replicas[s] = slices.Clone(rs)
+	return nil
+}
+
+// clone copies m. The per-shard replica slices are shared: they are never
+// modified in place, only replaced (setReplicas).
 func (m *Map) clone() *Map {
 	c := *m
 	c.Nodes = slices.Clone(m.Nodes)
 	c.Moves = slices.Clone(m.Moves)
+	c.Replicas = slices.Clone(m.Replicas)
 	return &c
 }
 
@@ -269,12 +330,12 @@ func (c *Command) check() error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, c.Op, fmt.Sprintf(format, args...))
 	}
 	// Exactly the fields of its op may be set.
-	type fields struct{ shards, nodes, node, nodeID, state, settings, move, shard bool }
-	has := fields{c.Shards != 0 || c.KeyVnodes != 0, c.Nodes != nil, c.Node != nil, c.NodeID != "", c.State != "", c.Settings != nil, c.Move != nil, c.Shard != 0}
+	type fields struct{ shards, nodes, node, nodeID, state, settings, move, shard, replicas bool }
+	has := fields{c.Shards != 0 || c.KeyVnodes != 0, c.Nodes != nil, c.Node != nil, c.NodeID != "", c.State != "", c.Settings != nil, c.Move != nil, c.Shard != 0, c.Replicas != nil}
 	var want fields
 	switch c.Op {
 	case OpBootstrap:
-		want = fields{shards: true, nodes: true}
+		want = fields{shards: true, nodes: true, replicas: true}
 	case OpAddNode:
 		want = fields{node: true}
 	case OpSetNodeState:
@@ -287,6 +348,8 @@ func (c *Command) check() error {
 		want = fields{move: true}
 	case OpEndMove:
 		want = fields{shard: has.shard} // shard 0 is a zero field
+	case OpSetReplicas:
+		want = fields{shard: has.shard, replicas: true}
 	default:
 		return bad("unknown op")
 	}
@@ -304,6 +367,14 @@ func (c *Command) check() error {
 		for i := range c.Nodes {
 			if err := checkNode(&c.Nodes[i]); err != nil {
 				return bad("%v", err)
+			}
+		}
+		if len(c.Replicas) != c.Shards {
+			return bad("%d replica sets for %d shards", len(c.Replicas), c.Shards)
+		}
+		for s, rs := range c.Replicas {
+			if err := checkReplicas(rs); err != nil {
+				return bad("shard %d: %v", s, err)
 			}
 		}
 	case OpAddNode:
@@ -338,6 +409,39 @@ func (c *Command) check() error {
 		if c.Shard < 0 || c.Shard >= MaxShards {
 			return bad("shard %d", c.Shard)
 		}
+	case OpSetReplicas:
+		if c.Shard < 0 || c.Shard >= MaxShards || len(c.Replicas) != 1 {
+			return bad("shard %d with %d replica sets: want one", c.Shard, len(c.Replicas))
+		}
+		if err := checkReplicas(c.Replicas[0]); err != nil {
+			return bad("shard %d: %v", c.Shard, err)
+		}
+	}
+	return nil
+}
+
+// checkReplicas validates one shard's replica set: valid, distinct node
+// ids, at most maxReplicas, at least one voter.
+func checkReplicas(rs []Replica) error {
+	if len(rs) == 0 || len(rs) > maxReplicas {
+		return fmt.Errorf("%d replicas: want 1 to %d", len(rs), maxReplicas)
+	}
+	voters := 0
+	for i, r := range rs {
+		if err := checkID(r.Node); err != nil {
+			return err
+		}
+		for _, o := range rs[:i] {
+			if o.Node == r.Node {
+				return fmt.Errorf("node %s listed twice", r.Node)
+			}
+		}
+		if r.Voter {
+			voters++
+		}
+	}
+	if voters == 0 {
+		return errors.New("no voter")
 	}
 	return nil
 }
@@ -380,7 +484,7 @@ func checkID(id string) error {
 // Validate checks the map's invariants (see the package doc).
 func (m *Map) Validate() error {
 	if m.Epoch == 0 {
-		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 {
+		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 || len(m.Replicas) != 0 {
 			return errors.New("meta: unbootstrapped map has content")
 		}
 		return nil
@@ -408,6 +512,19 @@ func (m *Map) Validate() error {
 			return fmt.Errorf("meta: nodes %s and %s share raft address %s", other, n.ID, n.RaftAddr)
 		}
 		raft[n.RaftAddr] = n.ID
+	}
+	if len(m.Replicas) != m.Shards {
+		return fmt.Errorf("meta: %d replica sets for %d shards", len(m.Replicas), m.Shards)
+	}
+	for s, rs := range m.Replicas {
+		if err := checkReplicas(rs); err != nil {
+			return fmt.Errorf("meta: shard %d: %w", s, err)
+		}
+		for _, r := range rs {
+			if _, ok := m.find(r.Node); !ok {
+				return fmt.Errorf("meta: shard %d replica on unknown node %s", s, r.Node)
+			}
+		}
 	}
 	if m.Settings.MaxMemoryBytes < 0 || len(m.Settings.EvictionPolicy) > maxPolicyBytes {
 		return fmt.Errorf("meta: settings %+v", m.Settings)

@@ -14,13 +14,27 @@ func node(i int) Node {
 	return Node{ID: fmt.Sprintf("n%d", i), URL: fmt.Sprintf("http://127.0.0.1:%d", 8080+i), RaftAddr: fmt.Sprintf("127.0.0.1:%d", 7080+i)}
 }
 
-func bootstrapped(t *testing.T, nodes int) *Map {
-	t.Helper()
+// bootstrapCmd bootstraps 8 shards on n1..n<nodes>, every shard on n1 and
+// n2 (and n3 if there is one).
+func bootstrapCmd(nodes int) *Command {
 	var ns []Node
 	for i := 1; i <= nodes; i++ {
 		ns = append(ns, node(i))
 	}
-	m, err := Apply(&Map{}, &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: ns})
+	var set []Replica
+	for i := 1; i <= min(nodes, 3); i++ {
+		set = append(set, Replica{Node: fmt.Sprintf("n%d", i), Voter: true})
+	}
+	cmd := &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: ns}
+	for range 8 {
+		cmd.Replicas = append(cmd.Replicas, set)
+	}
+	return cmd
+}
+
+func bootstrapped(t *testing.T, nodes int) *Map {
+	t.Helper()
+	m, err := Apply(&Map{}, bootstrapCmd(nodes))
 	if err != nil {
 		t.Fatalf("Bootstrap: %v", err)
 	}
@@ -61,11 +75,17 @@ func TestApply(t *testing.T) {
 		{name: "activate an active node", cmd: Command{Op: OpSetNodeState, NodeID: "n2", State: Active}, sameEpoch: true},
 		{name: "drain an unknown node", cmd: Command{Op: OpSetNodeState, NodeID: "n7", State: Draining}, err: ErrUnknownNode},
 		{name: "an unknown state", cmd: Command{Op: OpSetNodeState, NodeID: "n2", State: "gone"}, err: ErrInvalid},
-		{name: "remove", cmd: Command{Op: OpRemoveNode, NodeID: "n3"}, check: func(t *testing.T, m *Map) {
-			if _, ok := m.Node("n3"); ok || len(m.Nodes) != 2 {
-				t.Errorf("n3 still a member: %+v", m.Nodes)
+		{name: "remove a node that holds replicas", cmd: Command{Op: OpRemoveNode, NodeID: "n3"}, err: ErrInUse},
+		{name: "set replicas", cmd: Command{Op: OpSetReplicas, Shard: 4, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n2", Voter: true}, {Node: "n3", Voter: false}}}}, check: func(t *testing.T, m *Map) {
+			if rs := m.Replicas[4]; len(rs) != 3 || rs[2].Voter {
+				t.Errorf("Replicas[4] = %+v; want n3 a learner", rs)
 			}
 		}},
+		{name: "set the same replicas", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n2", Voter: true}, {Node: "n3", Voter: true}}}}, sameEpoch: true},
+		{name: "replicas on an unknown node", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n9", Voter: true}}}}, err: ErrUnknownNode},
+		{name: "replicas without a voter", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n1"}}}}, err: ErrInvalid},
+		{name: "a replica twice", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n1"}}}}, err: ErrInvalid},
+		{name: "replicas past the shards", cmd: Command{Op: OpSetReplicas, Shard: 8, Replicas: [][]Replica{{{Node: "n1", Voter: true}}}}, err: ErrInvalid},
 		{name: "remove an unknown node", cmd: Command{Op: OpRemoveNode, NodeID: "n7"}, err: ErrUnknownNode},
 		{name: "settings", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: 1 << 30, EvictionPolicy: "allkeys-lru"}}, check: func(t *testing.T, m *Map) {
 			if m.Settings.MaxMemoryBytes != 1<<30 || m.Settings.EvictionPolicy != "allkeys-lru" {
@@ -81,7 +101,7 @@ func TestApply(t *testing.T) {
 		{name: "a move past the shards", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 8, Kind: "add-learner", Node: "n1"}}, err: ErrInvalid},
 		{name: "a move to an unknown node", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 1, Kind: "add-learner", Node: "n9"}}, err: ErrUnknownNode},
 		{name: "end a move that is not there", cmd: Command{Op: OpEndMove, Shard: 3}, sameEpoch: true},
-		{name: "bootstrap twice", cmd: Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1, Nodes: []Node{node(1)}}, err: ErrBootstrapped},
+		{name: "bootstrap twice", cmd: *bootstrapCmd(3), err: ErrBootstrapped},
 		{name: "fields of another op", cmd: Command{Op: OpRemoveNode, NodeID: "n1", State: Draining}, err: ErrInvalid},
 		{name: "an unknown op", cmd: Command{Op: "explode"}, err: ErrInvalid},
 	}
@@ -123,16 +143,23 @@ func TestNotBootstrapped(t *testing.T) {
 	if _, err := Apply(&Map{}, &Command{Op: OpAddNode, Node: ptr(node(1))}); !errors.Is(err, ErrNotBootstrapped) {
 		t.Errorf("AddNode before Bootstrap = %v; want ErrNotBootstrapped", err)
 	}
-	if _, err := Apply(&Map{}, &Command{Op: OpBootstrap, Shards: 8, KeyVnodes: 1024, Nodes: []Node{node(1), node(1)}}); !errors.Is(err, ErrConflict) {
+	twice := bootstrapCmd(1)
+	twice.Nodes = append(twice.Nodes, node(1))
+	if _, err := Apply(&Map{}, twice); !errors.Is(err, ErrConflict) {
 		t.Errorf("Bootstrap listing a node twice = %v; want ErrConflict", err)
+	}
+	short := bootstrapCmd(3)
+	short.Replicas = short.Replicas[:7]
+	if _, err := Apply(&Map{}, short); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Bootstrap with 7 replica sets for 8 shards = %v; want ErrInvalid", err)
 	}
 }
 
 // TestRemoveNodeDropsItsMoves: a removed node's move goes with it.
 func TestRemoveNodeDropsItsMoves(t *testing.T) {
-	m := bootstrapped(t, 3)
-	m = mustApply(t, m, &Command{Op: OpStartMove, Move: &Move{Shard: 2, Kind: "add-learner", Node: "n3"}})
-	m = mustApply(t, m, &Command{Op: OpRemoveNode, NodeID: "n3"})
+	m := bootstrapped(t, 4)
+	m = mustApply(t, m, &Command{Op: OpStartMove, Move: &Move{Shard: 2, Kind: "add-learner", Node: "n4"}})
+	m = mustApply(t, m, &Command{Op: OpRemoveNode, NodeID: "n4"})
 	if _, ok := m.Move(2); ok {
 		t.Errorf("a move to the removed node n3 is still recorded")
 	}
@@ -189,7 +216,7 @@ func TestRandomCommands(t *testing.T) {
 
 func randomCommand(r *rand.Rand) *Command {
 	id := fmt.Sprintf("n%d", r.IntN(8))
-	switch r.IntN(7) {
+	switch r.IntN(8) {
 	case 0:
 		n := node(r.IntN(8))
 		if r.IntN(4) == 0 {
@@ -207,12 +234,18 @@ func randomCommand(r *rand.Rand) *Command {
 			return &Command{Op: OpRemoveNode, NodeID: id}
 		}
 		return &Command{Op: OpEndMove, Shard: r.IntN(10)}
+	case 6:
+		var set []Replica
+		for _, i := range r.Perm(8)[:1+r.IntN(4)] {
+			set = append(set, Replica{Node: fmt.Sprintf("n%d", i), Voter: r.IntN(3) > 0})
+		}
+		return &Command{Op: OpSetReplicas, Shard: r.IntN(10), Replicas: [][]Replica{set}}
 	case 3:
 		return &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: int64(r.IntN(3)) << 20}}
 	case 4, 5:
 		return &Command{Op: OpStartMove, Move: &Move{Shard: r.IntN(10), Kind: "add-learner", Node: id}}
 	default:
-		return &Command{Op: OpBootstrap, Shards: 1 + r.IntN(8), KeyVnodes: 64, Nodes: []Node{node(r.IntN(8))}}
+		return bootstrapCmd(1 + r.IntN(3))
 	}
 }
 
