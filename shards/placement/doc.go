@@ -58,11 +58,12 @@ gives the shard's one step:
  5. The leader's node is draining: TransferLeader to an Alive, non-draining
     voter, the target's first. Leadership leaves before the replica can.
 
-A shard is in motion when it has a learner or more than R voters: a move
-is under way (copying data, or a promoted replica whose old one is still
-there). A replica lost to a dead node does not by itself put a shard in
-motion, or the lost replicas of one node would take every slot and no move
-could start. Steps of shards in motion are never held back by the limit:
+A shard is in motion when it has a learner or more than R voters, and a
+live majority: a move is under way (copying data, or a promoted replica
+whose old one is still there). A replica lost to a dead node does not by
+itself put a shard in motion, or the lost replicas of one node would take
+every slot and no move could start; nor does a learner of a shard without a
+quorum, which copies nothing and would hold its slot for good. Steps of shards in motion are never held back by the limit:
 finishing a move is what frees its slot.
 
 So a replacement goes add learner → (catch up) → promote → transfer

@@ -206,7 +206,9 @@ func (p *planner) decide(i int, sh Shard, target ring.ShardReplicas) (decision, 
 		}
 	}
 	d := decision{
-		inMotion:  learners > 0 || voters > p.replicas,
+		// A shard without a quorum moves nothing and never will by itself:
+		// it holds no slot, or a few of them would stop every move.
+		inMotion:  (learners > 0 || voters > p.replicas) && live >= majority(voters),
 		tolerance: live - majority(voters),
 		class:     classRebalance,
 	}

@@ -235,6 +235,7 @@ type Result struct {
 	// eligible it has no Shards.
 	Target ring.Placement
 	// InMotion counts the shards in motion in the input State: with a
-	// learner, or with more voters than Options.Replicas.
+	// learner, or with more voters than Options.Replicas, and a live
+	// majority (a shard without one cannot move).
 	InMotion int
 }
