@@ -18,7 +18,7 @@ import (
 // Replay one randomized run: go test ./shards/placement -run TestConverge -seed N -runs 1.
 var (
 	seedFlag = flag.Uint64("seed", 0, "seed of the first run of TestConverge and TestChurn (0: WISP_SEED, else the clock)")
-	runsFlag = flag.Int("runs", 0, "runs of TestConverge and TestChurn (0: 400, 40 with -short)")
+	runsFlag = flag.Int("runs", 0, "runs of TestConverge and TestChurn (0: 150, 40 with -short)")
 )
 
 // runSeeds returns the seeds of the runs, consecutive from -seed, WISP_SEED
@@ -39,7 +39,7 @@ func runSeeds(t *testing.T) []uint64 {
 	}
 	runs := *runsFlag
 	if runs == 0 {
-		runs = 400
+		runs = 150
 		if testing.Short() {
 			runs = 40
 		}
@@ -230,6 +230,14 @@ func TestConverge(t *testing.T) {
 func converge(seed uint64) (convergeRun, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	s, o := randomCluster(rng)
+	return settle(rng, s, o)
+}
+
+// settle runs the simulation from s with its nodes fixed until Plan has
+// nothing to do, and checks what TestConverge lists. Suspect nodes turn
+// alive after 1 to 4 ticks.
+func settle(rng *rand.Rand, s State, o Options) (convergeRun, error) {
+	s = cloneState(s)
 	initial := cloneState(s)
 	suspectTicks := 0
 	for _, n := range s.Nodes {
@@ -338,6 +346,9 @@ func converge(seed uint64) (convergeRun, error) {
 // checkConverged asserts the end state of a run with fixed nodes.
 func checkConverged(initial, s State, o Options, res Result, noQuorum map[int]bool) error {
 	nodes := nodeMap(s.Nodes)
+	if res.InMotion != 0 || len(res.Queued) != 0 || res.Done() != (len(noQuorum) == 0) {
+		return fmt.Errorf("no steps, but %d shards in motion, %v queued, Done() = %v", res.InMotion, res.Queued, res.Done())
+	}
 	for _, st := range res.Stuck {
 		if !st.NoQuorum || !noQuorum[st.Shard] {
 			return fmt.Errorf("%v: stuck at the end", st)

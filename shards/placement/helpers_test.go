@@ -218,6 +218,14 @@ func checkSteps(s State, o Options, res Result) error {
 	if started > 0 && started > max-inMotion {
 		return fmt.Errorf("%d moves started with %d of %d shards in motion", started, inMotion, max)
 	}
+	for _, i := range res.Queued {
+		if seen[i] {
+			return fmt.Errorf("shard %d queued and given a step", i)
+		}
+	}
+	if len(res.Queued) > 0 && inMotion+started < max {
+		return fmt.Errorf("shards %v queued with %d+%d of %d shards in motion", res.Queued, inMotion, started, max)
+	}
 	return nil
 }
 

@@ -91,7 +91,8 @@ func Plan(s State, o Options) (Result, error) {
 	for _, d := range decisions {
 		if d.step.Kind == AddLearner && !d.inMotion {
 			if slots <= 0 {
-				continue // queued: a later tick starts it
+				res.Queued = append(res.Queued, d.step.Shard) // a later tick starts it
+				continue
 			}
 			slots--
 		}
@@ -327,7 +328,7 @@ func (p *planner) decide(i int, sh Shard, target ring.ShardReplicas) (decision, 
 				wait = fmt.Sprintf("target node %s is %v", id, n.Health)
 				continue
 			}
-			return step(AddLearner, id, "target%s", p.leaving(view, voters, len(target.Replicas)))
+			return step(AddLearner, id, "in the target; %s", p.leaving(view, voters, len(target.Replicas)))
 		}
 	}
 
@@ -397,7 +398,7 @@ func (p *planner) leaving(view []member, voters, want int) string {
 	for _, m := range view {
 		if !m.Learner && !m.inTarget {
 			if b.Len() == 0 {
-				b.WriteString("; replaces ")
+				b.WriteString("replaces ")
 			} else {
 				b.WriteString(", ")
 			}
@@ -405,7 +406,7 @@ func (p *planner) leaving(view []member, voters, want int) string {
 		}
 	}
 	if b.Len() == 0 {
-		fmt.Fprintf(&b, "; %d of %d voters", voters, want)
+		fmt.Fprintf(&b, "%d of %d voters", voters, want)
 	}
 	return b.String()
 }

@@ -234,8 +234,19 @@ type Result struct {
 	// eligible nodes (alive or suspect, not draining). When no node is
 	// eligible it has no Shards.
 	Target ring.Placement
+	// Queued lists, by shard index, the shards whose next step is a new
+	// move that waits for a slot (MaxConcurrentMoves).
+	Queued []int
 	// InMotion counts the shards in motion in the input State: with a
 	// learner, or with more voters than Options.Replicas, and a live
 	// majority (a shard without one cannot move).
 	InMotion int
+}
+
+// Done reports whether no shard needs anything: no steps, nothing stuck or
+// queued, and no shard in motion. No steps alone is not enough: a shard
+// whose learner is catching up gets none. Done is what `wisp cluster ready`
+// waits for; it holds with draining replicas kept for want of other nodes.
+func (r Result) Done() bool {
+	return len(r.Steps) == 0 && len(r.Stuck) == 0 && len(r.Queued) == 0 && r.InMotion == 0
 }
