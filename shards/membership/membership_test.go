@@ -218,7 +218,7 @@ func TestCluster(t *testing.T) {
 	t.Run("UpdateMeta", func(t *testing.T) {
 		n3 := nodes[2]
 		meta := n3.Meta()
-		meta.MemoryUsedBytes, meta.MemoryBudgetBytes, meta.Draining = 5<<20, 64<<20, true
+		meta.MemoryUsedBytes, meta.MemoryBudgetBytes, meta.Draining, meta.Bootstrapped = 5<<20, 64<<20, true, true
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := n3.UpdateMeta(ctx, meta); err != nil {

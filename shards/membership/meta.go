@@ -16,9 +16,10 @@ package membership
 //	string   Build              at most 64 bytes of printable ASCII, no space, may be empty
 //	uvarint  MemoryUsedBytes
 //	uvarint  MemoryBudgetBytes  0: no budget
-//	uvarint  flags              bit 0 Draining, bit 1 Leaving; other bits are
-//	                            ignored (left for later flags, so an older node
-//	                            still accepts a newer one that sets them)
+//	uvarint  flags              bit 0 Draining, bit 1 Leaving, bit 2
+//	                            Bootstrapped; other bits are ignored (left for
+//	                            later flags, so an older node still accepts a
+//	                            newer one that sets them)
 //
 // where a string is its length as a uvarint, then that many bytes. A decoder
 // checks each length against the field's bound before taking the bytes, and
@@ -68,8 +69,9 @@ const _ = uint(memberlist.MetaMaxSize - metaSizeMax)
 
 // Flag bits of the encoding.
 const (
-	flagDraining = 1 << 0
-	flagLeaving  = 1 << 1
+	flagDraining     = 1 << 0
+	flagLeaving      = 1 << 1
+	flagBootstrapped = 1 << 2
 )
 
 // ErrMalformedMeta is wrapped by every error decoding gossiped metadata: it is
@@ -103,6 +105,10 @@ type Meta struct {
 	MemoryBudgetBytes uint64
 	// Draining says the node is being emptied of replicas; it keeps serving.
 	Draining bool
+	// Bootstrapped says the node has a cluster map: it bootstrapped a
+	// cluster or was added to one. Nodes start without, and those that
+	// gossip it false count toward `wispd start --bootstrap-expect`.
+	Bootstrapped bool
 	// Leaving is set by Leave before the node leaves the cluster, so peers
 	// can tell a graceful leave from a failure. UpdateMeta keeps the value
 	// the node has; a caller cannot set it.
@@ -277,6 +283,9 @@ func appendMeta(b []byte, m *Meta) []byte {
 	if m.Leaving {
 		flags |= flagLeaving
 	}
+	if m.Bootstrapped {
+		flags |= flagBootstrapped
+	}
 	return binary.AppendUvarint(b, flags)
 }
 
@@ -318,6 +327,7 @@ func decodeMeta(b []byte) (Meta, error) {
 	flags := r.uvarint("flags")
 	m.Draining = flags&flagDraining != 0
 	m.Leaving = flags&flagLeaving != 0
+	m.Bootstrapped = flags&flagBootstrapped != 0
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
 	}

@@ -37,6 +37,7 @@ func largestMeta() Meta {
 		MemoryBudgetBytes: ^uint64(0),
 		Draining:          true,
 		Leaving:           true,
+		Bootstrapped:      true,
 	}
 }
 
@@ -70,6 +71,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		largestMeta(),
 		{NodeID: "a", APIURL: "https://[::1]:1/", RaftAddr: "[2001:db8::1]:7080"},
 		{NodeID: "node-1.eu_2", APIURL: "http://wisp-1.example.com:8080", RaftAddr: "wisp-1.example.com:7080", Leaving: true},
+		{NodeID: "b", APIURL: "http://10.0.0.1:8080", RaftAddr: "10.0.0.1:7080", Bootstrapped: true},
 	} {
 		b, err := encodeMeta(&m)
 		if err != nil {
