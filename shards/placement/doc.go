@@ -13,7 +13,10 @@ AddNonvoter, AddVoter, RemoveServer and LeadershipTransferToServer. Steps
 are "next actions" in a reconcile loop, like Kubernetes controllers, TiKV
 PD's operators and Consul's autopilot: a step that fails or is still under
 way is simply planned again from the next State, so the executor keeps no
-plan of its own beyond the steps in flight.
+plan of its own. It keeps one thing: the steps in flight, at most one per
+shard, since a State taken before a step commits gets the same step again.
+Result.Done says when nothing is left to do (what `wisp cluster ready`
+waits for).
 
 # Target
 
@@ -44,7 +47,7 @@ gives the shard's one step:
     promoted) or |V|-1 ≥ R; a live voter (rebalanced away or draining) only
     if |V|-1 ≥ R, so a drain never takes a shard below R voters. Never if
     alive voters would fall below a majority of |V|-1. Dead before live,
-    then by node ID, the leader last; if the one to remove is the leader,
+    the leader last, then by node ID; if the one to remove is the leader,
     the step is a TransferLeader to an Alive, non-draining voter of T (the
     target's preferred leader if it qualifies) instead, and the removal comes
     on a later tick. Why transfer first: hashicorp/raft lets a leader
@@ -56,7 +59,8 @@ gives the shard's one step:
     when the shard is not in motion, and Plan starts one only while fewer
     than Options.MaxConcurrentMoves shards are in motion.
  5. The leader's node is draining: TransferLeader to an Alive, non-draining
-    voter, the target's first. Leadership leaves before the replica can.
+    voter: the target's preferred leader, else the first in the target's
+    ring order, else any. Leadership leaves before the replica can.
 
 A shard is in motion when it has a learner or more than R voters, and a
 live majority: a move is under way (copying data, or a promoted replica
@@ -70,9 +74,13 @@ So a replacement goes add learner → (catch up) → promote → transfer
 leadership if needed → remove the old voter, make before break: with
 voters {A,B,C} and C dead, D is added and promoted ({A,B,C,D}, 3 of 4 live,
 quorum 3), then C is removed ({A,B,D}). Removing dead C first ({A,B}, then
-add and promote D) would have the same fault tolerance, but the rule that
-the removal waits for the replacement serves both dead and live voters, and
-a 4-voter configuration keeps the old replica if it was only partitioned.
+add and promote D) would tolerate no more failures (both need every
+remaining live voter), and the one rule "remove once the replacement is a
+voter" serves dead, draining and rebalanced voters alike. The cost: {A,B,C,D}
+needs D for a quorum, so D must be caught up when promoted, which the
+executor's CaughtUp decides. A dead voter whose shard already has every
+target node as a voter (a short target: fewer eligible nodes than R) goes
+at once: nothing will replace it.
 
 Steps are ordered: shards with a voter on a dead node or fewer live voters
 than |T| first (fewest failures from losing their quorum first), then
@@ -99,9 +107,10 @@ Each is asserted by the tests named.
     (shard, node) of the target that held no replica, each once; no replica
     is added and later removed (TestConverge).
   - Stability: a shard whose voters are its target and that has no learner
-    gets no step, except a leader transfer off a draining node; a node that
-    comes back before it was replaced keeps its replicas (TestPlanSteps).
+    gets no step (checked on every step of TestConverge and TestChurn); a
+    node that comes back before it was replaced keeps its replicas, and a
+    learner added to replace it is removed (TestPlanSteps, TestChurn).
   - Determinism: shuffling the nodes and members does not change the Result
-    (TestConverge).
+    (TestConverge, every tick).
 */
 package placement

@@ -171,6 +171,9 @@ func checkSteps(s State, o Options, res Result) error {
 		}
 		sh := s.Shards[st.Shard]
 		c := countOf(nodes, sh)
+		if len(res.Target.Shards) > 0 && c.learners == 0 && sameSet(sh.Members, res.Target.Shards[st.Shard].Replicas) {
+			return fmt.Errorf("%v: the shard is its target", st)
+		}
 		if c.live < c.voters/2+1 {
 			return fmt.Errorf("%v: shard has %d of %d voters live", st, c.live, c.voters)
 		}
@@ -252,4 +255,17 @@ func cloneState(s State) State {
 		c.Shards[i].Members = slices.Clone(c.Shards[i].Members)
 	}
 	return c
+}
+
+// sameSet reports whether members are exactly the nodes ids.
+func sameSet(members []Member, ids []string) bool {
+	if len(members) != len(ids) {
+		return false
+	}
+	for _, m := range members {
+		if !slices.Contains(ids, m.Node) {
+			return false
+		}
+	}
+	return true
 }

@@ -225,6 +225,9 @@ func (p *planner) decide(i int, sh Shard, target ring.ShardReplicas) (decision, 
 		return d, nil
 	}
 
+	if voters == 0 {
+		return stuck(true, "no voters")
+	}
 	if live < majority(voters) {
 		return stuck(true, "no quorum: %d of %d voters live (%s)", live, voters, p.down(view))
 	}
@@ -310,7 +313,7 @@ func (p *planner) decide(i int, sh Shard, target ring.ShardReplicas) (decision, 
 			return step(RemoveReplica, m.Node, "%s, %d voters remain", why, voters-1)
 		}
 		if to := p.successor(view, leader, target, true); to >= 0 {
-			return step(TransferLeader, view[to].Node, "leader %v is to be removed (%s)", m, why)
+			return step(TransferLeader, view[to].Node, "leader %s is to be removed (%s)", m.Node, why)
 		}
 		// No voter in the target can lead yet: add one first (rule 4).
 		if learners == 0 {

@@ -187,7 +187,7 @@ func (k Kind) String() string {
 // State (or a later one), so an executor may drop a step and rely on the
 // next Plan.
 type Step struct {
-	Kind  Kind
+	Kind  Kind   // never zero in a Result
 	Shard int    // index in State.Shards
 	Node  string // the node added, promoted or removed, or the new leader
 	// Reason says why, for status display ("replaces n3 (dead)"). Not
@@ -195,7 +195,7 @@ type Step struct {
 	Reason string
 }
 
-// String formats the step for logs: "shard 3: promote n5 (caught up)".
+// String formats the step for logs: "shard 3: promote n5 (learner caught up)".
 func (s Step) String() string {
 	return fmt.Sprintf("shard %d: %v %s (%s)", s.Shard, s.Kind, s.Node, s.Reason)
 }
