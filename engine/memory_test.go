@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -131,5 +132,51 @@ func TestMemoryCalibration(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLargeValuesOwnTheirMemory applies large values the way a replica
+// receives them, several to a decoded Raft entry (a pack), then deletes
+// three keys in four, as eviction would, and drops the entries: the heap
+// must hold what MemoryUsed counts, not the entries a surviving key was
+// decoded from (issue 9: decoded values alias their entry).
+func TestLargeValuesOwnTheirMemory(t *testing.T) {
+	const (
+		keys       = 1024
+		perPack    = 8
+		valueBytes = 64 << 10
+	)
+	value := bytes.Repeat([]byte{'v'}, valueBytes)
+	before := heapAlloc()
+	e := New()
+	for i := 0; i < keys; i += perPack {
+		cmds := make([]*Command, perPack)
+		for j := range cmds {
+			cmds[j] = &Command{NowUnixMs: testNow, Mutations: []Mutation{{Op: OpPut, Key: fmt.Appendf(nil, "k%05d", i+j), Value: value}}}
+		}
+		decoded, err := DecodePack(AppendPack(nil, cmds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range e.ApplyPacked(uint64(i/perPack+1), decoded) {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	del := Command{NowUnixMs: testNow}
+	for i := range keys {
+		if i%4 != 0 {
+			del.Mutations = append(del.Mutations, Mutation{Op: OpDelete, Key: fmt.Appendf(nil, "k%05d", i)})
+		}
+	}
+	applyAll(t, e, del)
+	heap := int64(heapAlloc() - before)
+	used := e.MemoryUsed()
+	runtime.KeepAlive(e)
+	ratio := float64(heap) / float64(used)
+	t.Logf("MemoryUsed %d, heap growth %d: ratio %.3f", used, heap, ratio)
+	if ratio > 1.15 {
+		t.Errorf("the heap grew by %.2f times MemoryUsed; want at most 1.15", ratio)
 	}
 }

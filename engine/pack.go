@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // A pack is one Raft log entry holding several independent commands, so a
@@ -28,8 +29,16 @@ const (
 )
 
 // AppendPack appends the pack encoding of cmds to dst and returns the
-// extended buffer.
+// extended buffer. It grows dst at most once, to exactly the size needed:
+// the buffer becomes a Raft log entry, which raftlog.Cache bounds by
+// capacity, so slack would be memory held and not counted.
 func AppendPack(dst []byte, cmds []*Command) []byte {
+	n := 1 + uvarintLen(uint64(len(cmds)))
+	for _, c := range cmds {
+		size := encodedSize(c)
+		n += uvarintLen(uint64(size)) + size
+	}
+	dst = slices.Grow(dst, n)
 	dst = append(dst, packFormat)
 	dst = binary.AppendUvarint(dst, uint64(len(cmds)))
 	for _, c := range cmds {
