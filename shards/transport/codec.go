@@ -94,10 +94,18 @@ package transport
 //
 // Decoding allocates only for AppendEntriesRequest's entries: one array of
 // Logs and one of pointers into it, sized after checking that the payload is
-// long enough to hold that many entries. Byte fields (Data, Extensions, the
-// header's ID and Addr, the deprecated fields) are sub-slices of the payload,
-// capped so that appending to one cannot overwrite the next; the caller must
-// not reuse the payload buffer while the message is in use.
+// long enough to hold that many entries, and one buffer per entry for its
+// Data and Extensions. Every other byte field (the header's ID and Addr, the
+// deprecated fields) is a sub-slice of the payload, capped so that appending
+// to one cannot overwrite the next; the caller must not reuse the payload
+// buffer while the message is in use.
+//
+// Why copy the entries' bytes: hashicorp/raft keeps the entries it stores
+// (raftlog.Cache serves recent ones from memory), and an entry that aliased
+// its payload would keep the whole payload alive, every other entry of the
+// append with it, as long as it stays cached: a cache bounded in bytes would
+// then not bound memory (issue 9). The copy is one allocation and a memmove
+// per entry, small beside the entry's fsync and apply.
 
 import (
 	"encoding/binary"
@@ -465,7 +473,9 @@ func (r *msgReader) header(h *raft.RPCHeader) {
 
 // entries reads AppendEntriesRequest's entry count and entries. It allocates
 // two slices, one of Logs and one of pointers into it, rather than one Log per
-// entry; and only once the count has been checked against the bytes left.
+// entry, and only once the count has been checked against the bytes left;
+// then one buffer per entry that holds its Data and Extensions, which own
+// their memory instead of aliasing the payload (see the package comment).
 func (r *msgReader) entries() []*raft.Log {
 	n := r.uvarint("Entries")
 	if r.err != nil || n == 0 {
@@ -482,8 +492,7 @@ func (r *msgReader) entries() []*raft.Log {
 		l.Index = r.uvarint("Index")
 		l.Term = r.uvarint("Term")
 		l.Type = raft.LogType(r.u8("Type"))
-		l.Data = r.bytes("Data")
-		l.Extensions = r.bytes("Extensions")
+		l.Data, l.Extensions = ownBytes(r.bytes("Data"), r.bytes("Extensions"))
 		if nanos := r.varint("AppendedAt"); nanos != 0 {
 			l.AppendedAt = time.Unix(0, nanos)
 		}
@@ -494,4 +503,23 @@ func (r *msgReader) entries() []*raft.Log {
 		ptrs[i] = l
 	}
 	return ptrs
+}
+
+// ownBytes copies data and ext, sub-slices of a payload, into one new
+// buffer and returns the copies, each capped at its length; empty stays nil.
+func ownBytes(data, ext []byte) ([]byte, []byte) {
+	if len(data)+len(ext) == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, len(data)+len(ext))
+	n := copy(buf, data)
+	copy(buf[n:], ext)
+	var d, e []byte
+	if len(data) > 0 {
+		d = buf[:n:n]
+	}
+	if len(ext) > 0 {
+		e = buf[n:]
+	}
+	return d, e
 }

@@ -475,14 +475,15 @@ func TestDecodeHugeCountDoesNotAllocate(t *testing.T) {
 }
 
 // TestDecodeAllocs checks the hot path's allocation budget: a decoded
-// AppendEntriesRequest costs two allocations however many entries it has,
-// and the other messages none.
+// AppendEntriesRequest costs two allocations plus one per entry (its own
+// Data and Extensions), and the other messages none.
 func TestDecodeAllocs(t *testing.T) {
 	req := codecBenchRequest()
 	enc := appendAppendEntriesRequest(nil, req)
 	var m raft.AppendEntriesRequest
-	if n := testing.AllocsPerRun(100, func() { _ = decodeAppendEntriesRequest(enc, &m) }); n != 2 {
-		t.Errorf("decodeAppendEntriesRequest: %.0f allocs; want 2", n)
+	want := float64(2 + len(req.Entries))
+	if n := testing.AllocsPerRun(100, func() { _ = decodeAppendEntriesRequest(enc, &m) }); n != want {
+		t.Errorf("decodeAppendEntriesRequest: %.0f allocs; want %.0f", n, want)
 	}
 	buf := make([]byte, 0, 4096)
 	if n := testing.AllocsPerRun(100, func() { buf = appendAppendEntriesRequest(buf[:0], req) }); n != 0 {
@@ -506,6 +507,28 @@ func TestCodecDecodedSlicesAreCapped(t *testing.T) {
 	_ = append(m.Entries[0].Data, bytes.Repeat([]byte{0xee}, 64)...)
 	_ = append(m.ID, bytes.Repeat([]byte{0xee}, 64)...)
 	checkCodecEqual(t, codecBenchRequest(), &m)
+}
+
+// TestCodecEntriesOwnTheirBytes checks that decoded entries do not alias
+// the payload: hashicorp/raft keeps entries cached after the payload is
+// done with, and an entry must not keep the payload alive (issue 9).
+func TestCodecEntriesOwnTheirBytes(t *testing.T) {
+	req := codecBenchRequest()
+	req.Entries[1].Extensions = []byte("ext")
+	enc := appendAppendEntriesRequest(nil, req)
+	var m raft.AppendEntriesRequest
+	if err := decodeAppendEntriesRequest(enc, &m); err != nil {
+		t.Fatal(err)
+	}
+	// The payload buffer, reused (the header's ID and Addr alias it).
+	clear(enc)
+	_ = append(m.Entries[1].Data, bytes.Repeat([]byte{0xee}, 64)...) // capped: cannot reach Extensions
+	for i, l := range m.Entries {
+		w := req.Entries[i]
+		if !bytes.Equal(l.Data, w.Data) || !bytes.Equal(l.Extensions, w.Extensions) {
+			t.Errorf("entry %d after the payload was cleared: Data %q, Extensions %q; want %q, %q", i, l.Data, l.Extensions, w.Data, w.Extensions)
+		}
+	}
 }
 
 // TestCodecMsgpackBaseline checks that the msgpack half of
