@@ -98,6 +98,20 @@ lets the commit in flight finish and answers its callers with its outcome.
     goroutine, one at a time; its compaction (a prefix DeleteRange from the
     snapshot goroutine) may run alongside and commutes with appends.
 
+# Cache
+
+Cache is a raft.LogStore in front of a group's log that serves recent
+entries from memory (a leader reads each one back to replicate it, a
+follower to apply it), bounded in entries and in bytes: hashicorp/raft's
+LogCache bounds only the count, so 1,024 entries of 64 KiB values kept
+64 MiB per group outside any memory budget (issue 9). It keeps the newest
+contiguous run of entries that fits both bounds, counting each entry's Data
+and Extensions capacity plus 128 bytes; an entry over the byte bound is not
+cached; entries that do not follow the run (a truncation, a gap) replace
+it; DeleteRange drops what it covers. It holds the *raft.Log it was given,
+so that Log's bytes must be its own (raftgroup's packs and the transport's
+decoded entries are).
+
 # The stable store must be durable before the log
 
 hashicorp/raft persists its current term and vote in the StableStore before
