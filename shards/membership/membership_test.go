@@ -753,3 +753,52 @@ func TestTimingBounds(t *testing.T) {
 		t.Errorf("zero Timing's DeadWithin = %v; want LANTiming's %v", got, want)
 	}
 }
+
+// TestRestartNewAddr: a node restarted under its id on another gossip
+// address is taken back at once after a graceful Leave; after a crash only
+// once memberlist has forgotten the dead node (GossipToTheDeadTime, then a
+// push/pull), as Timing.GossipToTheDeadTime says.
+func TestRestartNewAddr(t *testing.T) {
+	logs := newLogSink(t)
+	timing := FastTiming()
+	timing.GossipToTheDeadTime = time.Second
+	timing.PushPullInterval = time.Second
+	start := func(id string, join ...string) *testNode {
+		cfg := testConfig(logs, id, join...)
+		cfg.Timing = timing
+		return startNode(t, cfg)
+	}
+	seed := start("n1")
+	for _, graceful := range []bool{true, false} {
+		n2 := start("n2", seed.Addr())
+		waitFor(t, 5*time.Second, "n1 sees n2", func() error { return sees(seed, []*testNode{n2}, StatusAlive) })
+		if graceful {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := n2.Leave(ctx); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			n2.Close()
+		} else {
+			n2.Close()
+			waitFor(t, timing.DeadWithin(2), "n1 sees n2 dead", func() error { return sees(seed, []*testNode{n2}, StatusDead) })
+		}
+		again := start("n2", seed.Addr()) // port 0: another address
+		bound := 2 * time.Second
+		if !graceful {
+			bound = timing.GossipToTheDeadTime + timing.PushPullInterval + timing.DeadWithin(2)
+		}
+		began := time.Now()
+		waitFor(t, bound, "n1 sees n2 alive at its new address", func() error {
+			return sees(seed, []*testNode{again}, StatusAlive)
+		})
+		t.Logf("graceful %v: n1 took n2 back at its new address after %v", graceful, time.Since(began).Round(time.Millisecond))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := again.Leave(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		again.Close()
+		waitFor(t, 2*time.Second, "n1 sees n2 left", func() error { return sees(seed, []*testNode{again}, StatusLeft) })
+	}
+}
