@@ -60,12 +60,6 @@ const mib = 1 << 20
 // Set WISP_HEAP_PROFILE to a file name to write a heap profile at the end
 // (go tool pprof -sample_index=inuse_space -top FILE).
 func TestHeapWithinBudget(t *testing.T) {
-	// Issue 9: raftgroup still keeps recent entries in hashicorp/raft's
-	// LogCache, bounded only in count (1,024 per group), which holds every
-	// value this test writes. Remove this skip together with the switch to
-	// raftlog.NewCache in shards/raftgroup/group.go.
-	t.Skip("issue 9: needs shards/raftgroup/group.go to use raftlog.NewCache")
-
 	const (
 		budget              = 16 * mib // per node
 		heapOverheadPerNode = 8 * mib

@@ -16,6 +16,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/shards/raftlog"
 )
 
 // Sentinel errors callers branch on.
@@ -180,9 +181,16 @@ type Group struct {
 // maxPool is the number of idle connections kept per peer by the transport.
 const maxPool = 4
 
-// logCacheEntries is how many recent log entries are kept in memory for
-// replication (at 256-byte commands, about 300 KiB).
-const logCacheEntries = 1024
+// logCacheEntries and logCacheBytes bound the recent log entries kept in
+// memory for replication (raftlog.Cache): 1,024 entries of 256-byte
+// commands (about 400 KiB), or 1 MiB of bigger ones, one full pack
+// (maxPackBytes). Bounded in bytes too, because each group's cache is
+// memory outside the data budget: 64 KiB values would make 1,024 entries
+// 64 MiB per group (issue 9).
+const (
+	logCacheEntries = 1024
+	logCacheBytes   = 1 << 20
+)
 
 // TransportTimeout bounds one transport I/O operation: a dial, a write, a
 // call's wait for its answer.
@@ -308,11 +316,7 @@ func Open(cfg Config) (*Group, error) {
 	}
 	// The leader reads recent entries back to replicate them; serve those
 	// from memory instead of bolt.
-	logs, err := raft.NewLogCache(logCacheEntries, logStore)
-	if err != nil {
-		g.closeStores()
-		return nil, fmt.Errorf("raftgroup %s: log cache: %w", cfg.NodeID, err)
-	}
+	logs := raftlog.NewCache(logStore, logCacheEntries, logCacheBytes)
 	r, err := raft.NewRaft(rc, measuredFSM{g.fsm, &g.metrics}, logs, stable, snaps, transport)
 	if err != nil {
 		g.closeStores()
