@@ -62,13 +62,14 @@ func (b *balancer) run() {
 // once1 hands over up to maxHandOffsPerTick misplaced leaderships.
 func (b *balancer) once1() {
 	n := b.n
+	v := n.view()
 	now := time.Now()
 	done := 0
 	for _, sh := range n.hosted {
 		if done == maxHandOffsPerTick {
 			return
 		}
-		want := n.place.Shards[sh.id].Leader
+		want := v.place.Shards[sh.id].Leader
 		if want == n.cfg.ID || !sh.group.IsLeader() || now.Before(b.skipTil[sh.id]) {
 			continue
 		}
@@ -77,7 +78,7 @@ func (b *balancer) once1() {
 			return
 		default:
 		}
-		if err := sh.group.TransferLeadership(want, n.peers[want].RaftAddr); err != nil {
+		if err := sh.group.TransferLeadership(want, v.peers[want].RaftAddr); err != nil {
 			n.log.Debug("leadership hand-off failed; backing off", "shard", sh.id, "to", want, "err", err)
 			b.skipTil[sh.id] = now.Add(balanceBackoff)
 			continue

@@ -101,7 +101,7 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 		}
 	}
 	resp := connect.NewResponse(out)
-	resp.Header().Set(epochHeader, n.epochText)
+	resp.Header().Set(epochHeader, n.view().epochText)
 	return resp, nil
 }
 

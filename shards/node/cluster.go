@@ -27,6 +27,7 @@ const statusPeerTimeout = time.Second
 // for theirs (concurrently, each bounded by statusPeerTimeout).
 func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1.StatusRequest]) (*connect.Response[wispv1.StatusResponse], error) {
 	n := s.n
+	v := n.view()
 	local := n.localStatus()
 	if req.Msg.LocalOnly {
 		return connect.NewResponse(local), nil
@@ -38,7 +39,7 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		reports = map[string]*wispv1.StatusResponse{n.cfg.ID: local}
 		errs    = map[string]error{}
 	)
-	for id, p := range n.peers {
+	for id, p := range v.peers {
 		if id == n.cfg.ID {
 			continue
 		}
@@ -60,8 +61,8 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 	}
 	wg.Wait()
 
-	ids := make([]string, 0, len(n.peers))
-	for id := range n.peers {
+	ids := make([]string, 0, len(v.peers))
+	for id := range v.peers {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
@@ -70,7 +71,7 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		shards[id] = &wispv1.ShardStatus{Id: uint32(id)}
 	}
 	for _, id := range ids {
-		p := n.peers[id]
+		p := v.peers[id]
 		ns := &wispv1.NodeStatus{Id: id, Url: p.URL, RaftAddr: p.RaftAddr, Reachable: errs[id] == nil}
 		if err := errs[id]; err != nil {
 			ns.Error = connect.CodeOf(err).String() + ": " + errMessage(err)
@@ -80,12 +81,12 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		if !ok {
 			// Report what the placement puts on it, marked unreachable,
 			// rather than leaving the node and its replicas out.
-			for _, l := range n.place.Nodes {
+			for _, l := range v.place.Nodes {
 				if l.ID == id {
 					ns.Replicas = uint32(l.Replicas)
 				}
 			}
-			for s, sr := range n.place.Shards {
+			for s, sr := range v.place.Shards {
 				if slices.Contains(sr.Replicas, id) {
 					shards[s].Replicas = append(shards[s].Replicas, &wispv1.ReplicaStatus{NodeId: id, State: ReplicaUnreachable, Voter: true})
 				}
@@ -174,20 +175,21 @@ func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wisp
 		s.n.learnLeaders(ctx)
 	}
 	resp := connect.NewResponse(s.n.shardMap())
-	resp.Header().Set(epochHeader, s.n.epochText)
+	resp.Header().Set(epochHeader, s.n.view().epochText)
 	return resp, nil
 }
 
 func (n *Node) shardMap() *wispv1.ShardMapResponse {
+	v := n.view()
 	m := &wispv1.ShardMapResponse{
-		Epoch: n.epoch, ShardCount: uint32(n.cfg.Shards), KeyVnodes: uint32(n.cfg.KeyVnodes),
-		ReplicationFactor: uint32(min(ReplicationFactor, len(n.peers))),
+		Epoch: v.epoch, ShardCount: uint32(n.cfg.Shards), KeyVnodes: uint32(n.cfg.KeyVnodes),
+		ReplicationFactor: uint32(min(ReplicationFactor, len(v.peers))),
 	}
-	for _, l := range n.place.Nodes {
-		p := n.peers[l.ID]
+	for _, l := range v.place.Nodes {
+		p := v.peers[l.ID]
 		m.Nodes = append(m.Nodes, &wispv1.ShardMapNode{Id: p.ID, Url: p.URL, Zone: p.Zone})
 	}
-	for id, sr := range n.place.Shards {
+	for id, sr := range v.place.Shards {
 		m.Shards = append(m.Shards, &wispv1.ShardPlacement{
 			Id: uint32(id), Replicas: sr.Replicas, LeaderId: n.leaderOf(id), PreferredLeaderId: sr.Leader,
 		})
@@ -199,8 +201,9 @@ func (n *Node) shardMap() *wispv1.ShardMapResponse {
 // hosts nor knows a leader of: one ShardMap call per peer that hosts such a
 // shard, concurrently, each bounded by statusPeerTimeout.
 func (n *Node) learnLeaders(ctx context.Context) {
+	v := n.view()
 	ask := map[string]bool{}
-	for id, sr := range n.place.Shards {
+	for id, sr := range v.place.Shards {
 		if n.shards[id] == nil && n.known.get(id) == "" {
 			for _, r := range sr.Replicas {
 				ask[r] = true
@@ -214,14 +217,14 @@ func (n *Node) learnLeaders(ctx context.Context) {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
 			defer cancel()
-			r, err := n.fwd.cluster(n.peers[id].URL).ShardMap(cctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
+			r, err := n.fwd.cluster(v.peers[id].URL).ShardMap(cctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
 			if err != nil {
 				return
 			}
 			for _, sh := range r.Msg.Shards {
 				s := int(sh.Id)
-				if s < len(n.shards) && n.shards[s] == nil && sh.LeaderId != "" && slices.Contains(n.place.Shards[s].Replicas, id) {
-					if _, ok := n.peers[sh.LeaderId]; ok {
+				if s < len(n.shards) && n.shards[s] == nil && sh.LeaderId != "" && slices.Contains(v.place.Shards[s].Replicas, id) {
+					if _, ok := v.peers[sh.LeaderId]; ok {
 						n.known.set(s, sh.LeaderId)
 					}
 				}

@@ -84,7 +84,8 @@ func preconditionError(pe *engine.PreconditionError) error {
 // stop retrying soon (a shard without a quorum elects no leader however
 // long they wait).
 func (n *Node) noLeaderError(ctx context.Context, shard int, waited time.Duration) error {
-	replicas := n.place.Shards[shard].Replicas
+	v := n.view()
+	replicas := v.place.Shards[shard].Replicas
 	reachable := n.reachable(ctx, replicas)
 	quorum := len(replicas)/2 + 1
 	var msg string
@@ -108,6 +109,7 @@ func (n *Node) noLeaderError(ctx context.Context, shard int, waited time.Duratio
 // reachable counts the nodes among ids that answer on their API port within
 // reachTimeout (this node counts without asking).
 func (n *Node) reachable(ctx context.Context, ids []string) int {
+	v := n.view()
 	ctx, cancel := context.WithTimeout(ctx, reachTimeout)
 	defer cancel()
 	var count atomic.Int32
@@ -120,7 +122,7 @@ func (n *Node) reachable(ctx context.Context, ids []string) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peers[id].URL+"/healthz", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.peers[id].URL+"/healthz", nil)
 			if err != nil {
 				return
 			}
@@ -142,8 +144,9 @@ const reachTimeout = 300 * time.Millisecond
 // notLeaderError is UNAVAILABLE with a LeaderHint naming the shard's leader
 // when this node knows it.
 func (n *Node) notLeaderError(shard int) error {
+	v := n.view()
 	id := n.leaderOf(shard)
-	p, ok := n.peers[id]
+	p, ok := v.peers[id]
 	if id == "" || !ok || id == n.cfg.ID {
 		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("no leader for shard %d right now (election in progress); retry", shard))
 	}

@@ -90,7 +90,7 @@ func (n *Node) shardBudget(nodeBudget int64) int64 {
 		return 0
 	}
 	most := 1
-	for _, l := range n.place.Nodes {
+	for _, l := range n.view().place.Nodes {
 		most = max(most, l.Replicas)
 	}
 	return max(1, nodeBudget/int64(most))

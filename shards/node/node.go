@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -30,15 +30,11 @@ type Node struct {
 	self   Peer
 	limits Limits
 	log    *slog.Logger
-	peers  map[string]Peer // by id; read-only after Open
 
-	// The two rings (docs/ARCHITECTURE.md): keys to shards, shards to nodes.
-	keys  *ring.KeyRing
-	place ring.Placement
-	epoch uint64 // hash of the layout: see shardMap
-	// epochText is epoch in decimal, the Wisp-Epoch header's value, made
-	// once rather than on every response.
-	epochText string
+	// keys is the key ring (docs/ARCHITECTURE.md): keys to shards. Fixed.
+	keys *ring.KeyRing
+	// views holds the current view: members, placement, epoch.
+	views atomic.Pointer[view]
 
 	mux     *transport.Mux // the node's one Raft port
 	hub     *transport.Hub // its groups' batched RPCs; nil with RaftNetPerGroup
@@ -96,21 +92,14 @@ func Open(cfg Config) (*Node, error) {
 		self:   self,
 		limits: cfg.Limits.withDefaults(),
 		log:    cfg.Logger.With("node", cfg.ID),
-		peers:  make(map[string]Peer, len(cfg.Peers)),
 		shards: make([]*shard, cfg.Shards),
 		keys:   ring.NewKeyRing(cfg.Shards, cfg.KeyVnodes),
 	}
-	members := make([]ring.Node, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		n.peers[p.ID] = p
-		members = append(members, ring.Node{ID: p.ID, Zone: p.Zone})
-	}
-	n.place, err = ring.Place(cfg.Shards, members, min(ReplicationFactor, len(members)))
+	v, err := newView(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("node %s: place shards: %w", cfg.ID, err)
+		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
-	n.epoch = layoutEpoch(cfg, n.place)
-	n.epochText = strconv.FormatUint(n.epoch, 10)
+	n.views.Store(v)
 	n.known.init(cfg.Shards)
 	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes, cfg.Peers); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
@@ -144,7 +133,8 @@ func (n *Node) openReplicas() error {
 		}
 	}
 	hosting := 0
-	for _, l := range n.place.Nodes {
+	v := n.view()
+	for _, l := range v.place.Nodes {
 		if l.ID == n.cfg.ID {
 			hosting = l.Replicas
 		}
@@ -167,11 +157,11 @@ func (n *Node) openReplicas() error {
 		// time makes the others wait and pack into the next entry.
 		inflight = 1
 	}
-	for id, sr := range n.place.Shards {
+	for id, sr := range v.place.Shards {
 		var voters []raftgroup.Peer
 		hosted := false
 		for _, r := range sr.Replicas {
-			voters = append(voters, raftgroup.Peer{ID: r, Addr: n.peers[r].RaftAddr})
+			voters = append(voters, raftgroup.Peer{ID: r, Addr: v.peers[r].RaftAddr})
 			hosted = hosted || r == n.cfg.ID
 		}
 		if !hosted {
@@ -282,7 +272,7 @@ func (n *Node) Shard(id int) *raftgroup.Group {
 func (n *Node) ShardOf(key []byte) int { return n.keys.Shard(key) }
 
 // Placement returns where the shards' replicas live.
-func (n *Node) Placement() ring.Placement { return n.place }
+func (n *Node) Placement() ring.Placement { return n.view().place }
 
 // Handler returns the node's HTTP handler: the Connect services (with gRPC
 // reflection and health), /healthz and, when the node keeps its own

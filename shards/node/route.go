@@ -76,7 +76,7 @@ func serve[Req, Res any](
 			res, err := local(sh)
 			if err == nil {
 				resp := connect.NewResponse(res)
-				resp.Header().Set(epochHeader, n.epochText)
+				resp.Header().Set(epochHeader, n.view().epochText)
 				return resp, nil
 			}
 			if !errors.Is(err, raftgroup.ErrNotLeader) || forwarded || attempt > maxServeAttempts {
@@ -107,13 +107,13 @@ func serve[Req, Res any](
 		n.metrics.forwarded.Inc()
 		fr := connect.NewRequest(req.Msg)
 		fr.Header().Set(shardHeader, strconv.Itoa(id))
-		resp, ferr := remote(ctx, n.peers[target].URL, fr)
+		resp, ferr := remote(ctx, n.view().peers[target].URL, fr)
 		switch {
 		case ferr == nil:
 			n.known.set(id, target)
 			// Tell the client where the leader is, so it can go there next.
-			resp.Header().Set(leaderHeader, n.peers[target].URL)
-			resp.Header().Set(epochHeader, n.epochText)
+			resp.Header().Set(leaderHeader, n.view().peers[target].URL)
+			resp.Header().Set(epochHeader, n.view().epochText)
 			return resp, nil
 		case connect.IsWireError(ferr):
 			hint, ok := leaderHint(ferr)
@@ -123,7 +123,7 @@ func serve[Req, Res any](
 			// target is not the leader (nothing was proposed): go where it
 			// points, or wait out the election it reports.
 			n.known.forget(id, target)
-			if _, known := n.peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
+			if _, known := n.view().peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
 				n.known.set(id, hint.NodeId)
 				avoid, hinted = target, hint.NodeId
 				if attempt >= maxServeAttempts {
@@ -192,10 +192,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // leader, else the other replicas in turn; never avoid unless nothing else
 // is left.
 func (n *Node) remoteTarget(id int, avoid string, attempt int) string {
+	v := n.view()
 	if l := n.known.get(id); l != "" && l != avoid {
 		return l
 	}
-	p := n.place.Shards[id]
+	p := v.place.Shards[id]
 	if attempt == 1 && p.Leader != avoid {
 		return p.Leader
 	}
@@ -227,10 +228,11 @@ const leaderWait = 2 * time.Second
 // (and ctx) while none is known or the known one is not: "" if none
 // appeared.
 func (n *Node) awaitLeader(ctx context.Context, sh *shard, not string) string {
+	v := n.view()
 	deadline := time.Now().Add(leaderWait)
 	for {
 		if id, _ := sh.group.Leader(); id != "" && id != not {
-			if _, ok := n.peers[id]; ok {
+			if _, ok := v.peers[id]; ok {
 				return id
 			}
 		}

@@ -56,7 +56,7 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 		}
 	}
 	resp := connect.NewResponse(n.mergePages(pages, limit, m.KeysOnly))
-	resp.Header().Set(epochHeader, n.epochText)
+	resp.Header().Set(epochHeader, n.view().epochText)
 	return resp, nil
 }
 
