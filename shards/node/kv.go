@@ -27,16 +27,9 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 		return nil, err
 	}
 	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, true, func(sh *shard) (*wispv1.GetResponse, error) {
-		resp := &wispv1.GetResponse{}
+		var resp *wispv1.GetResponse
 		now := sh.group.NowUnixMs()
-		err := readReplica(ctx, sh, level, func(e *engine.Engine) {
-			if it, ok := e.Get(m.Key, now); ok {
-				resp.Found, resp.Value, resp.Version, resp.ExpiresAtUnixMs = true, it.Value, it.Version, it.ExpiresAtUnixMs
-				if it.ExpiresAtUnixMs != 0 {
-					resp.TtlMs = it.ExpiresAtUnixMs - now
-				}
-			}
-		})
+		err := readReplica(ctx, sh, level, func(e *engine.Engine) { resp = getResponse(e, m.Key, now) })
 		return resp, err
 	}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetRequest]) (*connect.Response[wispv1.GetResponse], error) {
 		return s.n.fwd.kv(url).Get(ctx, r)

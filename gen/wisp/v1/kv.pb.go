@@ -9,6 +9,7 @@ package wispv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1472,11 +1473,507 @@ func (x *NoLeader) GetWaitedMs() uint32 {
 	return 0
 }
 
+type GetManyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// keys to read, at most 1,000; a key may appear more than once.
+	Keys          [][]byte    `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Consistency   Consistency `protobuf:"varint,2,opt,name=consistency,proto3,enum=wisp.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetManyRequest) Reset() {
+	*x = GetManyRequest{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetManyRequest) ProtoMessage() {}
+
+func (x *GetManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetManyRequest.ProtoReflect.Descriptor instead.
+func (*GetManyRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetManyRequest) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GetManyRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+type GetManyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// items holds one entry per requested key, in request order.
+	Items         []*GetResponse `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetManyResponse) Reset() {
+	*x = GetManyResponse{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetManyResponse) ProtoMessage() {}
+
+func (x *GetManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetManyResponse.ProtoReflect.Descriptor instead.
+func (*GetManyResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetManyResponse) GetItems() []*GetResponse {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+type PipelineRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ops to run, at most 1,000.
+	Ops           []*PipelineOp `protobuf:"bytes,1,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineRequest) Reset() {
+	*x = PipelineRequest{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineRequest) ProtoMessage() {}
+
+func (x *PipelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineRequest.ProtoReflect.Descriptor instead.
+func (*PipelineRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *PipelineRequest) GetOps() []*PipelineOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type PipelineOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Op:
+	//
+	//	*PipelineOp_Get
+	//	*PipelineOp_Put
+	//	*PipelineOp_Delete
+	//	*PipelineOp_Increment
+	Op            isPipelineOp_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineOp) Reset() {
+	*x = PipelineOp{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineOp) ProtoMessage() {}
+
+func (x *PipelineOp) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineOp.ProtoReflect.Descriptor instead.
+func (*PipelineOp) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PipelineOp) GetOp() isPipelineOp_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetPut() *PutRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetDelete() *DeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *PipelineOp) GetIncrement() *IncrementRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipelineOp_Increment); ok {
+			return x.Increment
+		}
+	}
+	return nil
+}
+
+type isPipelineOp_Op interface {
+	isPipelineOp_Op()
+}
+
+type PipelineOp_Get struct {
+	Get *GetRequest `protobuf:"bytes,1,opt,name=get,proto3,oneof"`
+}
+
+type PipelineOp_Put struct {
+	Put *PutRequest `protobuf:"bytes,2,opt,name=put,proto3,oneof"`
+}
+
+type PipelineOp_Delete struct {
+	Delete *DeleteRequest `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type PipelineOp_Increment struct {
+	Increment *IncrementRequest `protobuf:"bytes,4,opt,name=increment,proto3,oneof"`
+}
+
+func (*PipelineOp_Get) isPipelineOp_Op() {}
+
+func (*PipelineOp_Put) isPipelineOp_Op() {}
+
+func (*PipelineOp_Delete) isPipelineOp_Op() {}
+
+func (*PipelineOp_Increment) isPipelineOp_Op() {}
+
+type PipelineResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results holds one entry per op, in request order.
+	Results       []*PipelineResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineResponse) Reset() {
+	*x = PipelineResponse{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineResponse) ProtoMessage() {}
+
+func (x *PipelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineResponse.ProtoReflect.Descriptor instead.
+func (*PipelineResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PipelineResponse) GetResults() []*PipelineResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type PipelineResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*PipelineResult_Get
+	//	*PipelineResult_Put
+	//	*PipelineResult_Delete
+	//	*PipelineResult_Increment
+	//	*PipelineResult_Error
+	Result        isPipelineResult_Result `protobuf_oneof:"result"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipelineResult) Reset() {
+	*x = PipelineResult{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipelineResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipelineResult) ProtoMessage() {}
+
+func (x *PipelineResult) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipelineResult.ProtoReflect.Descriptor instead.
+func (*PipelineResult) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PipelineResult) GetResult() isPipelineResult_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PipelineResult_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetPut() *PutResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PipelineResult_Put); ok {
+			return x.Put
+		}
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetDelete() *DeleteResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PipelineResult_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetIncrement() *IncrementResponse {
+	if x != nil {
+		if x, ok := x.Result.(*PipelineResult_Increment); ok {
+			return x.Increment
+		}
+	}
+	return nil
+}
+
+func (x *PipelineResult) GetError() *OpError {
+	if x != nil {
+		if x, ok := x.Result.(*PipelineResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isPipelineResult_Result interface {
+	isPipelineResult_Result()
+}
+
+type PipelineResult_Get struct {
+	Get *GetResponse `protobuf:"bytes,1,opt,name=get,proto3,oneof"`
+}
+
+type PipelineResult_Put struct {
+	Put *PutResponse `protobuf:"bytes,2,opt,name=put,proto3,oneof"`
+}
+
+type PipelineResult_Delete struct {
+	Delete *DeleteResponse `protobuf:"bytes,3,opt,name=delete,proto3,oneof"`
+}
+
+type PipelineResult_Increment struct {
+	Increment *IncrementResponse `protobuf:"bytes,4,opt,name=increment,proto3,oneof"`
+}
+
+type PipelineResult_Error struct {
+	// error is the op's failure, as its own call would have failed.
+	Error *OpError `protobuf:"bytes,5,opt,name=error,proto3,oneof"`
+}
+
+func (*PipelineResult_Get) isPipelineResult_Result() {}
+
+func (*PipelineResult_Put) isPipelineResult_Result() {}
+
+func (*PipelineResult_Delete) isPipelineResult_Result() {}
+
+func (*PipelineResult_Increment) isPipelineResult_Result() {}
+
+func (*PipelineResult_Error) isPipelineResult_Result() {}
+
+// OpError is one operation's failure inside a Pipeline: the Connect code
+// (as its number), the message and the error details (LeaderHint,
+// PreconditionFailure, NoLeader) its own call would have carried.
+type OpError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Details       []*anypb.Any           `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpError) Reset() {
+	*x = OpError{}
+	mi := &file_wisp_v1_kv_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpError) ProtoMessage() {}
+
+func (x *OpError) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_kv_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpError.ProtoReflect.Descriptor instead.
+func (*OpError) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_kv_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *OpError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *OpError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *OpError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 var File_wisp_v1_kv_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\n" +
-	"\x10wisp/v1/kv.proto\x12\awisp.v1\"V\n" +
+	"\x10wisp/v1/kv.proto\x12\awisp.v1\x1a\x19google/protobuf/any.proto\"V\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x126\n" +
@@ -1569,11 +2066,38 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x1a\n" +
 	"\breplicas\x18\x02 \x01(\rR\breplicas\x12-\n" +
 	"\x12replicas_reachable\x18\x03 \x01(\rR\x11replicasReachable\x12\x1b\n" +
-	"\twaited_ms\x18\x04 \x01(\rR\bwaitedMs*_\n" +
+	"\twaited_ms\x18\x04 \x01(\rR\bwaitedMs\"\\\n" +
+	"\x0eGetManyRequest\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x126\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x14.wisp.v1.ConsistencyR\vconsistency\"=\n" +
+	"\x0fGetManyResponse\x12*\n" +
+	"\x05items\x18\x01 \x03(\v2\x14.wisp.v1.GetResponseR\x05items\"8\n" +
+	"\x0fPipelineRequest\x12%\n" +
+	"\x03ops\x18\x01 \x03(\v2\x13.wisp.v1.PipelineOpR\x03ops\"\xd1\x01\n" +
+	"\n" +
+	"PipelineOp\x12'\n" +
+	"\x03get\x18\x01 \x01(\v2\x13.wisp.v1.GetRequestH\x00R\x03get\x12'\n" +
+	"\x03put\x18\x02 \x01(\v2\x13.wisp.v1.PutRequestH\x00R\x03put\x120\n" +
+	"\x06delete\x18\x03 \x01(\v2\x16.wisp.v1.DeleteRequestH\x00R\x06delete\x129\n" +
+	"\tincrement\x18\x04 \x01(\v2\x19.wisp.v1.IncrementRequestH\x00R\tincrementB\x04\n" +
+	"\x02op\"E\n" +
+	"\x10PipelineResponse\x121\n" +
+	"\aresults\x18\x01 \x03(\v2\x17.wisp.v1.PipelineResultR\aresults\"\x87\x02\n" +
+	"\x0ePipelineResult\x12(\n" +
+	"\x03get\x18\x01 \x01(\v2\x14.wisp.v1.GetResponseH\x00R\x03get\x12(\n" +
+	"\x03put\x18\x02 \x01(\v2\x14.wisp.v1.PutResponseH\x00R\x03put\x121\n" +
+	"\x06delete\x18\x03 \x01(\v2\x17.wisp.v1.DeleteResponseH\x00R\x06delete\x12:\n" +
+	"\tincrement\x18\x04 \x01(\v2\x1a.wisp.v1.IncrementResponseH\x00R\tincrement\x12(\n" +
+	"\x05error\x18\x05 \x01(\v2\x10.wisp.v1.OpErrorH\x00R\x05errorB\b\n" +
+	"\x06result\"g\n" +
+	"\aOpError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x01\x12\x15\n" +
-	"\x11CONSISTENCY_STALE\x10\x022\xea\x03\n" +
+	"\x11CONSISTENCY_STALE\x10\x022\xf0\x04\n" +
 	"\tKVService\x125\n" +
 	"\x03Get\x12\x13.wisp.v1.GetRequest\x1a\x14.wisp.v1.GetResponse\"\x03\x90\x02\x01\x122\n" +
 	"\x03Put\x12\x13.wisp.v1.PutRequest\x1a\x14.wisp.v1.PutResponse\"\x00\x12;\n" +
@@ -1582,7 +2106,9 @@ const file_wisp_v1_kv_proto_rawDesc = "" +
 	"\x04Scan\x12\x14.wisp.v1.ScanRequest\x1a\x15.wisp.v1.ScanResponse\"\x03\x90\x02\x01\x12;\n" +
 	"\x06Expire\x12\x16.wisp.v1.ExpireRequest\x1a\x17.wisp.v1.ExpireResponse\"\x00\x12>\n" +
 	"\aPersist\x12\x17.wisp.v1.PersistRequest\x1a\x18.wisp.v1.PersistResponse\"\x00\x128\n" +
-	"\x05Batch\x12\x15.wisp.v1.BatchRequest\x1a\x16.wisp.v1.BatchResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
+	"\x05Batch\x12\x15.wisp.v1.BatchRequest\x1a\x16.wisp.v1.BatchResponse\"\x00\x12A\n" +
+	"\aGetMany\x12\x17.wisp.v1.GetManyRequest\x1a\x18.wisp.v1.GetManyResponse\"\x03\x90\x02\x01\x12A\n" +
+	"\bPipeline\x12\x18.wisp.v1.PipelineRequest\x1a\x19.wisp.v1.PipelineResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
 	file_wisp_v1_kv_proto_rawDescOnce sync.Once
@@ -1597,7 +2123,7 @@ func file_wisp_v1_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_wisp_v1_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_wisp_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_wisp_v1_kv_proto_goTypes = []any{
 	(Consistency)(0),            // 0: wisp.v1.Consistency
 	(*GetRequest)(nil),          // 1: wisp.v1.GetRequest
@@ -1622,6 +2148,14 @@ var file_wisp_v1_kv_proto_goTypes = []any{
 	(*PreconditionFailure)(nil), // 20: wisp.v1.PreconditionFailure
 	(*LeaderHint)(nil),          // 21: wisp.v1.LeaderHint
 	(*NoLeader)(nil),            // 22: wisp.v1.NoLeader
+	(*GetManyRequest)(nil),      // 23: wisp.v1.GetManyRequest
+	(*GetManyResponse)(nil),     // 24: wisp.v1.GetManyResponse
+	(*PipelineRequest)(nil),     // 25: wisp.v1.PipelineRequest
+	(*PipelineOp)(nil),          // 26: wisp.v1.PipelineOp
+	(*PipelineResponse)(nil),    // 27: wisp.v1.PipelineResponse
+	(*PipelineResult)(nil),      // 28: wisp.v1.PipelineResult
+	(*OpError)(nil),             // 29: wisp.v1.OpError
+	(*anypb.Any)(nil),           // 30: google.protobuf.Any
 }
 var file_wisp_v1_kv_proto_depIdxs = []int32{
 	0,  // 0: wisp.v1.GetRequest.consistency:type_name -> wisp.v1.Consistency
@@ -1635,27 +2169,45 @@ var file_wisp_v1_kv_proto_depIdxs = []int32{
 	4,  // 8: wisp.v1.BatchResult.put:type_name -> wisp.v1.PutResponse
 	6,  // 9: wisp.v1.BatchResult.delete:type_name -> wisp.v1.DeleteResponse
 	8,  // 10: wisp.v1.BatchResult.increment:type_name -> wisp.v1.IncrementResponse
-	1,  // 11: wisp.v1.KVService.Get:input_type -> wisp.v1.GetRequest
-	3,  // 12: wisp.v1.KVService.Put:input_type -> wisp.v1.PutRequest
-	5,  // 13: wisp.v1.KVService.Delete:input_type -> wisp.v1.DeleteRequest
-	7,  // 14: wisp.v1.KVService.Increment:input_type -> wisp.v1.IncrementRequest
-	13, // 15: wisp.v1.KVService.Scan:input_type -> wisp.v1.ScanRequest
-	9,  // 16: wisp.v1.KVService.Expire:input_type -> wisp.v1.ExpireRequest
-	11, // 17: wisp.v1.KVService.Persist:input_type -> wisp.v1.PersistRequest
-	16, // 18: wisp.v1.KVService.Batch:input_type -> wisp.v1.BatchRequest
-	2,  // 19: wisp.v1.KVService.Get:output_type -> wisp.v1.GetResponse
-	4,  // 20: wisp.v1.KVService.Put:output_type -> wisp.v1.PutResponse
-	6,  // 21: wisp.v1.KVService.Delete:output_type -> wisp.v1.DeleteResponse
-	8,  // 22: wisp.v1.KVService.Increment:output_type -> wisp.v1.IncrementResponse
-	14, // 23: wisp.v1.KVService.Scan:output_type -> wisp.v1.ScanResponse
-	10, // 24: wisp.v1.KVService.Expire:output_type -> wisp.v1.ExpireResponse
-	12, // 25: wisp.v1.KVService.Persist:output_type -> wisp.v1.PersistResponse
-	18, // 26: wisp.v1.KVService.Batch:output_type -> wisp.v1.BatchResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	0,  // 11: wisp.v1.GetManyRequest.consistency:type_name -> wisp.v1.Consistency
+	2,  // 12: wisp.v1.GetManyResponse.items:type_name -> wisp.v1.GetResponse
+	26, // 13: wisp.v1.PipelineRequest.ops:type_name -> wisp.v1.PipelineOp
+	1,  // 14: wisp.v1.PipelineOp.get:type_name -> wisp.v1.GetRequest
+	3,  // 15: wisp.v1.PipelineOp.put:type_name -> wisp.v1.PutRequest
+	5,  // 16: wisp.v1.PipelineOp.delete:type_name -> wisp.v1.DeleteRequest
+	7,  // 17: wisp.v1.PipelineOp.increment:type_name -> wisp.v1.IncrementRequest
+	28, // 18: wisp.v1.PipelineResponse.results:type_name -> wisp.v1.PipelineResult
+	2,  // 19: wisp.v1.PipelineResult.get:type_name -> wisp.v1.GetResponse
+	4,  // 20: wisp.v1.PipelineResult.put:type_name -> wisp.v1.PutResponse
+	6,  // 21: wisp.v1.PipelineResult.delete:type_name -> wisp.v1.DeleteResponse
+	8,  // 22: wisp.v1.PipelineResult.increment:type_name -> wisp.v1.IncrementResponse
+	29, // 23: wisp.v1.PipelineResult.error:type_name -> wisp.v1.OpError
+	30, // 24: wisp.v1.OpError.details:type_name -> google.protobuf.Any
+	1,  // 25: wisp.v1.KVService.Get:input_type -> wisp.v1.GetRequest
+	3,  // 26: wisp.v1.KVService.Put:input_type -> wisp.v1.PutRequest
+	5,  // 27: wisp.v1.KVService.Delete:input_type -> wisp.v1.DeleteRequest
+	7,  // 28: wisp.v1.KVService.Increment:input_type -> wisp.v1.IncrementRequest
+	13, // 29: wisp.v1.KVService.Scan:input_type -> wisp.v1.ScanRequest
+	9,  // 30: wisp.v1.KVService.Expire:input_type -> wisp.v1.ExpireRequest
+	11, // 31: wisp.v1.KVService.Persist:input_type -> wisp.v1.PersistRequest
+	16, // 32: wisp.v1.KVService.Batch:input_type -> wisp.v1.BatchRequest
+	23, // 33: wisp.v1.KVService.GetMany:input_type -> wisp.v1.GetManyRequest
+	25, // 34: wisp.v1.KVService.Pipeline:input_type -> wisp.v1.PipelineRequest
+	2,  // 35: wisp.v1.KVService.Get:output_type -> wisp.v1.GetResponse
+	4,  // 36: wisp.v1.KVService.Put:output_type -> wisp.v1.PutResponse
+	6,  // 37: wisp.v1.KVService.Delete:output_type -> wisp.v1.DeleteResponse
+	8,  // 38: wisp.v1.KVService.Increment:output_type -> wisp.v1.IncrementResponse
+	14, // 39: wisp.v1.KVService.Scan:output_type -> wisp.v1.ScanResponse
+	10, // 40: wisp.v1.KVService.Expire:output_type -> wisp.v1.ExpireResponse
+	12, // 41: wisp.v1.KVService.Persist:output_type -> wisp.v1.PersistResponse
+	18, // 42: wisp.v1.KVService.Batch:output_type -> wisp.v1.BatchResponse
+	24, // 43: wisp.v1.KVService.GetMany:output_type -> wisp.v1.GetManyResponse
+	27, // 44: wisp.v1.KVService.Pipeline:output_type -> wisp.v1.PipelineResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_kv_proto_init() }
@@ -1673,13 +2225,26 @@ func file_wisp_v1_kv_proto_init() {
 		(*BatchResult_Delete)(nil),
 		(*BatchResult_Increment)(nil),
 	}
+	file_wisp_v1_kv_proto_msgTypes[25].OneofWrappers = []any{
+		(*PipelineOp_Get)(nil),
+		(*PipelineOp_Put)(nil),
+		(*PipelineOp_Delete)(nil),
+		(*PipelineOp_Increment)(nil),
+	}
+	file_wisp_v1_kv_proto_msgTypes[27].OneofWrappers = []any{
+		(*PipelineResult_Get)(nil),
+		(*PipelineResult_Put)(nil),
+		(*PipelineResult_Delete)(nil),
+		(*PipelineResult_Increment)(nil),
+		(*PipelineResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_kv_proto_rawDesc), len(file_wisp_v1_kv_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -49,6 +49,10 @@ const (
 	KVServicePersistProcedure = "/wisp.v1.KVService/Persist"
 	// KVServiceBatchProcedure is the fully-qualified name of the KVService's Batch RPC.
 	KVServiceBatchProcedure = "/wisp.v1.KVService/Batch"
+	// KVServiceGetManyProcedure is the fully-qualified name of the KVService's GetMany RPC.
+	KVServiceGetManyProcedure = "/wisp.v1.KVService/GetMany"
+	// KVServicePipelineProcedure is the fully-qualified name of the KVService's Pipeline RPC.
+	KVServicePipelineProcedure = "/wisp.v1.KVService/Pipeline"
 )
 
 // KVServiceClient is a client for the wisp.v1.KVService service.
@@ -75,6 +79,18 @@ type KVServiceClient interface {
 	// part fails, the call returns its error (PreconditionFailure.op_index
 	// counts in the whole batch) and the other parts may have been applied.
 	Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error)
+	// GetMany reads several keys at one consistency level. Each shard's keys
+	// are read together, with one read index per shard for a linearizable
+	// read; the items come back in the order of the keys.
+	GetMany(context.Context, *connect.Request[v1.GetManyRequest]) (*connect.Response[v1.GetManyResponse], error)
+	// Pipeline runs independent operations in one call. Unlike Batch, each
+	// succeeds or fails on its own, with its own result or error, as if it
+	// had been its own call; the operations are concurrent with each other
+	// (no order among them), so a client puts in one Pipeline only
+	// operations it could have issued at the same moment. The server packs
+	// the writes into shared Raft entries and lets the linearizable reads
+	// share a read index. The Go client's auto-pipelining sends this.
+	Pipeline(context.Context, *connect.Request[v1.PipelineRequest]) (*connect.Response[v1.PipelineResponse], error)
 }
 
 // NewKVServiceClient constructs a client for the wisp.v1.KVService service. By default, it uses the
@@ -138,6 +154,19 @@ func NewKVServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...c
 			connect.WithSchema(kVServiceMethods.ByName("Batch")),
 			connect.WithClientOptions(opts...),
 		),
+		getMany: connect.NewClient[v1.GetManyRequest, v1.GetManyResponse](
+			httpClient,
+			baseURL+KVServiceGetManyProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("GetMany")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		pipeline: connect.NewClient[v1.PipelineRequest, v1.PipelineResponse](
+			httpClient,
+			baseURL+KVServicePipelineProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("Pipeline")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -151,6 +180,8 @@ type kVServiceClient struct {
 	expire    *connect.Client[v1.ExpireRequest, v1.ExpireResponse]
 	persist   *connect.Client[v1.PersistRequest, v1.PersistResponse]
 	batch     *connect.Client[v1.BatchRequest, v1.BatchResponse]
+	getMany   *connect.Client[v1.GetManyRequest, v1.GetManyResponse]
+	pipeline  *connect.Client[v1.PipelineRequest, v1.PipelineResponse]
 }
 
 // Get calls wisp.v1.KVService.Get.
@@ -193,6 +224,16 @@ func (c *kVServiceClient) Batch(ctx context.Context, req *connect.Request[v1.Bat
 	return c.batch.CallUnary(ctx, req)
 }
 
+// GetMany calls wisp.v1.KVService.GetMany.
+func (c *kVServiceClient) GetMany(ctx context.Context, req *connect.Request[v1.GetManyRequest]) (*connect.Response[v1.GetManyResponse], error) {
+	return c.getMany.CallUnary(ctx, req)
+}
+
+// Pipeline calls wisp.v1.KVService.Pipeline.
+func (c *kVServiceClient) Pipeline(ctx context.Context, req *connect.Request[v1.PipelineRequest]) (*connect.Response[v1.PipelineResponse], error) {
+	return c.pipeline.CallUnary(ctx, req)
+}
+
 // KVServiceHandler is an implementation of the wisp.v1.KVService service.
 type KVServiceHandler interface {
 	// Get reads one key.
@@ -217,6 +258,18 @@ type KVServiceHandler interface {
 	// part fails, the call returns its error (PreconditionFailure.op_index
 	// counts in the whole batch) and the other parts may have been applied.
 	Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error)
+	// GetMany reads several keys at one consistency level. Each shard's keys
+	// are read together, with one read index per shard for a linearizable
+	// read; the items come back in the order of the keys.
+	GetMany(context.Context, *connect.Request[v1.GetManyRequest]) (*connect.Response[v1.GetManyResponse], error)
+	// Pipeline runs independent operations in one call. Unlike Batch, each
+	// succeeds or fails on its own, with its own result or error, as if it
+	// had been its own call; the operations are concurrent with each other
+	// (no order among them), so a client puts in one Pipeline only
+	// operations it could have issued at the same moment. The server packs
+	// the writes into shared Raft entries and lets the linearizable reads
+	// share a read index. The Go client's auto-pipelining sends this.
+	Pipeline(context.Context, *connect.Request[v1.PipelineRequest]) (*connect.Response[v1.PipelineResponse], error)
 }
 
 // NewKVServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -276,6 +329,19 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 		connect.WithSchema(kVServiceMethods.ByName("Batch")),
 		connect.WithHandlerOptions(opts...),
 	)
+	kVServiceGetManyHandler := connect.NewUnaryHandler(
+		KVServiceGetManyProcedure,
+		svc.GetMany,
+		connect.WithSchema(kVServiceMethods.ByName("GetMany")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	kVServicePipelineHandler := connect.NewUnaryHandler(
+		KVServicePipelineProcedure,
+		svc.Pipeline,
+		connect.WithSchema(kVServiceMethods.ByName("Pipeline")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.v1.KVService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case KVServiceGetProcedure:
@@ -294,6 +360,10 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 			kVServicePersistHandler.ServeHTTP(w, r)
 		case KVServiceBatchProcedure:
 			kVServiceBatchHandler.ServeHTTP(w, r)
+		case KVServiceGetManyProcedure:
+			kVServiceGetManyHandler.ServeHTTP(w, r)
+		case KVServicePipelineProcedure:
+			kVServicePipelineHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -333,4 +403,12 @@ func (UnimplementedKVServiceHandler) Persist(context.Context, *connect.Request[v
 
 func (UnimplementedKVServiceHandler) Batch(context.Context, *connect.Request[v1.BatchRequest]) (*connect.Response[v1.BatchResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.Batch is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) GetMany(context.Context, *connect.Request[v1.GetManyRequest]) (*connect.Response[v1.GetManyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.GetMany is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) Pipeline(context.Context, *connect.Request[v1.PipelineRequest]) (*connect.Response[v1.PipelineResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.KVService.Pipeline is not implemented"))
 }
