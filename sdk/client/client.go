@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type Client struct {
 	backoffMax     time.Duration // in (0, backoffMaxLimit]
 	timeout        time.Duration // 0: none
 	routing        bool          // send single-key calls to their shard's leader
+	autoPipeline   bool          // queue calls past pipelineInflight into Pipeline RPCs
+	// pipelineInflight is the RPCs in flight per endpoint before calls queue
+	// (maxInflightCalls; tests lower it).
+	pipelineInflight int
 
 	// preferred is where unrouted calls go first.
 	// Invariant: preferred is non-nil.
@@ -76,6 +81,7 @@ type endpoint struct {
 	url     string
 	kv      wispv1connect.KVServiceClient
 	cluster wispv1connect.ClusterServiceClient
+	pipe    *pipeliner // nil with auto-pipelining off
 }
 
 // New returns a Client for the cluster reachable at baseURL, such as
@@ -92,13 +98,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{
-		baseURL:        base,
-		maxAttempts:    cfg.maxAttempts,
-		backoffInitial: cfg.backoffInitial,
-		backoffMax:     cfg.backoffMax,
-		timeout:        max(cfg.timeout, 0),
-		routing:        !cfg.routingOff,
-		endpoints:      make(map[string]*endpoint),
+		baseURL:          base,
+		maxAttempts:      cfg.maxAttempts,
+		backoffInitial:   cfg.backoffInitial,
+		backoffMax:       cfg.backoffMax,
+		timeout:          max(cfg.timeout, 0),
+		routing:          !cfg.routingOff,
+		autoPipeline:     !cfg.pipelineOff,
+		pipelineInflight: cmp.Or(cfg.pipelineInflight, maxInflightCalls),
+		endpoints:        make(map[string]*endpoint),
 	}
 	switch cfg.protocol {
 	case ProtocolConnect:
@@ -174,11 +182,15 @@ func normalizeURL(s string) (string, error) {
 }
 
 func (c *Client) newEndpoint(u string) *endpoint {
-	return &endpoint{
+	ep := &endpoint{
 		url:     u,
 		kv:      wispv1connect.NewKVServiceClient(c.httpClient, u, c.connectOpts...),
 		cluster: wispv1connect.NewClusterServiceClient(c.httpClient, u, c.connectOpts...),
 	}
+	if c.autoPipeline {
+		ep.pipe = &pipeliner{kv: ep.kv, maxInflight: c.pipelineInflight}
+	}
+	return ep
 }
 
 // current returns the preferred endpoint.
@@ -333,7 +345,8 @@ func invoke[T any](ctx context.Context, c *Client, class retryClass, key []byte,
 			// ctx ended this attempt; say what the ones before it met.
 			return res, attempt, fmt.Errorf("%w (last error: %v)", err, prev)
 		}
-		wire := connect.IsWireError(cerr)
+		var sent *serverError // an op's error inside a Pipeline: the server's own answer
+		wire := connect.IsWireError(cerr) || errors.As(err, &sent)
 		// A refused connection sent nothing: any call may retry it.
 		unsent := !wire && isDialError(cerr)
 		if !wire && isTransportError(ctx, cerr) {

@@ -81,11 +81,7 @@ func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (*w
 	defer cancel()
 	req := &wispv1.GetRequest{Key: []byte(key), Consistency: consistency}
 	res, attempts, err := invoke(ctx, c, readCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.GetResponse, error) {
-		r, err := ep.kv.Get(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+		return ep.get(ctx, req)
 	})
 	if err != nil {
 		return nil, wrapError(op, key, attempts, err)
@@ -106,11 +102,7 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, opts ...Writ
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.PutResponse, error) {
-		r, err := ep.kv.Put(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+		return ep.put(ctx, req)
 	})
 	if err != nil {
 		return 0, wrapError(op, key, attempts, err)
@@ -131,11 +123,7 @@ func (c *Client) Delete(ctx context.Context, key string, opts ...WriteOption) (d
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.DeleteResponse, error) {
-		r, err := ep.kv.Delete(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+		return ep.delete(ctx, req)
 	})
 	if err != nil {
 		return false, 0, wrapError(op, key, attempts, err)
@@ -156,11 +144,7 @@ func (c *Client) Increment(ctx context.Context, key string, delta int64) (value 
 	defer cancel()
 	req := &wispv1.IncrementRequest{Key: []byte(key), Delta: delta}
 	res, attempts, err := invoke(ctx, c, writeCall, req.Key, func(ctx context.Context, ep *endpoint) (*wispv1.IncrementResponse, error) {
-		r, err := ep.kv.Increment(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return r.Msg, nil
+		return ep.increment(ctx, req)
 	})
 	if err != nil {
 		return 0, 0, wrapError(op, key, attempts, err)
@@ -391,4 +375,61 @@ func (c *Client) Status(ctx context.Context) (*wispv1.StatusResponse, error) {
 		return nil, wrapError(op, "", attempts, err)
 	}
 	return res, nil
+}
+
+// MaxGetManyKeys is the most keys one GetMany reads (the server's limit).
+const MaxGetManyKeys = 1000
+
+// GetMany reads keys in one call: the node it goes to reads each shard's
+// keys together (one read index per shard for a linearizable read, the
+// shards at once) and forwards what it does not lead. It returns the keys
+// found; a missing or expired key is absent from the map. Keys may repeat.
+// GetMany is retried like Get.
+func (c *Client) GetMany(ctx context.Context, keys []string, opts ...ReadOption) (map[string]Item, error) {
+	const op = "getmany"
+	switch {
+	case len(keys) == 0:
+		return map[string]Item{}, nil
+	case len(keys) > MaxGetManyKeys:
+		return nil, wrapError(op, "", 0, fmt.Errorf("%w: %d keys; the limit is %d", ErrInvalidArgument, len(keys), MaxGetManyKeys))
+	}
+	var rc readConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyToRead(&rc)
+		}
+	}
+	consistency, err := rc.consistency.proto()
+	if err != nil {
+		return nil, wrapError(op, "", 0, err)
+	}
+	req := &wispv1.GetManyRequest{Keys: make([][]byte, len(keys)), Consistency: consistency}
+	for i, k := range keys {
+		if k == "" {
+			return nil, wrapError(op, "", 0, errEmptyKey)
+		}
+		req.Keys[i] = []byte(k)
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	res, attempts, err := invoke(ctx, c, readCall, nil, func(ctx context.Context, ep *endpoint) (*wispv1.GetManyResponse, error) {
+		r, err := ep.kv.GetMany(ctx, connect.NewRequest(req))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg, nil
+	})
+	if err != nil {
+		return nil, wrapError(op, "", attempts, err)
+	}
+	if len(res.GetItems()) != len(keys) {
+		return nil, wrapError(op, "", attempts, connect.NewError(connect.CodeInternal, fmt.Errorf("the server answered %d items for %d keys", len(res.GetItems()), len(keys))))
+	}
+	out := make(map[string]Item, len(keys))
+	for i, it := range res.GetItems() {
+		if it.GetFound() {
+			out[keys[i]] = Item{Key: keys[i], Value: it.GetValue(), Version: it.GetVersion(), ExpiresAt: expiresAt(it.GetExpiresAtUnixMs())}
+		}
+	}
+	return out, nil
 }

@@ -72,7 +72,10 @@ type config struct {
 	backoffMax     time.Duration
 	timeout        time.Duration
 	routingOff     bool
-	maxDialFails   int
+	pipelineOff    bool
+	// pipelineInflight overrides maxInflightCalls (tests: withPipelineInflight).
+	pipelineInflight int
+	maxDialFails     int
 }
 
 type optionFunc func(*config)
@@ -153,6 +156,25 @@ func WithTimeout(d time.Duration) Option {
 // (behind a load balancer, say). The default is true.
 func WithRouting(on bool) Option {
 	return optionFunc(func(c *config) { c.routingOff = !on })
+}
+
+// WithAutoPipeline sets whether the Client combines single-key calls
+// (Get, TTL, Put, Delete, Increment) made at the same time to the same node
+// into one Pipeline RPC. A call goes out on its own while fewer than 8
+// calls are in flight to its node; past that, calls wait and go out
+// together, up to 256 in one RPC, as soon as one in flight returns. Each
+// keeps its own result and error, as its own call would have them, and its
+// retries; calls a goroutine makes one after another keep their order.
+// Under load this costs the server one request per group of calls instead
+// of one per call; a lone caller sees no difference. The default is true.
+func WithAutoPipeline(on bool) Option {
+	return optionFunc(func(c *config) { c.pipelineOff = !on })
+}
+
+// withPipelineInflight lowers the calls in flight per node before calls
+// queue for a Pipeline, so tests pipeline with few callers.
+func withPipelineInflight(n int) Option {
+	return optionFunc(func(c *config) { c.pipelineInflight = n })
 }
 
 // Consistency is the guarantee a read asks for. A read is never served at a
