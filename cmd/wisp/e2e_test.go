@@ -65,6 +65,7 @@ func TestE2E(t *testing.T) {
 		{[]string{"kv", "put", "user/a", "1"}, 0, "", ""},
 		{[]string{"kv", "put", "user/b", "2", "--ttl", "1h"}, 0, "", ""},
 		{[]string{"kv", "scan", "user/"}, 0, "user/a\t1\nuser/b\t2\n", ""},
+		{[]string{"kv", "mget", "user/b", "nope", "user/a"}, 0, "user/b\t2\nnope\t(not found)\nuser/a\t1\n", ""},
 		{[]string{"kv", "scan", "--keys-only", "--limit", "2"}, 0, "greeting\nuser/a\n", ""},
 		{[]string{"kv", "expire", "user/a", "10m"}, 0, "", ""},
 		{[]string{"kv", "persist", "user/a"}, 0, "", ""},

@@ -51,7 +51,7 @@ func newKVCmd(g *globals) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newDelCmd(g), newIncrCmd(g), newScanCmd(g),
+	cmd.AddCommand(newPutCmd(g), newGetCmd(g), newMGetCmd(g), newDelCmd(g), newIncrCmd(g), newScanCmd(g),
 		newExpireCmd(g), newPersistCmd(g), newTTLCmd(g))
 	return cmd
 }
@@ -232,6 +232,62 @@ If the key does not exist, print "key not found" to stderr and exit 1.`,
 				return writeJSON(out, newItemJSON(item, true))
 			}
 			return writeLine(out, item.Value)
+		},
+	}
+}
+
+func newMGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "mget KEY...",
+		Short: "Print the values of several keys, read in one call",
+		Long: `Print the values of several keys, read in one call (each shard's keys
+with one read). In text, one line per key, in the order given: the key, a
+tab and the value, or "(not found)". With --output json, the keys found as
+items and the missing keys in a list. Missing keys are not an error.`,
+		Example: `  wisp kv mget greeting counter fresh
+  wisp kv mget a b c --consistency stale --output json`,
+		Args: cobra.RangeArgs(1, client.MaxGetManyKeys),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, k := range args {
+				if err := keyArg(k); err != nil {
+					return err
+				}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.context(cmd)
+			defer cancel()
+			items, err := c.GetMany(ctx, args, client.WithConsistency(g.readConsistency()))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if g.json() {
+				res := struct {
+					Items   []itemJSON `json:"items"`
+					Missing []string   `json:"missing"`
+				}{Items: []itemJSON{}, Missing: []string{}}
+				for _, k := range args {
+					if it, ok := items[k]; ok {
+						res.Items = append(res.Items, newItemJSON(it, true))
+					} else {
+						res.Missing = append(res.Missing, k)
+					}
+				}
+				return writeJSON(out, res)
+			}
+			for _, k := range args {
+				v := []byte("(not found)")
+				if it, ok := items[k]; ok {
+					v = it.Value
+				}
+				if err := writeLine(out, []byte(k), []byte("\t"), v); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 }
