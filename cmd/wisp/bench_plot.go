@@ -27,7 +27,7 @@ const (
 	plotWidth        = 900.0
 	plotPanelHeight  = 270.0
 	plotMarginLeft   = 70.0
-	plotMarginRight  = 25.0
+	plotMarginRight  = 40.0
 	plotPanelTop     = 36.0 // title above the plot area
 	plotPanelBottom  = 44.0 // tick labels and axis title below it
 	plotLegendRow    = 18.0
@@ -170,7 +170,7 @@ func plotSVG(runs []plotRun) string {
 	for k := 0; float64(k) <= math.Ceil(maxX); k++ {
 		label := "0%"
 		if k > 0 {
-			label = strconv.FormatFloat(100*(1-math.Pow(10, -float64(k))), 'f', -1, 64) + "%"
+			label = strconv.FormatFloat(100*(1-math.Pow(10, -float64(k))), 'f', max(0, k-2), 64) + "%"
 		}
 		spectrum.xTicks = append(spectrum.xTicks, plotTick{float64(k), label})
 	}

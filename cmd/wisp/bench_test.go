@@ -534,3 +534,18 @@ func TestBenchProgress(t *testing.T) {
 	}
 	(*progressBar)(nil).stop()
 }
+
+// TestBenchPlotGolden draws two runs recorded with bench --out (put, and
+// zipf at stale) and compares the SVG with testdata/bench-plot.svg (-update
+// rewrites it; docs/BENCHMARKS.md shows it).
+func TestBenchPlotGolden(t *testing.T) {
+	r := wisp(t, "bench", "plot", "testdata/bench-put.json", "testdata/bench-zipf.json", "--svg=-")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("bench plot = exit %d, stderr %q; want 0", r.code, r.stderr)
+	}
+	golden(t, "bench-plot.svg", r.stdout)
+	lines := svgSeries(t, []byte(r.stdout))
+	if len(lines) != 8 {
+		t.Errorf("SVG lines %v; want 4 for each of 2 runs", lines)
+	}
+}
