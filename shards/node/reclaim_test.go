@@ -44,6 +44,10 @@ func stats(n *node.Node) engine.Stats {
 
 // TestReplicasAgreeUnderTTLAndEvictionChurn: heavy TTL and eviction churn with
 // a leader change in the middle; afterwards every replica's digest is equal.
+// minChurnPuts is enough puts of 200-byte values, half of them without a
+// TTL, to fill a 64 KiB budget about twice over.
+const minChurnPuts = 800
+
 func TestReplicasAgreeUnderTTLAndEvictionChurn(t *testing.T) {
 	const budget = 64 << 10 // about 200 keys of the 5,000 written
 	c := nodetest.Start(t, nodetest.Options{Tune: memoryTune(budget, "allkeys-lru")})
@@ -84,6 +88,12 @@ func TestReplicasAgreeUnderTTLAndEvictionChurn(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	c.Restart(old)
 	time.Sleep(time.Second)
+	// Eviction needs more persistent keys than the budget holds (about
+	// 200): on a slow machine (-race, a loaded CI box) the writers may not
+	// have made them yet. Keep writing until they have, bounded.
+	for deadline := time.Now().Add(60 * time.Second); puts.Load() < minChurnPuts && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	stop.Store(true)
 	wg.Wait()
 
