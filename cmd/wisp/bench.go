@@ -142,7 +142,7 @@ type benchFlags struct {
 func (f *benchFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.IntVar(&f.clients, "clients", 64, "concurrent clients, each with one op in flight")
-	fs.IntVar(&f.ops, "ops", 20000, "ops to run in all (batch: keys written)")
+	fs.IntVar(&f.ops, "ops", 20000, "ops to run in all (batch: keys written); with --duration and no --ops, 100000000")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this long if the ops are not done (0: no limit but the cap, 10m)")
 	fs.IntVar(&f.valueSizeBytes, "value-size", 256, "bytes per value written")
 	fs.IntVar(&f.keys, "keys", 10000, `distinct keys, "bench/00000000" on`)
@@ -222,6 +222,9 @@ func (f *benchFlags) config(w benchWorkload, cmd *cobra.Command, g *globals) (be
 	if cfg.conns == 0 {
 		cfg.conns = (cfg.clients + benchClientsPerConn - 1) / benchClientsPerConn
 	}
+	if cfg.duration > 0 && !cmd.Flags().Changed("ops") {
+		cfg.ops = benchMaxOps // --duration alone: run for that long
+	}
 	return cfg, nil
 }
 
@@ -230,7 +233,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load the cluster and report throughput, latency and CPU per op",
-		Long: `Run --ops ops of a workload (or as many as fit in --duration) from --clients
+		Long: `Run --ops ops of a workload (or as many as fit in --duration; --duration
+without --ops runs for that long) from --clients
 concurrent clients against --endpoint, and report throughput, latency
 percentiles, and the CPU seconds per 1,000 ops of this process and of the
 server (from process_cpu_seconds_total at --endpoint/metrics, before and after;
@@ -563,7 +567,11 @@ func (b *bencher) run(ctx context.Context) *benchResult {
 	start := time.Now()
 	rec := newRecorder(ctx, start, b.cfg.workload == "mixed")
 	var done atomic.Int64
-	bar := startProgress(b.progressTo, "bench "+b.cfg.workload, int64(b.cfg.ops), b.cfg.duration, done.Load)
+	total := int64(b.cfg.ops)
+	if b.cfg.duration > 0 && b.cfg.ops == benchMaxOps {
+		total = 0 // the time limit is the goal
+	}
+	bar := startProgress(b.progressTo, "bench "+b.cfg.workload, total, b.cfg.duration, done.Load)
 	b.loop(opCtx, stopCtx.Done(), b.measured, b.cfg.ops, rec, &done)
 	elapsed := time.Since(start)
 	bar.stop()

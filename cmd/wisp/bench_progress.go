@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,9 +50,10 @@ type progressBar struct {
 	wg       sync.WaitGroup // the drawing goroutine
 }
 
-// startProgress starts a progress bar on w, or returns nil if w is nil.
+// startProgress starts a progress bar on w towards total ops (0: none)
+// or limit (0: none), or returns nil if w is nil or there is neither.
 func startProgress(w io.Writer, label string, total int64, limit time.Duration, done func() int64) *progressBar {
-	if w == nil || total <= 0 {
+	if w == nil || (total <= 0 && limit <= 0) {
 		return nil
 	}
 	p := &progressBar{w: w, label: label, total: total, limit: limit, done: done, start: time.Now(), stopc: make(chan struct{})}
@@ -84,14 +86,22 @@ func (p *progressBar) stop() {
 }
 
 // renderProgress returns the progress line: the bar filled to the larger of
-// done/total and elapsed/limit, then the ops done, the mean ops/s and the
-// time so far:
+// done/total and elapsed/limit (a zero total or limit counts as none), then
+// the ops done (of total), the mean ops/s and the time so far (of limit):
 //
 //	bench put [#############.................]  45%  9000/20000 ops  4512 ops/s  2.0s
+//	bench put [#############.................]  45%  9000 ops  4512 ops/s  2.0s/4.4s
 func renderProgress(label string, done, total int64, elapsed, limit time.Duration) string {
-	frac := float64(done) / float64(total)
+	frac := 0.0
+	ops := strconv.FormatInt(done, 10)
+	if total > 0 {
+		frac = float64(done) / float64(total)
+		ops += "/" + strconv.FormatInt(total, 10)
+	}
+	clock := fmt.Sprintf("%.1fs", elapsed.Seconds())
 	if limit > 0 {
 		frac = max(frac, elapsed.Seconds()/limit.Seconds())
+		clock += fmt.Sprintf("/%.1fs", limit.Seconds())
 	}
 	frac = min(max(frac, 0), 1)
 	filled := int(frac * benchProgressWidth)
@@ -99,7 +109,7 @@ func renderProgress(label string, done, total int64, elapsed, limit time.Duratio
 	if elapsed > 0 {
 		rate = float64(done) / elapsed.Seconds()
 	}
-	return fmt.Sprintf("%s [%s%s] %3.0f%%  %d/%d ops  %.0f ops/s  %.1fs",
+	return fmt.Sprintf("%s [%s%s] %3.0f%%  %s ops  %.0f ops/s  %s",
 		label, strings.Repeat("#", filled), strings.Repeat(".", benchProgressWidth-filled),
-		100*frac, done, total, rate, elapsed.Seconds())
+		100*frac, ops, rate, clock)
 }

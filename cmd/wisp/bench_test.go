@@ -124,6 +124,14 @@ latency ms  p50 `)
 		}
 	})
 
+	t.Run("duration without ops", func(t *testing.T) {
+		r := wisp(t, ep, "--output=json", "bench", "put", "--duration=300ms", "--clients=4", "--warmup=0", "--keys=100")
+		res := benchJSON(t, r)
+		if res.OpsLimit != benchMaxOps || res.Ops == 0 || res.ElapsedSeconds < 0.3 || res.ElapsedSeconds > 5 {
+			t.Errorf("ops limit %d, ops %d, elapsed %vs; want %d, > 0, 0.3s and a little more", res.OpsLimit, res.Ops, res.ElapsedSeconds, benchMaxOps)
+		}
+	})
+
 	t.Run("no progress off a terminal", func(t *testing.T) {
 		// Stderr is a file, as under CI: the bar must not be drawn.
 		f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
@@ -513,7 +521,8 @@ func TestBenchProgress(t *testing.T) {
 	}{
 		{0, 20000, 0, 0, "bench put [..............................]   0%  0/20000 ops  0 ops/s  0.0s"},
 		{9000, 20000, 2 * time.Second, 0, "bench put [#############.................]  45%  9000/20000 ops  4500 ops/s  2.0s"},
-		{1000, 20000, 5 * time.Second, 10 * time.Second, "bench put [###############...............]  50%  1000/20000 ops  200 ops/s  5.0s"},
+		{1000, 20000, 5 * time.Second, 10 * time.Second, "bench put [###############...............]  50%  1000/20000 ops  200 ops/s  5.0s/10.0s"},
+		{1000, 0, 2500 * time.Millisecond, 10 * time.Second, "bench put [#######.......................]  25%  1000 ops  400 ops/s  2.5s/10.0s"},
 		{20000, 20000, 4 * time.Second, 0, "bench put [##############################] 100%  20000/20000 ops  5000 ops/s  4.0s"},
 	} {
 		if got := renderProgress("bench put", tc.done, tc.total, tc.elapsed, tc.limit); got != tc.want {
@@ -530,7 +539,10 @@ func TestBenchProgress(t *testing.T) {
 		t.Errorf("progress output %q; want it to end with the line cleared", got)
 	}
 	if bar := startProgress(nil, "x", 10, 0, nil); bar != nil {
-		t.Errorf("startProgress(nil) = %v; want nil", bar)
+		t.Errorf("startProgress(nil, ...) = %v; want nil", bar)
+	}
+	if bar := startProgress(&buf, "x", 0, 0, nil); bar != nil {
+		t.Errorf("startProgress with no total or limit = %v; want nil", bar)
 	}
 	(*progressBar)(nil).stop()
 }
