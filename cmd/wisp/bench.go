@@ -557,14 +557,13 @@ func (b *bencher) run(ctx context.Context) *benchResult {
 	if runFor == 0 {
 		runFor = benchMaxDuration
 	}
-	stopCtx, stop := context.WithTimeout(ctx, runFor)
-	defer stop()
-	opCtx, cancel := context.WithTimeout(ctx, runFor+benchDrainGrace)
-	defer cancel()
-
 	serverBefore, serverErr := b.scrapeCPU(ctx)
 	clientBefore := processCPU()
 	start := time.Now()
+	stopCtx, stop := context.WithDeadline(ctx, start.Add(runFor))
+	defer stop()
+	opCtx, cancel := context.WithDeadline(ctx, start.Add(runFor+benchDrainGrace))
+	defer cancel()
 	rec := newRecorder(ctx, start, b.cfg.workload == "mixed")
 	var done atomic.Int64
 	total := int64(b.cfg.ops)
