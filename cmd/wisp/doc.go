@@ -9,13 +9,15 @@
 //	wisp kv put KEY VALUE|- [--ttl 30s] [--if-version N] [--if-absent]
 //	wisp kv put KEY --file PATH [--ttl 30s] [--if-version N] [--if-absent]
 //	wisp kv get KEY
+//	wisp kv mget KEY...
 //	wisp kv del KEY [--if-version N]
 //	wisp kv incr KEY [DELTA]
 //	wisp kv scan [PREFIX] [--limit 50] [--start KEY] [--keys-only]
 //	wisp cluster status [--replicas]
 //	wisp cluster ring
 //	wisp version
-//	wisp bench put|get [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s]
+//	wisp bench put|get|mixed|zipf|batch [--clients 64] [--ops 20000] [--duration 0] [--value-size 256] [--keys 10000] [--conns N] [--warmup 1000] [--op-timeout 10s] [--dist uniform|zipf] [--read-ratio 0.9] [--batch-size 16] [--out FILE]
+//	wisp bench plot FILE.json... [--svg OUT.svg]
 //
 // kv put reads the value from stdin for VALUE "-", or from the file PATH
 // with --file, byte for byte and at most 64 MiB (the server's own limit,
@@ -61,7 +63,10 @@
 //
 // # Benchmarks
 //
-// bench put and bench get load the cluster from --clients goroutines,
+// bench put, get, mixed (--read-ratio gets, the rest puts), zipf (gets of
+// keys drawn from a Zipf distribution; --dist zipf does the same for any
+// workload) and batch (Batch calls of --batch-size puts) load the cluster
+// from --clients goroutines,
 // spread over --conns HTTP/2 connections (default one per 8 clients), until
 // --ops ops are done or --duration has passed (10 minutes at most), after
 // --warmup unmeasured ops; get first writes each of its --keys keys once.
@@ -72,7 +77,9 @@
 // (process_cpu_seconds_total from --endpoint/metrics before and after; with
 // wispd dev that is the whole cluster; "n/a" if it cannot be read). For
 // bench, --op-timeout bounds each op and --timeout, only if given, the whole
-// command. .ci/bench runs the scenarios of docs/BENCHMARKS.md.
+// command. --out writes the figures with a per-second series, which bench
+// plot draws as SVG (throughput, p50 and p99 over time, latency by
+// percentile). .ci/bench runs the scenarios of docs/BENCHMARKS.md.
 //
 // # Exit status
 //

@@ -67,13 +67,7 @@ func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (*w
 	if key == "" {
 		return nil, wrapError(op, key, 0, errEmptyKey)
 	}
-	var rc readConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyToRead(&rc)
-		}
-	}
-	consistency, err := rc.consistency.proto()
+	consistency, err := readConsistency(opts)
 	if err != nil {
 		return nil, wrapError(op, key, 0, err)
 	}
@@ -87,6 +81,17 @@ func (c *Client) get(ctx context.Context, op, key string, opts []ReadOption) (*w
 		return nil, wrapError(op, key, attempts, err)
 	}
 	return res, nil
+}
+
+// readConsistency applies a read's options and returns its consistency.
+func readConsistency(opts []ReadOption) (wispv1.Consistency, error) {
+	var rc readConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyToRead(&rc)
+		}
+	}
+	return rc.consistency.proto()
 }
 
 // Put writes value to key and returns the key's new version. With
@@ -393,13 +398,7 @@ func (c *Client) GetMany(ctx context.Context, keys []string, opts ...ReadOption)
 	case len(keys) > MaxGetManyKeys:
 		return nil, wrapError(op, "", 0, fmt.Errorf("%w: %d keys; the limit is %d", ErrInvalidArgument, len(keys), MaxGetManyKeys))
 	}
-	var rc readConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyToRead(&rc)
-		}
-	}
-	consistency, err := rc.consistency.proto()
+	consistency, err := readConsistency(opts)
 	if err != nil {
 		return nil, wrapError(op, "", 0, err)
 	}
