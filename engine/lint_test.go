@@ -1,14 +1,9 @@
 package engine
 
 import (
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/wisp-db/wisp/internal/importtest"
 )
 
 // forbiddenImports keeps the engine deterministic and free of I/O: no
@@ -40,41 +35,4 @@ var allowedImports = []string{
 // TestImports fails if a non-test file of the package imports a forbidden
 // package or one below it (net/http, os/signal, ...), like pebble's
 // internal/lint.
-func TestImports(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checked++
-		for _, imp := range f.Imports {
-			path, err := strconv.Unquote(imp.Path.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if slices.Contains(allowedImports, path) {
-				continue
-			}
-			for _, bad := range forbiddenImports {
-				if path == bad || strings.HasPrefix(path, bad+"/") {
-					t.Errorf("%s imports %q; the engine must stay free of %q", name, path, bad)
-				}
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("no non-test files found")
-	}
-}
+func TestImports(t *testing.T) { importtest.Forbid(t, forbiddenImports, allowedImports) }
