@@ -128,6 +128,7 @@ type benchConfig struct {
 	batchSize      int           // batch: in [1, min(keys, benchMaxBatchSize)]; 1 otherwise
 	outPath        string        // --out; "" for none
 	progress       bool          // draw a progress bar if stderr is a terminal
+	autoPipeline   bool          // the measured clients combine concurrent calls into Pipeline RPCs
 }
 
 // benchFlags are the flags shared by bench's workloads.
@@ -136,7 +137,7 @@ type benchFlags struct {
 	duration, opTimeout                                             time.Duration
 	dist, outPath                                                   string
 	zipfS, readRatio                                                float64
-	progress                                                        bool
+	progress, autoPipeline                                          bool
 }
 
 func (f *benchFlags) register(cmd *cobra.Command) {
@@ -155,6 +156,7 @@ func (f *benchFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.opTimeout, "op-timeout", defaultTimeout, "time limit for each op (0: none)")
 	fs.StringVar(&f.outPath, "out", "", "write the report with a per-second series and the percentile spectrum to this JSON file (for bench plot)")
 	fs.BoolVar(&f.progress, "progress", true, "draw a progress bar on stderr when it is a terminal")
+	fs.BoolVar(&f.autoPipeline, "auto-pipeline", true, "let the Go client combine the calls a connection's clients make at once into Pipeline RPCs (the SDK's default); with --conns 1 all clients share one")
 }
 
 // config checks the flags and returns the run's configuration.
@@ -207,6 +209,7 @@ func (f *benchFlags) config(w benchWorkload, cmd *cobra.Command, g *globals) (be
 		batchSize:      1,
 		outPath:        f.outPath,
 		progress:       f.progress,
+		autoPipeline:   f.autoPipeline,
 	}
 	switch w.name {
 	case "get":
@@ -372,7 +375,8 @@ func newBencher(endpoint string, cfg benchConfig) (*bencher, error) {
 	for range cfg.conns {
 		t := newBenchTransport()
 		hc := &http.Client{Transport: t}
-		m, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(1), client.WithTimeout(cfg.opTimeout), client.WithRouting(cfg.routing))
+		m, err := client.New(endpoint, client.WithHTTPClient(hc), client.WithMaxAttempts(1), client.WithTimeout(cfg.opTimeout),
+			client.WithRouting(cfg.routing), client.WithAutoPipeline(cfg.autoPipeline))
 		if err != nil {
 			return nil, usageErrorf("invalid --endpoint %q: want a URL such as %s", endpoint, defaultEndpoint)
 		}
@@ -784,6 +788,7 @@ type benchResult struct {
 	DurationLimitSeconds float64   `json:"duration_limit_s"`
 	WarmupOps            int       `json:"warmup_ops"`
 	Routing              bool      `json:"routing"`
+	AutoPipeline         bool      `json:"auto_pipeline"`
 	StartedAt            time.Time `json:"started_at"`
 
 	// Ops is the ops that succeeded (batch: keys written), Calls the RPCs
@@ -899,6 +904,7 @@ func (r *recorder) result(b *bencher, start time.Time, elapsed, clientCPU, serve
 		DurationLimitSeconds: b.cfg.duration.Seconds(),
 		WarmupOps:            b.cfg.warmupOps,
 		Routing:              b.cfg.routing,
+		AutoPipeline:         b.cfg.autoPipeline,
 		StartedAt:            start.UTC().Round(time.Millisecond),
 		Ops:                  r.ops,
 		Calls:                r.hist.TotalCount(),
