@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/dustin/go-humanize"
 
@@ -20,8 +21,84 @@ func newClusterCmd(g *globals) *cobra.Command {
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newStatusCmd(g), newRingCmd(g))
+	cmd.AddCommand(newStatusCmd(g), newReadyCmd(g), newRingCmd(g))
 	return cmd
+}
+
+func newReadyCmd(g *globals) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "ready",
+		Short: "Say whether the cluster is ready: every shard led, with all its replicas caught up",
+		Long: `Say whether the cluster is ready: every node answers, every shard has a
+leader, and each of its replicas has caught up with that leader. This is
+what a rolling restart waits for before it stops the next node (GET
+/readyz on any node answers the same, 200 or 503). Prints "ready" and
+exits 0, or prints the reasons and exits 1.
+
+--wait keeps asking (twice a second) until the cluster is ready or the
+time is up.`,
+		Example: `  wisp cluster ready
+  wisp cluster ready --wait 2m`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait < 0 {
+				return usageErrorf("invalid --wait %v: want 0 or more", wait)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(wait)
+			for {
+				ctx, cancel := g.context(cmd)
+				st, err := c.Status(ctx)
+				cancel()
+				if err != nil && time.Now().After(deadline) {
+					return err
+				}
+				if err == nil && (st.GetReady() || time.Now().After(deadline)) {
+					return writeReady(cmd.OutOrStdout(), g, st)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(readyPoll):
+				}
+			}
+		},
+	}
+	cmd.Flags().DurationVar(&wait, "wait", 0, "keep asking until the cluster is ready or this much time has passed (0: ask once)")
+	return cmd
+}
+
+// readyPoll is how often cluster ready --wait asks again.
+const readyPoll = 500 * time.Millisecond
+
+// notReadyError is a cluster that is not ready: exit 1, the reasons printed.
+type notReadyError struct{ reasons []string }
+
+func (e *notReadyError) Error() string {
+	return "cluster not ready:\n  " + strings.Join(e.reasons, "\n  ")
+}
+
+func writeReady(w io.Writer, g *globals, st *wispv1.StatusResponse) error {
+	if g.json() {
+		if err := writeJSON(w, struct {
+			Ready    bool     `json:"ready"`
+			NotReady []string `json:"not_ready"`
+		}{st.GetReady(), append([]string{}, st.GetNotReady()...)}); err != nil {
+			return err
+		}
+	} else if st.GetReady() {
+		if err := writef(w, "ready\n"); err != nil {
+			return err
+		}
+	}
+	if !st.GetReady() {
+		return &notReadyError{st.GetNotReady()}
+	}
+	return nil
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -32,8 +109,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Show the cluster as the answering node sees it: every node, whether it
 answered and how many shard replicas and leaders it holds, then one line
 per shard with its leader, its replicas (* marks the leader, + a
-non-voting replica, ? a replica whose node did not answer), its key count
-and its memory used and budget.
+non-voting replica, ! a replica whose node did not answer, ? one whose
+state is unknown), its key count and its memory used and budget.
 
 --replicas adds a line per replica with its Raft state: term, applied,
 commit and last log index, keys, memory, eviction policy and the keys

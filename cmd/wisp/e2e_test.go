@@ -125,6 +125,10 @@ func TestE2E(t *testing.T) {
 		t.Errorf("cluster status: want shard 0 with a leader and every node reachable:\n%s", r.stdout)
 	}
 
+	if r := wisp(t, ep, "cluster", "ready", "--wait", "10s"); r.code != 0 || r.stdout != "ready\n" {
+		t.Errorf("cluster ready = exit %d, %q, stderr %q; want ready", r.code, r.stdout, r.stderr)
+	}
+
 	r = wisp(t, ep, "--output=json", "cluster", "status")
 	var st wispv1.StatusResponse
 	if err := protojson.Unmarshal([]byte(r.stdout), &st); err != nil {
@@ -230,6 +234,9 @@ func TestE2ELeaderKilled(t *testing.T) {
 	r = wisp(t, ep, "cluster", "status")
 	if r.code != 0 || !strings.Contains(r.stdout, "  no") {
 		t.Errorf("cluster status after a kill = exit %d:\n%s\nstderr %q; want the dead node unreachable", r.code, r.stdout, r.stderr)
+	}
+	if r := wisp(t, ep, "cluster", "ready"); r.code != 1 || !strings.Contains(r.stderr, "cluster not ready") || !strings.Contains(r.stderr, "is unreachable") {
+		t.Errorf("cluster ready after a kill = exit %d, stdout %q, stderr %q; want exit 1 naming the unreachable node", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
@@ -26,12 +29,17 @@ const statusPeerTimeout = time.Second
 // Status reports this node's replica and, unless local_only, asks every peer
 // for theirs (concurrently, each bounded by statusPeerTimeout).
 func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1.StatusRequest]) (*connect.Response[wispv1.StatusResponse], error) {
-	n := s.n
+	if req.Msg.LocalOnly {
+		return connect.NewResponse(s.n.localStatus()), nil
+	}
+	return connect.NewResponse(s.n.clusterStatus(ctx)), nil
+}
+
+// clusterStatus merges every node's replica reports (concurrently, each
+// bounded by statusPeerTimeout) and judges readiness.
+func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	v := n.view()
 	local := n.localStatus()
-	if req.Msg.LocalOnly {
-		return connect.NewResponse(local), nil
-	}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID}
 	var (
 		mu      sync.Mutex
@@ -121,7 +129,68 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 		}
 	}
 	resp.Shards = shards
-	return connect.NewResponse(resp), nil
+	resp.NotReady = notReady(v, resp)
+	resp.Ready = len(resp.NotReady) == 0
+	return resp
+}
+
+// readyLagEntries is how far behind its leader's commit index a replica may
+// be and still count as caught up: a follower under load trails by the
+// entries in flight; one that is restoring or replaying trails by far more.
+const readyLagEntries = 1000
+
+// notReady says why the cluster in st is not ready: a node did not answer,
+// a shard has no leader, or one of its replicas is missing or behind.
+func notReady(v *view, st *wispv1.StatusResponse) []string {
+	var why []string
+	for _, ns := range st.Nodes {
+		if !ns.Reachable {
+			why = append(why, fmt.Sprintf("node %s is unreachable (%s)", ns.Id, ns.Error))
+		}
+	}
+	for _, sh := range st.Shards {
+		if sh.LeaderId == "" {
+			why = append(why, fmt.Sprintf("shard %d has no leader", sh.Id))
+			continue
+		}
+		var commit uint64
+		for _, r := range sh.Replicas {
+			if r.NodeId == sh.LeaderId {
+				commit = r.CommitIndex
+			}
+		}
+		placed := v.place.Shards[sh.Id].Replicas
+		for _, id := range placed {
+			i := slices.IndexFunc(sh.Replicas, func(r *wispv1.ReplicaStatus) bool { return r.NodeId == id })
+			switch {
+			case i < 0:
+				why = append(why, fmt.Sprintf("shard %d: no replica reported on %s", sh.Id, id))
+			case sh.Replicas[i].State == ReplicaUnreachable:
+				// The node's own line says it is unreachable.
+			case sh.Replicas[i].AppliedIndex+readyLagEntries < commit:
+				why = append(why, fmt.Sprintf("shard %d: the replica on %s has applied %d of %d entries", sh.Id, id, sh.Replicas[i].AppliedIndex, commit))
+			}
+		}
+	}
+	return why
+}
+
+// readyz answers 200 when the cluster is ready (StatusResponse.ready), 503
+// with the reasons otherwise. Unlike /healthz (this node can serve), it
+// judges the whole cluster: what a rolling restart waits for.
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*statusPeerTimeout)
+	defer cancel()
+	st := n.clusterStatus(ctx)
+	w.Header().Set("Content-Type", "application/json")
+	if !st.Ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(struct {
+		Ready    bool     `json:"ready"`
+		Node     string   `json:"node"`
+		NotReady []string `json:"not_ready,omitempty"`
+	}{st.Ready, n.cfg.ID, st.NotReady})
 }
 
 // ReplicaUnreachable is the state Status gives the replicas of a node that

@@ -290,6 +290,7 @@ func (n *Node) newHandler() http.Handler {
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
 	mux.HandleFunc("GET /healthz", n.healthz)
+	mux.HandleFunc("GET /readyz", n.readyz)
 	if n.metrics.handler != nil {
 		mux.Handle("GET /metrics", n.metrics.handler)
 	}

@@ -314,9 +314,16 @@ func (x *StatusRequest) GetLocalOnly() bool {
 type StatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// node_id is the node that answered.
-	NodeId        string         `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Nodes         []*NodeStatus  `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Shards        []*ShardStatus `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
+	NodeId string         `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Nodes  []*NodeStatus  `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Shards []*ShardStatus `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
+	// ready is true when every node answered and every shard has a leader
+	// and all its replicas, each caught up with its leader: what a rolling
+	// restart waits for before it stops the next node. Not set with
+	// local_only.
+	Ready bool `protobuf:"varint,4,opt,name=ready,proto3" json:"ready,omitempty"`
+	// not_ready says why ready is false, one reason per line.
+	NotReady      []string `protobuf:"bytes,5,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +375,20 @@ func (x *StatusResponse) GetNodes() []*NodeStatus {
 func (x *StatusResponse) GetShards() []*ShardStatus {
 	if x != nil {
 		return x.Shards
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *StatusResponse) GetNotReady() []string {
+	if x != nil {
+		return x.NotReady
 	}
 	return nil
 }
@@ -991,11 +1012,13 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\x82\x01\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xb5\x01\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.wisp.v1.NodeStatusR\x05nodes\x12,\n" +
-	"\x06shards\x18\x03 \x03(\v2\x14.wisp.v1.ShardStatusR\x06shards\"\xb5\x01\n" +
+	"\x06shards\x18\x03 \x03(\v2\x14.wisp.v1.ShardStatusR\x06shards\x12\x14\n" +
+	"\x05ready\x18\x04 \x01(\bR\x05ready\x12\x1b\n" +
+	"\tnot_ready\x18\x05 \x03(\tR\bnotReady\"\xb5\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
