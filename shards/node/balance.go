@@ -65,7 +65,7 @@ func (b *balancer) once1() {
 	v := n.view()
 	now := time.Now()
 	done := 0
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		if done == maxHandOffsPerTick {
 			return
 		}

@@ -206,9 +206,9 @@ func errMessage(err error) string {
 
 // localStatus reports this node's replicas, one shard each.
 func (n *Node) localStatus() *wispv1.StatusResponse {
-	self := &wispv1.NodeStatus{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.hosted))}
+	self := &wispv1.NodeStatus{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.replicas().hosted))}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}}
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		st := sh.group.Status()
 		rep := &wispv1.ReplicaStatus{
 			NodeId: n.cfg.ID, State: st.State, Voter: true, Term: st.Term,
@@ -273,7 +273,7 @@ func (n *Node) learnLeaders(ctx context.Context) {
 	v := n.view()
 	ask := map[string]bool{}
 	for id, sr := range v.place.Shards {
-		if n.shards[id] == nil && n.known.get(id) == "" {
+		if n.replicas().byShard[id] == nil && n.known.get(id) == "" {
 			for _, r := range sr.Replicas {
 				ask[r] = true
 			}
@@ -292,7 +292,7 @@ func (n *Node) learnLeaders(ctx context.Context) {
 			}
 			for _, sh := range r.Msg.Shards {
 				s := int(sh.Id)
-				if s < len(n.shards) && n.shards[s] == nil && sh.LeaderId != "" && slices.Contains(v.place.Shards[s].Replicas, id) {
+				if s < len(n.replicas().byShard) && n.replicas().byShard[s] == nil && sh.LeaderId != "" && slices.Contains(v.place.Shards[s].Replicas, id) {
 					if _, ok := v.peers[sh.LeaderId]; ok {
 						n.known.set(s, sh.LeaderId)
 					}

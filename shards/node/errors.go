@@ -41,7 +41,7 @@ func (n *Node) connectError(shard int, err error) error {
 		return preconditionError(pe)
 	case errors.Is(err, engine.ErrMemoryFull):
 		var budget int64
-		if sh := n.shards[shard]; sh != nil {
+		if sh := n.replicas().byShard[shard]; sh != nil {
 			budget = n.settings(sh).MaxMemoryBytes
 		}
 		return memoryFullError(shard, budget)

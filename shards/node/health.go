@@ -24,7 +24,7 @@ var services = []string{wispv1connect.KVServiceName, wispv1connect.ClusterServic
 // node leads. A node is healthy when every replica it hosts knows its
 // shard's leader: then every request it takes can be served or forwarded.
 func (n *Node) health() (leaderless []int, leaders int) {
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		id, _ := sh.group.Leader()
 		switch id {
 		case "":
@@ -50,7 +50,7 @@ func (n *Node) healthz(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, `{"status":"no leader","node":%q,"shards_without_leader":[%s]}`+"\n", n.cfg.ID, strings.Join(ids, ","))
 		return
 	}
-	fmt.Fprintf(w, `{"status":"ok","node":%q,"replicas":%d,"leaders":%d}`+"\n", n.cfg.ID, len(n.hosted), leaders)
+	fmt.Fprintf(w, `{"status":"ok","node":%q,"replicas":%d,"leaders":%d}`+"\n", n.cfg.ID, len(n.replicas().hosted), leaders)
 }
 
 // healthChecker answers the standard gRPC health service

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string, n *Node) *metrics {
 	if n.logs != nil {
 		m.register(m.reg, n.logs.Collector())
 	}
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		m.register(prometheus.WrapRegistererWith(prometheus.Labels{"shard": shardLabel(sh.id)}, m.reg), sh.group.Collector())
 	}
 	return m
@@ -165,7 +165,7 @@ func (c shardCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descHubFrames, prometheus.CounterValue, float64(st.Frames))
 		ch <- prometheus.MustNewConstMetric(descHubWrites, prometheus.CounterValue, float64(st.Writes))
 	}
-	for _, sh := range c.n.hosted {
+	for _, sh := range c.n.replicas().hosted {
 		st := sh.group.Status()
 		label := shardLabel(sh.id)
 		gauge := func(d *prometheus.Desc, v float64) {

@@ -36,12 +36,11 @@ type Node struct {
 	// views holds the current view: members, placement, epoch.
 	views atomic.Pointer[view]
 
-	mux     *transport.Mux // the node's one Raft port
-	hub     *transport.Hub // its groups' batched RPCs; nil with RaftNetPerGroup
-	logs    *raftlog.Store // the shared Raft log; nil with LogPerGroup
-	shards  []*shard       // by shard id; nil where the node holds no replica
-	hosted  []*shard       // the non-nil entries of shards, in id order
-	known   leaderCache    // leaders of shards this node does not host
+	mux     *transport.Mux             // the node's one Raft port
+	hub     *transport.Hub             // its groups' batched RPCs; nil with RaftNetPerGroup
+	logs    *raftlog.Store             // the shared Raft log; nil with LogPerGroup
+	reps    atomic.Pointer[replicaSet] // the replicas the node hosts
+	known   leaderCache                // leaders of shards this node does not host
 	fwd     *forwarder
 	balance *balancer
 
@@ -92,7 +91,6 @@ func Open(cfg Config) (*Node, error) {
 		self:   self,
 		limits: cfg.Limits.withDefaults(),
 		log:    cfg.Logger.With("node", cfg.ID),
-		shards: make([]*shard, cfg.Shards),
 		keys:   ring.NewKeyRing(cfg.Shards, cfg.KeyVnodes),
 	}
 	v, err := newView(cfg)
@@ -100,6 +98,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
 	n.views.Store(v)
+	n.reps.Store(&replicaSet{byShard: make([]*shard, cfg.Shards)})
 	n.known.init(cfg.Shards)
 	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes, cfg.Peers); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
@@ -110,12 +109,12 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.fwd = newForwarder(cfg.ID)
 	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n)
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		sh.startReclaim(n)
 	}
 	n.balance = startBalancer(n, cfg.BalanceInterval)
 	n.handler = n.newHandler()
-	n.log.Debug("node open", "shards", cfg.Shards, "replicas", len(n.hosted), "raft", n.mux.Addr().String())
+	n.log.Debug("node open", "shards", cfg.Shards, "replicas", len(n.replicas().hosted), "raft", n.mux.Addr().String())
 	return n, nil
 }
 
@@ -199,9 +198,7 @@ func (n *Node) openReplicas() error {
 			layer.Close()
 			return fmt.Errorf("shard %d: %w", id, err)
 		}
-		sh := &shard{id: id, group: g}
-		n.shards[id] = sh
-		n.hosted = append(n.hosted, sh)
+		n.reps.Store(n.replicas().with(&shard{id: id, group: g}))
 	}
 	return nil
 }
@@ -221,7 +218,7 @@ func (n *Node) closeReplicas(kill bool) error {
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for _, sh := range n.hosted {
+	for _, sh := range n.replicas().hosted {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -262,10 +259,10 @@ func (n *Node) Shards() int { return n.cfg.Shards }
 
 // Shard returns the node's replica of shard id, nil if it holds none.
 func (n *Node) Shard(id int) *raftgroup.Group {
-	if id < 0 || id >= len(n.shards) || n.shards[id] == nil {
+	if id < 0 || id >= len(n.replicas().byShard) || n.replicas().byShard[id] == nil {
 		return nil
 	}
-	return n.shards[id].group
+	return n.replicas().byShard[id].group
 }
 
 // ShardOf returns the shard that owns key.

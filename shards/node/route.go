@@ -62,7 +62,7 @@ func serve[Req, Res any](
 	remote func(ctx context.Context, url string, req *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
 	forwarded := req.Header().Get(forwardedHeader) != ""
-	sh := n.shards[id]
+	sh := n.replicas().byShard[id]
 	var (
 		avoid  string // a node the last forward could not reach, or that named another leader
 		hinted string // the leader the last refusal named
@@ -250,7 +250,7 @@ func (n *Node) awaitLeader(ctx context.Context, sh *shard, not string) string {
 // leaderOf returns the shard's leader as this node knows it: its own
 // replica's view, else the cache of forwarding outcomes.
 func (n *Node) leaderOf(id int) string {
-	if sh := n.shards[id]; sh != nil {
+	if sh := n.replicas().byShard[id]; sh != nil {
 		l, _ := sh.group.Leader()
 		return l
 	}

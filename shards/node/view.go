@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/wisp-db/wisp/shards/ring"
@@ -43,3 +44,27 @@ func newView(cfg Config) (*view, error) {
 
 // view returns the node's current view.
 func (n *Node) view() *view { return n.views.Load() }
+
+// replicaSet is the replicas a node hosts. Immutable, like a view: the
+// node replaces the whole set when it opens or closes a replica, so a
+// reader keeps one consistent set.
+type replicaSet struct {
+	byShard []*shard // by shard id; nil where the node holds no replica
+	hosted  []*shard // the non-nil entries of byShard, in id order
+}
+
+// with returns a copy of rs with sh added (replacing any replica of its
+// shard).
+func (rs *replicaSet) with(sh *shard) *replicaSet {
+	next := &replicaSet{byShard: slices.Clone(rs.byShard)}
+	next.byShard[sh.id] = sh
+	for _, s := range next.byShard {
+		if s != nil {
+			next.hosted = append(next.hosted, s)
+		}
+	}
+	return next
+}
+
+// replicas returns the replicas the node hosts now.
+func (n *Node) replicas() *replicaSet { return n.reps.Load() }
