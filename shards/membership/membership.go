@@ -29,6 +29,11 @@ var (
 	// ErrIDTaken is returned by Start and Join when a live node of the
 	// cluster already has this node's id at another gossip address.
 	ErrIDTaken = errors.New("membership: node id taken")
+	// ErrUnconfirmed is returned by UpdateMeta and Leave when memberlist did
+	// not confirm the message went out to peers in time (lost or delayed
+	// gossip, a starved machine). The change is made locally and still
+	// spreads, at the latest with the next push/pull sync.
+	ErrUnconfirmed = errors.New("membership: broadcast not confirmed in time")
 )
 
 // Bounds, each with its reason.
@@ -470,7 +475,7 @@ func (m *Membership) broadcast(ctx context.Context, what string, call func(time.
 		return fmt.Errorf("membership %s: %s: %w", m.id, what, context.DeadlineExceeded)
 	}
 	if err := call(timeout); err != nil {
-		return fmt.Errorf("membership %s: %s: not confirmed sent within %v: %w", m.id, what, timeout, err)
+		return fmt.Errorf("membership %s: %s: %w within %v (%v)", m.id, what, ErrUnconfirmed, timeout, err)
 	}
 	return nil
 }

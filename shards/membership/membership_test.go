@@ -608,7 +608,10 @@ func TestHammer(t *testing.T) {
 			meta := n.Meta()
 			for j := range 20 {
 				meta.MemoryUsedBytes = uint64(j)
-				if err := n.UpdateMeta(ctx, meta); err != nil && !errors.Is(err, ErrClosed) {
+				// A loaded machine may delay gossip past the confirmation
+				// wait (CI saw it once): this test is about races, and the
+				// update is made locally either way.
+				if err := n.UpdateMeta(ctx, meta); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUnconfirmed) {
 					t.Errorf("UpdateMeta: %v", err)
 				}
 				updates.Add(1)
