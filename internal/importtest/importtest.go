@@ -14,6 +14,12 @@ import (
 	"testing"
 )
 
+// Pure lists what a deterministic package without I/O must not import:
+// network, files, clock, randomness, goroutine machinery, unsafe memory,
+// and testing (each path also forbids those below it: net forbids
+// net/http).
+var Pure = []string{"crypto/rand", "math/rand", "net", "os", "sync", "syscall", "testing", "time", "unsafe"}
+
 // Forbid fails t if a non-test Go file in the current directory (a
 // package's own directory, where go test runs its tests) imports a path in
 // forbidden, or one below it (net forbids net/http), unless the path is in
