@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,7 @@ type pending struct {
 }
 
 type opOutcome struct {
-	res *wispv1.PipelineResult
+	res any // the op's response message, such as *wispv1.GetResponse
 	err error
 }
 
@@ -72,9 +73,10 @@ type serverError struct{ err *connect.Error }
 func (e *serverError) Error() string { return e.err.Error() }
 func (e *serverError) Unwrap() error { return e.err }
 
-// do runs one op: alone, through its own RPC, if a slot is free, else
-// queued for the next Pipeline. mkOp builds the op only if it queues.
-func (p *pipeliner) do(ctx context.Context, mkOp func() *wispv1.PipelineOp, alone func(context.Context) (*wispv1.PipelineResult, error)) (*wispv1.PipelineResult, error) {
+// do runs one op and returns its response message: alone, through its own
+// RPC, if a slot is free, else queued for the next Pipeline. mkOp builds
+// the op only if it queues.
+func (p *pipeliner) do(ctx context.Context, mkOp func() *wispv1.PipelineOp, alone func(context.Context) (any, error)) (any, error) {
 	p.mu.Lock()
 	if p.inflight < p.maxInflight {
 		p.inflight++
@@ -157,7 +159,7 @@ func (p *pipeliner) send(batch []*pending) {
 			w.done <- opOutcome{err: &serverError{opConnectError(oe)}}
 			continue
 		}
-		w.done <- opOutcome{res: r}
+		w.done <- opOutcome{res: resultMessage(r)}
 	}
 }
 
@@ -195,75 +197,79 @@ func opConnectError(oe *wispv1.OpError) *connect.Error {
 }
 
 // call runs one single-key call on ep: through ep's pipeliner when
-// auto-pipelining is on, else as its own RPC. op and res convert between
-// the call's own messages and a Pipeline's.
+// auto-pipelining is on, else as its own RPC.
 func call[Req, Res any](ctx context.Context, ep *endpoint, req *Req,
 	unary func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error),
-	op func(*Req) *wispv1.PipelineOp, res func(*Res) *wispv1.PipelineResult, unwrap func(*wispv1.PipelineResult) *Res,
 ) (*Res, error) {
-	if ep.pipe == nil {
+	alone := func(ctx context.Context) (any, error) {
 		r, err := unary(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, err
 		}
 		return r.Msg, nil
 	}
-	out, err := ep.pipe.do(ctx, func() *wispv1.PipelineOp { return op(req) }, func(ctx context.Context) (*wispv1.PipelineResult, error) {
-		r, err := unary(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return res(r.Msg), nil
-	})
+	var (
+		out any
+		err error
+	)
+	if ep.pipe == nil {
+		out, err = alone(ctx)
+	} else {
+		out, err = ep.pipe.do(ctx, func() *wispv1.PipelineOp { return pipelineOp(req) }, alone)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if got := unwrap(out); got != nil {
+	if got, ok := out.(*Res); ok && got != nil {
 		return got, nil
 	}
 	return nil, connect.NewError(connect.CodeInternal, errors.New("pipeline: the server answered an op with another kind of result"))
 }
 
+// pipelineOp wraps one call's request as a Pipeline op. Only the kinds
+// endpoint's methods below send can reach it.
+func pipelineOp(req any) *wispv1.PipelineOp {
+	switch r := req.(type) {
+	case *wispv1.GetRequest:
+		return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Get{Get: r}}
+	case *wispv1.PutRequest:
+		return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Put{Put: r}}
+	case *wispv1.DeleteRequest:
+		return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Delete{Delete: r}}
+	case *wispv1.IncrementRequest:
+		return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Increment{Increment: r}}
+	}
+	panic(fmt.Sprintf("pipeline: no op for %T", req))
+}
+
+// resultMessage unwraps one op's response from a Pipeline result (nil for
+// an empty or unknown result).
+func resultMessage(r *wispv1.PipelineResult) any {
+	switch x := r.GetResult().(type) {
+	case *wispv1.PipelineResult_Get:
+		return x.Get
+	case *wispv1.PipelineResult_Put:
+		return x.Put
+	case *wispv1.PipelineResult_Delete:
+		return x.Delete
+	case *wispv1.PipelineResult_Increment:
+		return x.Increment
+	}
+	return nil
+}
+
 func (ep *endpoint) get(ctx context.Context, req *wispv1.GetRequest) (*wispv1.GetResponse, error) {
-	return call(ctx, ep, req, ep.kv.Get,
-		func(r *wispv1.GetRequest) *wispv1.PipelineOp {
-			return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Get{Get: r}}
-		},
-		func(r *wispv1.GetResponse) *wispv1.PipelineResult {
-			return &wispv1.PipelineResult{Result: &wispv1.PipelineResult_Get{Get: r}}
-		},
-		(*wispv1.PipelineResult).GetGet)
+	return call(ctx, ep, req, ep.kv.Get)
 }
 
 func (ep *endpoint) put(ctx context.Context, req *wispv1.PutRequest) (*wispv1.PutResponse, error) {
-	return call(ctx, ep, req, ep.kv.Put,
-		func(r *wispv1.PutRequest) *wispv1.PipelineOp {
-			return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Put{Put: r}}
-		},
-		func(r *wispv1.PutResponse) *wispv1.PipelineResult {
-			return &wispv1.PipelineResult{Result: &wispv1.PipelineResult_Put{Put: r}}
-		},
-		(*wispv1.PipelineResult).GetPut)
+	return call(ctx, ep, req, ep.kv.Put)
 }
 
 func (ep *endpoint) delete(ctx context.Context, req *wispv1.DeleteRequest) (*wispv1.DeleteResponse, error) {
-	return call(ctx, ep, req, ep.kv.Delete,
-		func(r *wispv1.DeleteRequest) *wispv1.PipelineOp {
-			return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Delete{Delete: r}}
-		},
-		func(r *wispv1.DeleteResponse) *wispv1.PipelineResult {
-			return &wispv1.PipelineResult{Result: &wispv1.PipelineResult_Delete{Delete: r}}
-		},
-		(*wispv1.PipelineResult).GetDelete)
+	return call(ctx, ep, req, ep.kv.Delete)
 }
 
 func (ep *endpoint) increment(ctx context.Context, req *wispv1.IncrementRequest) (*wispv1.IncrementResponse, error) {
-	return call(ctx, ep, req, ep.kv.Increment,
-		func(r *wispv1.IncrementRequest) *wispv1.PipelineOp {
-			return &wispv1.PipelineOp{Op: &wispv1.PipelineOp_Increment{Increment: r}}
-		},
-		func(r *wispv1.IncrementResponse) *wispv1.PipelineResult {
-			return &wispv1.PipelineResult{Result: &wispv1.PipelineResult_Increment{Increment: r}}
-		},
-		(*wispv1.PipelineResult).GetIncrement)
+	return call(ctx, ep, req, ep.kv.Increment)
 }

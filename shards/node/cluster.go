@@ -89,13 +89,9 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 		if !ok {
 			// Report what the placement puts on it, marked unreachable,
 			// rather than leaving the node and its replicas out.
-			for _, l := range v.place.Nodes {
-				if l.ID == id {
-					ns.Replicas = uint32(l.Replicas)
-				}
-			}
 			for s, sr := range v.place.Shards {
 				if slices.Contains(sr.Replicas, id) {
+					ns.Replicas++
 					shards[s].Replicas = append(shards[s].Replicas, &wispv1.ReplicaStatus{NodeId: id, State: ReplicaUnreachable, Voter: true})
 				}
 			}

@@ -62,6 +62,7 @@ func serve[Req, Res any](
 	remote func(ctx context.Context, url string, req *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
 	forwarded := req.Header().Get(forwardedHeader) != ""
+	v := n.view() // one layout for the whole request
 	sh := n.replicas().byShard[id]
 	var (
 		avoid  string // a node the last forward could not reach, or that named another leader
@@ -76,7 +77,7 @@ func serve[Req, Res any](
 			res, err := local(sh)
 			if err == nil {
 				resp := connect.NewResponse(res)
-				resp.Header().Set(epochHeader, n.view().epochText)
+				resp.Header().Set(epochHeader, v.epochText)
 				return resp, nil
 			}
 			if !errors.Is(err, raftgroup.ErrNotLeader) || forwarded || attempt > maxServeAttempts {
@@ -107,13 +108,13 @@ func serve[Req, Res any](
 		n.metrics.forwarded.Inc()
 		fr := connect.NewRequest(req.Msg)
 		fr.Header().Set(shardHeader, strconv.Itoa(id))
-		resp, ferr := remote(ctx, n.view().peers[target].URL, fr)
+		resp, ferr := remote(ctx, v.peers[target].URL, fr)
 		switch {
 		case ferr == nil:
 			n.known.set(id, target)
 			// Tell the client where the leader is, so it can go there next.
-			resp.Header().Set(leaderHeader, n.view().peers[target].URL)
-			resp.Header().Set(epochHeader, n.view().epochText)
+			resp.Header().Set(leaderHeader, v.peers[target].URL)
+			resp.Header().Set(epochHeader, v.epochText)
 			return resp, nil
 		case connect.IsWireError(ferr):
 			hint, ok := leaderHint(ferr)
@@ -123,7 +124,7 @@ func serve[Req, Res any](
 			// target is not the leader (nothing was proposed): go where it
 			// points, or wait out the election it reports.
 			n.known.forget(id, target)
-			if _, known := n.view().peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
+			if _, known := v.peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
 				n.known.set(id, hint.NodeId)
 				avoid, hinted = target, hint.NodeId
 				if attempt >= maxServeAttempts {
