@@ -70,7 +70,7 @@ func (b *balancer) once1() {
 			return
 		}
 		want := v.place.Shards[sh.id].Leader
-		if want == n.cfg.ID || !sh.group.IsLeader() || now.Before(b.skipTil[sh.id]) {
+		if want == "" || want == n.cfg.ID || !sh.group.IsLeader() || now.Before(b.skipTil[sh.id]) {
 			continue
 		}
 		select {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
@@ -118,6 +119,24 @@ type Config struct {
 	// ReclaimInterval is the period of the leader's expiry and eviction
 	// cycle; default reclaim.DefaultInterval.
 	ReclaimInterval time.Duration
+	// GossipAddr is the gossip address (ip:port, UDP and TCP) the node
+	// listens on for membership and failure detection
+	// (shards/membership). Empty: no gossip, so no failure detection and
+	// no re-replication; the cluster map still routes.
+	GossipAddr string
+	// Join lists gossip addresses of other members; the node keeps trying
+	// them in the background until one answers.
+	Join []string
+	// GossipTiming sets gossip's probe and suspicion intervals; the zero
+	// value is membership.LANTiming.
+	GossipTiming membership.Timing
+	// DeadNodeTimeout is how long a member must be gone before the
+	// placement driver rebuilds its replicas elsewhere; default
+	// DefaultDeadNodeTimeout.
+	DeadNodeTimeout time.Duration
+	// MaxConcurrentMoves bounds the shards being re-replicated or moved at
+	// once; 0 is placement.DefaultMaxConcurrentMoves.
+	MaxConcurrentMoves int
 	// BalanceInterval is how often the node hands leaderships it holds
 	// against the placement's preference to the preferred replica; default
 	// DefaultBalanceInterval, negative turns balancing off.

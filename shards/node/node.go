@@ -8,15 +8,17 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/hashicorp/raft"
 
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/membership"
+	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/raftlog"
 	"github.com/wisp-db/wisp/shards/ring"
@@ -36,11 +38,24 @@ type Node struct {
 	// views holds the current view: members, placement, epoch.
 	views atomic.Pointer[view]
 
-	mux     *transport.Mux             // the node's one Raft port
-	hub     *transport.Hub             // its groups' batched RPCs; nil with RaftNetPerGroup
-	logs    *raftlog.Store             // the shared Raft log; nil with LogPerGroup
-	reps    atomic.Pointer[replicaSet] // the replicas the node hosts
-	known   leaderCache                // leaders of shards this node does not host
+	mux      *transport.Mux             // the node's one Raft port
+	hub      *transport.Hub             // its groups' batched RPCs; nil with RaftNetPerGroup
+	logs     *raftlog.Store             // the shared Raft log; nil with LogPerGroup
+	reps     atomic.Pointer[replicaSet] // the replicas the node hosts
+	hostMu   sync.Mutex                 // serialises changes of reps after Open
+	inflight int                        // MaxInflightPacks of the node's groups
+	meta     *metaReplica               // nil unless the node hosts a meta replica; set in Open
+	boot     *meta.Command              // the command that bootstraps the cluster map
+	ctl      *control                   // the control plane (ControlService)
+	gossip   *membership.Membership     // nil without Config.GossipAddr
+	driver   *driver
+
+	// bg owns the background loops (map watch, placement driver, gossip
+	// join, control server): stop cancels them, Close waits for them.
+	bg      sync.WaitGroup
+	stop    context.CancelFunc
+	closing atomic.Bool
+	known   leaderCache // leaders of shards this node does not host
 	fwd     *forwarder
 	balance *balancer
 
@@ -93,16 +108,14 @@ func Open(cfg Config) (*Node, error) {
 		log:    cfg.Logger.With("node", cfg.ID),
 		keys:   ring.NewKeyRing(cfg.Shards, cfg.KeyVnodes),
 	}
-	v, err := newView(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
+	if cfg.DeadNodeTimeout <= 0 {
+		n.cfg.DeadNodeTimeout = DefaultDeadNodeTimeout
 	}
-	n.views.Store(v)
-	n.reps.Store(&replicaSet{byShard: make([]*shard, cfg.Shards)})
 	n.known.init(cfg.Shards)
 	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes, cfg.Peers); err != nil {
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
+	n.reps.Store(&replicaSet{byShard: make([]*shard, cfg.Shards)})
 	if err := n.openReplicas(); err != nil {
 		n.closeReplicas(true)
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
@@ -114,16 +127,40 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.balance = startBalancer(n, cfg.BalanceInterval)
 	n.handler = n.newHandler()
+	if err := n.startBackground(); err != nil {
+		n.Kill()
+		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
+	}
 	n.log.Debug("node open", "shards", cfg.Shards, "replicas", len(n.replicas().hosted), "raft", n.mux.Addr().String())
 	return n, nil
 }
 
-// openReplicas opens the Raft port, the shared log and a replica of every
-// shard the placement puts on this node.
+// openReplicas opens the Raft port, the shared log, and the replicas the
+// node hosts: every replica folder in its data directory, and on the first
+// start (no saved cluster map) the replicas the static member list gives
+// it, bootstrapping their groups, and the meta group's if it is one of its
+// first voters.
 func (n *Node) openReplicas() error {
-	var err error
-	n.mux, err = transport.Listen(n.self.RaftAddr, transport.WithLogger(n.log))
+	saved, err := readMapFile(n.cfg.DataDir)
 	if err != nil {
+		return err
+	}
+	static, boot, err := staticMap(n.cfg)
+	if err != nil {
+		return err
+	}
+	n.boot = boot
+	m := saved
+	if m == nil || m.Shards != n.cfg.Shards {
+		m = static
+	}
+	v, err := viewOf(m)
+	if err != nil {
+		return err
+	}
+	n.views.Store(v)
+
+	if n.mux, err = transport.Listen(n.self.RaftAddr, transport.WithLogger(n.log)); err != nil {
 		return fmt.Errorf("raft port: %w", err)
 	}
 	if !n.cfg.RaftNetPerGroup {
@@ -132,7 +169,6 @@ func (n *Node) openReplicas() error {
 		}
 	}
 	hosting := 0
-	v := n.view()
 	for _, l := range v.place.Nodes {
 		if l.ID == n.cfg.ID {
 			hosting = l.Replicas
@@ -150,57 +186,98 @@ func (n *Node) openReplicas() error {
 			return err
 		}
 	}
-	inflight := 0 // raftgroup's default
 	if hosting > 1 {
 		// Each group sees a share of the clients: one pack in flight at a
 		// time makes the others wait and pack into the next entry.
-		inflight = 1
+		n.inflight = 1
 	}
-	for id, sr := range v.place.Shards {
-		var voters []raftgroup.Peer
-		hosted := false
-		for _, r := range sr.Replicas {
-			voters = append(voters, raftgroup.Peer{ID: r, Addr: v.peers[r].RaftAddr})
-			hosted = hosted || r == n.cfg.ID
-		}
-		if !hosted {
-			continue
-		}
-		layer, err := n.mux.Group(uint64(id))
-		if err != nil {
-			return fmt.Errorf("shard %d: %w", id, err)
-		}
-		gc := raftgroup.Config{
-			NodeID:   n.cfg.ID,
-			Dir:      filepath.Join(n.cfg.DataDir, fmt.Sprintf("shard-%d", id)),
-			RaftAddr: n.self.RaftAddr,
-			Peers:    voters,
-			Logger:   n.cfg.Logger.With("shard", id),
-			Now:      n.cfg.Now,
-			Timing:   n.cfg.Timing,
-			NoSync:   n.cfg.NoSync,
-			Stream:   layer,
-
-			MaxInflightPacks: inflight,
+	deferElection := func(s int) bool {
+		sr := v.place.Shards[s]
+		return len(sr.Replicas) > 1 && sr.Leader != "" && sr.Leader != n.cfg.ID
+	}
+	if saved == nil {
+		for s := range m.Replicas {
+			if !hostsShard(m, n.cfg.ID, s) {
+				continue
+			}
+			var voters []raftgroup.Peer
+			for _, r := range m.Replicas[s] {
+				voters = append(voters, raftgroup.Peer{ID: r.Node, Addr: v.peers[r.Node].RaftAddr})
+			}
 			// The preferred leader stands for election first.
-			DeferElection: len(sr.Replicas) > 1 && sr.Leader != n.cfg.ID,
-		}
-		if n.logs != nil {
-			gc.Logs, gc.Stable = n.logs.Group(uint64(id)), n.logs.Stable(uint64(id))
-		}
-		if n.hub != nil {
-			gc.Transport = func(snapshots *raft.NetworkTransport) (raft.Transport, error) {
-				return n.hub.Transport(uint64(id), snapshots)
+			if err := n.openShard(s, voters, deferElection(s)); err != nil {
+				return err
 			}
 		}
-		g, err := raftgroup.Open(gc)
-		if err != nil {
-			layer.Close()
-			return fmt.Errorf("shard %d: %w", id, err)
+		if peers := metaPeers(n.cfg); slices.ContainsFunc(peers, func(p raftgroup.Peer) bool { return p.ID == n.cfg.ID }) {
+			if err := n.openMeta(peers); err != nil {
+				return err
+			}
 		}
-		n.reps.Store(n.replicas().with(&shard{id: id, group: g}))
+	}
+	dirs, err := n.shardDirs()
+	if err != nil {
+		return err
+	}
+	for _, s := range dirs {
+		if n.replicas().byShard[s] == nil {
+			if err := n.openShard(s, nil, deferElection(s)); err != nil {
+				return err
+			}
+		}
+	}
+	if n.meta == nil && fileExists(n.metaDir()) {
+		if err := n.openMeta(nil); err != nil {
+			return err
+		}
+	}
+	if saved == nil {
+		return writeMapFile(n.cfg.DataDir, m)
 	}
 	return nil
+}
+
+// startBackground starts the control plane, gossip, the map watcher and
+// the placement driver.
+func (n *Node) startBackground() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	if err := n.startControl(); err != nil {
+		return err
+	}
+	if n.cfg.GossipAddr != "" {
+		if err := n.startGossip(ctx); err != nil {
+			return err
+		}
+	}
+	n.bg.Add(2)
+	go func() {
+		defer n.bg.Done()
+		n.watchMaps(ctx)
+	}()
+	n.driver = &driver{n: n, downSince: map[string]time.Time{}}
+	go func() {
+		defer n.bg.Done()
+		n.runDriver(ctx, n.driver)
+	}()
+	return nil
+}
+
+// stopBackground stops what startBackground started and waits for it.
+func (n *Node) stopBackground() {
+	n.closing.Store(true)
+	if n.stop != nil {
+		n.stop()
+	}
+	if n.gossip != nil {
+		n.gossip.Close()
+	}
+	if n.ctl != nil {
+		n.ctl.close()
+	}
+	n.hostMu.Lock() // wait for a reconcile in flight
+	n.hostMu.Unlock()
+	n.bg.Wait()
 }
 
 // The shared log's group-commit window on a node hosting several groups:
@@ -225,6 +302,21 @@ func (n *Node) closeReplicas(kill bool) error {
 			if err := sh.close(kill); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("shard %d: %w", sh.id, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	if n.meta != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			close := n.meta.group.Close
+			if kill {
+				close = n.meta.group.Kill
+			}
+			if err := close(); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("meta group: %w", err))
 				mu.Unlock()
 			}
 		}()
@@ -375,6 +467,7 @@ func (n *Node) Close() error {
 			cancel()
 		}
 		n.balance.close()
+		n.stopBackground()
 		if err := n.closeReplicas(false); err != nil {
 			errs = append(errs, err)
 		}
@@ -399,6 +492,7 @@ func (n *Node) Kill() error {
 		}
 		n.mu.Unlock()
 		n.balance.close()
+		n.stopBackground()
 		err = n.closeReplicas(true)
 		n.fwd.close()
 		n.metrics.unregister()

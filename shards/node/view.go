@@ -1,10 +1,9 @@
 package node
 
 import (
-	"fmt"
 	"slices"
-	"strconv"
 
+	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/ring"
 )
 
@@ -12,34 +11,16 @@ import (
 // shard's replicas are and which should lead, and the epoch that names
 // this layout to clients (the Wisp-Epoch header). A view is immutable: the
 // node replaces the whole view when the layout changes, so a reader holds
-// one consistent layout for as long as it keeps the pointer. Today the
-// view is made once, at Open, from the static member list; with dynamic
-// membership (issue 10) the cluster map will produce new ones.
+// one consistent layout for as long as it keeps the pointer. Each new
+// cluster map makes a new view (viewOf).
 type view struct {
+	m     *meta.Map       // the cluster map it was made from
 	peers map[string]Peer // by id
 	place ring.Placement
-	epoch uint64 // hash of the layout: see layoutEpoch
+	epoch uint64 // the map's epoch
 	// epochText is epoch in decimal, the Wisp-Epoch header's value, made
 	// once rather than on every response.
 	epochText string
-}
-
-// newView places cfg's shards on cfg's peers.
-func newView(cfg Config) (*view, error) {
-	v := &view{peers: make(map[string]Peer, len(cfg.Peers))}
-	members := make([]ring.Node, 0, len(cfg.Peers))
-	for _, p := range cfg.Peers {
-		v.peers[p.ID] = p
-		members = append(members, ring.Node{ID: p.ID, Zone: p.Zone})
-	}
-	var err error
-	v.place, err = ring.Place(cfg.Shards, members, min(ReplicationFactor, len(members)))
-	if err != nil {
-		return nil, fmt.Errorf("place shards: %w", err)
-	}
-	v.epoch = layoutEpoch(cfg, v.place)
-	v.epochText = strconv.FormatUint(v.epoch, 10)
-	return v, nil
 }
 
 // view returns the node's current view.
@@ -51,6 +32,18 @@ func (n *Node) view() *view { return n.views.Load() }
 type replicaSet struct {
 	byShard []*shard // by shard id; nil where the node holds no replica
 	hosted  []*shard // the non-nil entries of byShard, in id order
+}
+
+// without returns a copy of rs without shard id's replica.
+func (rs *replicaSet) without(id int) *replicaSet {
+	next := &replicaSet{byShard: slices.Clone(rs.byShard)}
+	next.byShard[id] = nil
+	for _, s := range next.byShard {
+		if s != nil {
+			next.hosted = append(next.hosted, s)
+		}
+	}
+	return next
 }
 
 // with returns a copy of rs with sh added (replacing any replica of its

@@ -26,6 +26,29 @@ type fsm struct {
 	// clock is the engine's ClockUnixMs, for readers that must not take
 	// the engine lock for it.
 	clock atomic.Int64
+
+	changeMu sync.Mutex
+	changed  chan struct{} // guarded by changeMu: closed at the next apply or restore; nil until asked for
+}
+
+// changes returns a channel closed at the next apply or restore.
+func (f *fsm) changes() <-chan struct{} {
+	f.changeMu.Lock()
+	defer f.changeMu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.changed
+}
+
+// signal wakes whoever waits on changes.
+func (f *fsm) signal() {
+	f.changeMu.Lock()
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+	f.changeMu.Unlock()
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -73,6 +96,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		f.applied.Store(last)
 	}
 	f.clock.Store(clock)
+	f.signal()
 	return out
 }
 
@@ -106,6 +130,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if c := eng.ClockUnixMs(); c > f.clock.Load() {
 		f.clock.Store(c)
 	}
+	f.signal()
 	return nil
 }
 

@@ -477,6 +477,11 @@ func (g *Group) Leader() (id, addr string) {
 // IsLeader reports whether this replica is the leader right now.
 func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
 
+// Changed returns a channel closed when this replica next applies entries
+// or restores a snapshot: a watch on its state without polling. Take the
+// channel before reading the state it guards, then wait on it.
+func (g *Group) Changed() <-chan struct{} { return g.fsm.changes() }
+
 // AppliedIndex is the highest index applied to this replica's engine.
 func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
 

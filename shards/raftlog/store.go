@@ -290,6 +290,13 @@ func (s *Store) Group(id uint64) raft.LogStore {
 	return &groupLog{s: s, g: s.group(id)}
 }
 
+// Drop deletes group id's log and stable store, durably, as if the group
+// had never stored anything. The group must not be running: close its Raft
+// first. A node drops a replica it no longer hosts.
+func (s *Store) Drop(id uint64) error {
+	return s.do(&request{op: opDrop, g: s.group(id), id: id, done: make(chan error, 1)})
+}
+
 // Stats counts the store's work since Open.
 type Stats struct {
 	// Commits is the number of bbolt transactions committed: one fsync of

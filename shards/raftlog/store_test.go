@@ -474,3 +474,47 @@ func TestCommitWait(t *testing.T) {
 		checkLog(t, s.Group(g), entries(g, 1, rounds, 1))
 	}
 }
+
+// TestDrop: a dropped group has no log and no stable state, now and after a
+// reopen, and can store again from any index; its neighbours keep theirs.
+func TestDrop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.db")
+	s := openStore(t, path)
+	for _, g := range []uint64{1, 2} {
+		if err := s.Group(g).StoreLogs(entries(g, 1, 10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Stable(g).SetUint64([]byte("CurrentTerm"), 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Drop(1); err != nil {
+		t.Fatalf("Drop: %v", err)
+	}
+	if err := s.Drop(99); err != nil {
+		t.Fatalf("Drop of a group that never stored: %v", err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		if last, _ := s.Group(1).LastIndex(); last != 0 {
+			t.Errorf("dropped group's last index = %d; want 0", last)
+		}
+		if v, err := s.Stable(1).GetUint64([]byte("CurrentTerm")); err == nil && v != 0 {
+			t.Errorf("dropped group's term = %d; want none", v)
+		}
+		checkLog(t, s.Group(2), entries(2, 1, 10, 1))
+		if v, err := s.Stable(2).GetUint64([]byte("CurrentTerm")); err != nil || v != 7 {
+			t.Errorf("neighbour's term = %d, %v; want 7", v, err)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path)
+	check(s)
+	if err := s.Group(1).StoreLogs(entries(1, 50, 52, 3)); err != nil {
+		t.Fatalf("store after drop: %v", err)
+	}
+	checkLog(t, s.Group(1), entries(1, 50, 52, 3))
+}

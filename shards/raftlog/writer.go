@@ -2,10 +2,12 @@ package raftlog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 type opKind uint8
@@ -14,6 +16,7 @@ const (
 	opAppend opKind = iota + 1
 	opDelete
 	opSetStable
+	opDrop
 )
 
 // kv is one key and value to put; both stay untouched until the request is
@@ -23,8 +26,8 @@ type kv struct{ key, val []byte }
 // request is one call handed to the writer goroutine.
 type request struct {
 	op opKind
-	g  *groupState // opAppend, opDelete
-	id uint64      // opSetStable: the group
+	g  *groupState // opAppend, opDelete, opDrop
+	id uint64      // opSetStable, opDrop: the group
 
 	first, last uint64 // opAppend: the indexes of kvs; opDelete: the range asked for
 	kvs         []kv   // opAppend: one per entry, in index order; opSetStable: one
@@ -154,6 +157,8 @@ func (s *Store) cost(r *request) int {
 			return 0
 		}
 		return int(min(hi-lo+1, maxBatchEntries))
+	case opDrop:
+		return 1 // one bucket deletion, however long the log
 	}
 	panic(fmt.Sprintf("raftlog: unknown op %d", r.op))
 }
@@ -195,6 +200,8 @@ func (s *Store) commit(batch []*request) {
 			err = s.applyDelete(tx, r)
 		case opSetStable:
 			err = s.applySet(tx, r)
+		case opDrop:
+			err = s.applyDrop(tx, r)
 		}
 		if err != nil {
 			// bbolt refused a change: nothing reached the disk, so the
@@ -351,6 +358,20 @@ func deleteKeys(b *bolt.Bucket, lo, hi uint64) error {
 			return fmt.Errorf("delete %d: %w", i, err)
 		}
 	}
+	return nil
+}
+
+// applyDrop deletes group r.id's log and stable store.
+func (s *Store) applyDrop(tx *bolt.Tx, r *request) error {
+	delete(s.buckets, r.g)
+	delete(s.stables, r.id)
+	if err := tx.Bucket(bucketLogs).DeleteBucket(r.g.key[:]); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return fmt.Errorf("group %d: drop log: %w", r.id, err)
+	}
+	if err := tx.Bucket(bucketStable).DeleteBucket(r.g.key[:]); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		return fmt.Errorf("group %d: drop stable store: %w", r.id, err)
+	}
+	s.pending[r.g] = span{}
 	return nil
 }
 

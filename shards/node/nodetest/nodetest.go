@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
@@ -39,6 +40,9 @@ type Options struct {
 	// Access is every node's browser access policy (default: none but
 	// same-origin, Host checked).
 	Access node.Access
+	// Gossip runs membership and failure detection (fast timing, each
+	// node joining the others), so the placement driver heals the cluster.
+	Gossip bool
 	// Verbose sends the nodes' logs to stderr (default: discarded unless
 	// the WISP_TEST_LOG environment variable is set).
 	Verbose bool
@@ -47,10 +51,11 @@ type Options struct {
 // Cluster is a running test cluster. Methods must be called from the test
 // goroutine unless noted.
 type Cluster struct {
-	t     testing.TB
-	opts  Options
-	dir   string
-	peers []node.Peer
+	t      testing.TB
+	opts   Options
+	dir    string
+	peers  []node.Peer
+	gossip []string // gossip addresses, by node; nil without Options.Gossip
 
 	mu    sync.Mutex
 	nodes []*node.Node // nil for a stopped node; guarded by mu
@@ -64,13 +69,16 @@ func Start(t testing.TB, opts Options) *Cluster {
 		opts.Nodes = 3
 	}
 	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), nodes: make([]*node.Node, opts.Nodes)}
-	addrs := freeAddrs(t, 2*opts.Nodes)
+	addrs := freeAddrs(t, 3*opts.Nodes)
 	for i := range opts.Nodes {
 		c.peers = append(c.peers, node.Peer{
 			ID:       fmt.Sprintf("n%d", i+1),
-			URL:      "http://" + addrs[2*i],
-			RaftAddr: addrs[2*i+1],
+			URL:      "http://" + addrs[3*i],
+			RaftAddr: addrs[3*i+1],
 		})
+		if opts.Gossip {
+			c.gossip = append(c.gossip, addrs[3*i+2])
+		}
 	}
 	t.Cleanup(c.Close)
 	for i := range opts.Nodes {
@@ -150,6 +158,9 @@ func (c *Cluster) Restart(i int) {
 		cfg := node.Config{
 			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: c.peers, Shards: c.opts.Shards,
 			Limits: c.opts.Limits, Timing: c.opts.Timing, Logger: c.logger(), Now: c.opts.Now,
+		}
+		if c.gossip != nil {
+			cfg.GossipAddr, cfg.Join, cfg.GossipTiming = c.gossip[i], c.gossip, membership.FastTiming()
 		}
 		if c.opts.Tune != nil {
 			c.opts.Tune(&cfg)

@@ -1,0 +1,39 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/wisp-db/wisp/shards/membership"
+)
+
+// startGossip joins the cluster's gossip (shards/membership): the node
+// announces its id and addresses and learns which members answer. Seeds
+// (Config.Join) are tried in the background until one answers, so nodes
+// may start in any order.
+func (n *Node) startGossip(ctx context.Context) error {
+	g, err := membership.Start(ctx, membership.Config{
+		NodeID:   n.cfg.ID,
+		BindAddr: n.cfg.GossipAddr,
+		Meta: membership.Meta{
+			NodeID: n.cfg.ID, APIURL: n.self.URL, RaftAddr: n.self.RaftAddr, Zone: n.self.Zone,
+			MemoryBudgetBytes: uint64(max(n.cfg.MaxMemoryBytes, 0)), Bootstrapped: true,
+		},
+		Logger: n.cfg.Logger,
+		Timing: n.cfg.GossipTiming,
+	})
+	if err != nil {
+		return fmt.Errorf("gossip: %w", err)
+	}
+	n.gossip = g
+	if len(n.cfg.Join) > 0 {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			if _, err := g.Join(ctx, n.cfg.Join...); err != nil && ctx.Err() == nil {
+				n.log.Warn("could not join the cluster's gossip", "seeds", n.cfg.Join, "err", err)
+			}
+		}()
+	}
+	return nil
+}
