@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wisp-db/wisp/buildinfo"
+	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/ring"
 )
@@ -49,6 +50,26 @@ type serverFlags struct {
 	pprof         bool
 	corsOrigins   []string
 	allowedHosts  []string
+	gossipAddr    string
+	join          []string
+	deadAfter     time.Duration
+	maxMoves      int
+}
+
+// gossipPortOffset: unless --gossip-addr says otherwise, a node gossips on
+// its Raft host at its Raft port + gossipPortOffset.
+const gossipPortOffset = 100
+
+// gossipAddrOf is the gossip address derived from a Raft address.
+func gossipAddrOf(raftAddr string) (string, error) {
+	host, port, err := splitHostPort(raftAddr, "raft address")
+	if err != nil {
+		return "", err
+	}
+	if port+gossipPortOffset > 65535 {
+		return "", fmt.Errorf("raft address %s: port too high to derive a gossip port (+%d): set --gossip-addr", raftAddr, gossipPortOffset)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port+gossipPortOffset)), nil
 }
 
 func (f *serverFlags) register(cmd *cobra.Command) {
@@ -69,6 +90,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on every node's API port (for diagnosis; off by default)")
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "an origin (scheme://host[:port]) whose web pages may call the API, repeatable; * allows any page on the web (default: none; the console is same-origin and needs none)")
 	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", nil, "Host header names accepted on a loopback --http-addr besides localhost, loopback IPs and the listen address, comma-separated or repeated; * turns the check off (it guards against DNS rebinding)")
+	fl.IntVar(&f.maxMoves, "max-concurrent-moves", 0, "most shards re-replicated or moved at once (0: 4)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -255,15 +277,27 @@ port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 			if err != nil {
 				return err
 			}
+			gossipAddr := f.gossipAddr
+			if gossipAddr == "" {
+				if gossipAddr, err = gossipAddrOf(net.JoinHostPort(raftHost, strconv.Itoa(raftPort))); err != nil {
+					return err
+				}
+			}
+			gossipHost, gossipPort, err := splitHostPort(gossipAddr, "--gossip-addr")
+			if err != nil {
+				return err
+			}
 			var peers []node.Peer
+			f.join = nil
 			for i := range nodes {
 				peers = append(peers, node.Peer{
 					ID:       fmt.Sprintf("n%d", i+1),
 					URL:      "http://" + net.JoinHostPort(httpHost, strconv.Itoa(httpPort+i)),
 					RaftAddr: net.JoinHostPort(raftHost, strconv.Itoa(raftPort+i)),
 				})
+				f.join = append(f.join, net.JoinHostPort(gossipHost, strconv.Itoa(gossipPort+i)))
 			}
-			err = run(cmd.Context(), &f, peers, peers)
+			err = run(cmd.Context(), &f, peers, peers, f.join)
 			if mc, ok := errors.AsType[*node.MembersChangedError](err); ok {
 				return fmt.Errorf("%w\n(the data directory was made by `wispd dev --nodes %d`: start with --nodes %d, or use another --data-dir)", err, len(mc.Created), len(mc.Created))
 			}
@@ -273,6 +307,8 @@ port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 	f.register(cmd)
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
 	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7080", "first node's Raft transport address (host:port)")
+	cmd.Flags().StringVar(&f.gossipAddr, "gossip-addr", "", "first node's gossip address, UDP and TCP (host:port; default: --raft-addr's port + 100)")
+	cmd.Flags().DurationVar(&f.deadAfter, "dead-node-timeout", 5*time.Second, "how long a node must be gone before its replicas are rebuilt on the others")
 	return cmd
 }
 
@@ -289,7 +325,11 @@ func newStartCmd() *cobra.Command {
 included, as id=URL@raft-host:port separated by commas, for example
   n1=http://10.0.0.1:8080@10.0.0.1:7080,n2=http://10.0.0.2:8080@10.0.0.2:7080,...
 Every node of a new cluster must be started with the same list. The node
-serves the API on --http-addr and Raft on the address its --peers entry gives.`,
+serves the API on --http-addr and Raft on the address its --peers entry gives.
+Nodes find each other and detect failures by gossip, on --gossip-addr
+(default: the Raft port + 100), joining the --join addresses (default: every
+peer's Raft port + 100). When a node is gone for --dead-node-timeout, its
+replicas are rebuilt on the others.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			all, err := parsePeers(peers)
@@ -310,10 +350,27 @@ serves the API on --http-addr and Raft on the address its --peers entry gives.`,
 			if old := filepath.Join(f.dataDir, nodeID); fileExists(filepath.Join(old, "cluster.json")) && !fileExists(filepath.Join(f.dataDir, "cluster.json")) {
 				f.dataDir = old
 			}
-			return run(cmd.Context(), &f, all, self)
+			if f.gossipAddr == "" {
+				if f.gossipAddr, err = gossipAddrOf(self[0].RaftAddr); err != nil {
+					return err
+				}
+			}
+			if len(f.join) == 0 {
+				for _, p := range all {
+					g, err := gossipAddrOf(p.RaftAddr)
+					if err != nil {
+						return err
+					}
+					f.join = append(f.join, g)
+				}
+			}
+			return run(cmd.Context(), &f, all, self, []string{f.gossipAddr})
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.gossipAddr, "gossip-addr", "", "gossip address, UDP and TCP (host:port; default: this node's Raft port + 100)")
+	cmd.Flags().StringSliceVar(&f.join, "join", nil, "gossip addresses of other members, repeatable (default: every --peers entry's Raft port + 100)")
+	cmd.Flags().DurationVar(&f.deadAfter, "dead-node-timeout", node.DefaultDeadNodeTimeout, "how long a node must be gone before its replicas are rebuilt on the others")
 	cmd.Flags().StringVar(&nodeID, "node-id", "", "this node's id (required)")
 	cmd.Flags().StringVar(&peers, "peers", "", "all nodes: id=URL@raft-addr,... (required)")
 	_ = cmd.MarkFlagRequired("node-id")
@@ -322,8 +379,8 @@ serves the API on --http-addr and Raft on the address its --peers entry gives.`,
 }
 
 // run starts the nodes in local (each listening on its peer entry's URL
-// host:port) until SIGINT or SIGTERM, then shuts them down.
-func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
+// host:port, gossiping on its gossip entry) until SIGINT or SIGTERM, then shuts them down.
+func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip []string) error {
 	log, quiet, err := f.logger()
 	if err != nil {
 		return err
@@ -341,6 +398,16 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 	maxMemory, err := f.memory()
 	if err != nil {
 		return err
+	}
+	if f.deadAfter < time.Second {
+		return fmt.Errorf("--dead-node-timeout %v: need at least 1s", f.deadAfter)
+	}
+	if f.maxMoves < 0 {
+		return fmt.Errorf("--max-concurrent-moves %d: want 0 (default) or more", f.maxMoves)
+	}
+	timing := membership.LANTiming()
+	if len(local) > 1 {
+		timing = membership.FastTiming() // one machine: no network to wait for
 	}
 	access, err := f.access(peers)
 	if err != nil {
@@ -376,7 +443,7 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 		wg.Wait()
 	}
 	var dirs []string
-	for _, p := range local {
+	for i, p := range local {
 		dir := f.dataDir
 		if len(local) > 1 {
 			dir = filepath.Join(f.dataDir, p.ID)
@@ -399,6 +466,8 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer) error {
 			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
 			LogPerGroup: f.logPerGroup, RaftNetPerGroup: f.netPerGroup,
 			Logger: log, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
+			GossipAddr: gossip[i], Join: f.join, GossipTiming: timing,
+			DeadNodeTimeout: f.deadAfter, MaxConcurrentMoves: f.maxMoves,
 		})
 		if err != nil {
 			l.Close()

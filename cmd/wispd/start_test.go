@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,5 +108,78 @@ func TestStartThreeProcesses(t *testing.T) {
 			t.Errorf("log lacks a ready line with %s:\n%s", want, p.logs)
 		}
 		checkQuietLog(t, p.logs.String(), 6)
+	}
+}
+
+// TestStartHealsAfterKill runs four `wispd start` processes, kills one with
+// SIGKILL, and waits until the survivors have rebuilt its replicas: every
+// shard has three replicas again, none on the dead node, and every write
+// acknowledged before the kill reads back.
+func TestStartHealsAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wispd")
+	}
+	const nodes, shards = 4, 4
+	dir := t.TempDir()
+	bin := buildWispd(t, dir)
+	httpBase, raftBase, gossipBase := freeRange(t, nodes), freeRange(t, nodes), freeRange(t, nodes)
+	var peers, join []string
+	for i := range nodes {
+		peers = append(peers, fmt.Sprintf("n%d=http://127.0.0.1:%d@127.0.0.1:%d", i+1, httpBase+i, raftBase+i))
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", gossipBase+i))
+	}
+	var cmds []*exec.Cmd
+	var logs []*strings.Builder
+	for i := range nodes {
+		out := &strings.Builder{}
+		cmd := exec.Command(bin, "start", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", filepath.Join(dir, fmt.Sprintf("d%d", i+1)),
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase+i), "--peers", strings.Join(peers, ","), "--shards", fmt.Sprint(shards),
+			"--gossip-addr", join[i], "--join", strings.Join(join, ","), "--dead-node-timeout", "2s")
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		cmds, logs = append(cmds, cmd), append(logs, out)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", httpBase)
+	kv := wispv1connect.NewKVServiceClient(http.DefaultClient, url)
+	cluster := wispv1connect.NewClusterServiceClient(http.DefaultClient, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for i := 0; i < 100; {
+		_, err := kv.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}))
+		switch {
+		case err == nil:
+			i++
+		case ctx.Err() != nil:
+			t.Fatalf("put k%d: %v\n%s", i, err, logs[0])
+		default:
+			time.Sleep(50 * time.Millisecond) // still starting
+		}
+	}
+	cmds[3].Process.Kill()
+	cmds[3].Wait()
+	t0 := time.Now()
+	for {
+		res, err := cluster.ShardMap(ctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
+		healed := err == nil && len(res.Msg.Shards) == shards
+		for _, sh := range res.Msg.GetShards() {
+			healed = healed && len(sh.Replicas) == 3 && !slices.Contains(sh.Replicas, "n4")
+		}
+		if healed {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not healed %v after the kill: %v, %v\n%s", time.Since(t0), res, err, logs[0])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every shard has 3 replicas on live nodes %v after kill -9", time.Since(t0).Round(time.Millisecond))
+	for i := range 100 {
+		get, err := kv.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: fmt.Appendf(nil, "k%d", i)}))
+		if err != nil || string(get.Msg.Value) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("get k%d after healing = %v, %v", i, get, err)
+		}
 	}
 }
