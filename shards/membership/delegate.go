@@ -147,18 +147,23 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 		m.log.Error("join with metadata that was not vetted; ignored", "member", clip(n.Name), "addr", addr, "err", err)
 		return
 	}
+	// Finding the members is routine (every node finds every other at
+	// start): DEBUG. A member back after it failed or left is news: INFO.
+	level := slog.LevelDebug
 	m.mu.Lock()
 	st := m.members[n.Name]
 	if st == nil {
 		st = &memberState{}
 		m.members[n.Name] = st
+	} else if st.Status == StatusDead || st.Status == StatusLeft {
+		level = slog.LevelInfo
 	}
 	st.gen++
 	st.Member = Member{ID: n.Name, Addr: addr, Meta: meta, Status: StatusAlive, Since: time.Now()}
 	ev := Event{Kind: EventJoin, Member: st.Member}
 	behind := m.publishLocked(ev)
 	m.mu.Unlock()
-	m.logEvent(slog.LevelInfo, ev, behind)
+	m.logEvent(level, ev, behind)
 }
 
 // NotifyUpdate records a live node's new metadata (memberlist.EventDelegate).

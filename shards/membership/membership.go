@@ -274,7 +274,7 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 			return nil, err
 		}
 	}
-	m.log.Info("gossip started", "addr", m.addr, "members", len(m.Members()))
+	m.log.Debug("gossip started", "addr", m.addr, "members", len(m.Members()))
 	return m, nil
 }
 
