@@ -360,6 +360,9 @@ func (n *Node) Shard(id int) *raftgroup.Group {
 // ShardOf returns the shard that owns key.
 func (n *Node) ShardOf(key []byte) int { return n.keys.Shard(key) }
 
+// Epoch returns the epoch of the cluster map the node routes by.
+func (n *Node) Epoch() uint64 { return n.view().epoch }
+
 // Placement returns where the shards' replicas live.
 func (n *Node) Placement() ring.Placement { return n.view().place }
 
