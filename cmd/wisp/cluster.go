@@ -161,11 +161,11 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 		}
 		keys += s.GetKeyCount()
 	}
-	fmt.Fprintf(tw, "Reported by node %s: %s (%d unreachable), %s (%d without a leader), %s\n\n",
+	fmt.Fprintf(tw, "Reported by node %s: %s (%d unreachable), %s (%d without a leader), %s, cluster map epoch %d\n\n",
 		orDash(st.GetNodeId()), plural(len(st.GetNodes()), "node"), unreachable,
-		plural(len(st.GetShards()), "shard"), leaderless, plural(int(keys), "key"))
+		plural(len(st.GetShards()), "shard"), leaderless, plural(int(keys), "key"), st.GetEpoch())
 
-	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tREPLICAS\tLEADERS\tREACHABLE")
+	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tHEALTH\tREPLICAS\tLEADERS\tREACHABLE")
 	for _, n := range st.GetNodes() {
 		reachable := "yes"
 		if !n.GetReachable() {
@@ -174,8 +174,8 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 				reachable += ": " + n.GetError()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
-			n.GetReplicas(), n.GetLeaders(), reachable)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
+			orDash(n.GetHealth()), n.GetReplicas(), n.GetLeaders(), reachable)
 	}
 	fmt.Fprintln(tw)
 
@@ -186,6 +186,14 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 	}
 	if len(st.GetShards()) > 0 {
 		fmt.Fprintln(tw, "(* leader, + non-voting replica, ! its node is unreachable, ? state unknown)")
+	}
+	if len(st.GetMoves()) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "MOVE\tSHARD\tNODE\tSINCE\tWHY")
+		for _, mv := range st.GetMoves() {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", mv.GetKind(), mv.GetShard(), orDash(mv.GetNodeId()),
+				time.UnixMilli(mv.GetStartedUnixMs()).UTC().Format(time.TimeOnly), orDash(mv.GetReason()))
+		}
 	}
 	if !withReplicas {
 		return tw.Flush()

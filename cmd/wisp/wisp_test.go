@@ -309,20 +309,24 @@ func TestStatusEmpty(t *testing.T) {
 	golden(t, "status-empty.txt", buf.String())
 }
 
-// TestStatusUnreachable: a dead node stays in the table, marked so, and so
-// do its replicas.
+// TestStatusUnreachable: a dead node stays in the table, marked so, with
+// its gossip health, and so do its replicas; the move that rebuilds one is
+// listed.
 func TestStatusUnreachable(t *testing.T) {
 	var buf bytes.Buffer
 	if err := writeStatus(&buf, &wispv1.StatusResponse{
-		NodeId: "n1",
+		NodeId: "n1", Epoch: 7,
 		Nodes: []*wispv1.NodeStatus{
-			{Id: "n1", Url: "http://127.0.0.1:8080", Reachable: true, Replicas: 1, Leaders: 1},
-			{Id: "n2", Url: "http://127.0.0.1:8081", Replicas: 1, Error: "unavailable: connection refused"},
+			{Id: "n1", Url: "http://127.0.0.1:8080", Reachable: true, Replicas: 1, Leaders: 1, Health: "alive"},
+			{Id: "n2", Url: "http://127.0.0.1:8081", Replicas: 1, Error: "unavailable: connection refused", Health: "dead"},
+			{Id: "n3", Url: "http://127.0.0.1:8082", Reachable: true, Replicas: 1, Health: "alive"},
 		},
 		Shards: []*wispv1.ShardStatus{{Id: 0, LeaderId: "n1", Replicas: []*wispv1.ReplicaStatus{
 			{NodeId: "n1", State: "leader", Voter: true},
 			{NodeId: "n2", State: "unreachable", Voter: true},
+			{NodeId: "n3", State: "follower"},
 		}}},
+		Moves: []*wispv1.MoveStatus{{Shard: 0, Kind: "add-learner", NodeId: "n3", Reason: "replaces n2 (dead)", StartedUnixMs: 1_765_000_000_000}},
 	}, false); err != nil {
 		t.Fatal(err)
 	}

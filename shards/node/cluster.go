@@ -40,7 +40,10 @@ func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1
 func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	v := n.view()
 	local := n.localStatus()
-	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID}
+	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Epoch: v.epoch}
+	for _, mv := range v.m.Moves {
+		resp.Moves = append(resp.Moves, &wispv1.MoveStatus{Shard: uint32(mv.Shard), Kind: mv.Kind, NodeId: mv.Node, Reason: mv.Reason, StartedUnixMs: mv.StartedUnixMs})
+	}
 	var (
 		mu      sync.Mutex
 		wg      sync.WaitGroup
@@ -80,7 +83,7 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	}
 	for _, id := range ids {
 		p := v.peers[id]
-		ns := &wispv1.NodeStatus{Id: id, Url: p.URL, RaftAddr: p.RaftAddr, Reachable: errs[id] == nil}
+		ns := &wispv1.NodeStatus{Id: id, Url: p.URL, RaftAddr: p.RaftAddr, Reachable: errs[id] == nil, Health: n.liveness(id)}
 		if err := errs[id]; err != nil {
 			ns.Error = connect.CodeOf(err).String() + ": " + errMessage(err)
 		}

@@ -37,3 +37,20 @@ func (n *Node) startGossip(ctx context.Context) error {
 	}
 	return nil
 }
+
+// liveness is node id's health in gossip as this node sees it ("alive",
+// "suspect", "dead", "left"); "" without gossip, "unknown" for a member
+// gossip has not seen.
+func (n *Node) liveness(id string) string {
+	if n.gossip == nil {
+		return ""
+	}
+	if id == n.cfg.ID {
+		return membership.StatusAlive.String()
+	}
+	m, ok := n.gossip.Member(id)
+	if !ok {
+		return "unknown"
+	}
+	return m.Status.String()
+}

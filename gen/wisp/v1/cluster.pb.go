@@ -323,7 +323,12 @@ type StatusResponse struct {
 	// local_only.
 	Ready bool `protobuf:"varint,4,opt,name=ready,proto3" json:"ready,omitempty"`
 	// not_ready says why ready is false, one reason per line.
-	NotReady      []string `protobuf:"bytes,5,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
+	NotReady []string `protobuf:"bytes,5,rep,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
+	// epoch is the cluster map's epoch the answering node routes by.
+	Epoch uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// moves are the replica moves under way, as the cluster map records
+	// them.
+	Moves         []*MoveStatus `protobuf:"bytes,7,rep,name=moves,proto3" json:"moves,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -393,6 +398,99 @@ func (x *StatusResponse) GetNotReady() []string {
 	return nil
 }
 
+func (x *StatusResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetMoves() []*MoveStatus {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+// MoveStatus is one membership change of a shard under way.
+type MoveStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// kind is the step: add-learner, promote, remove, transfer-leader.
+	Kind   string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// reason says why, for people.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	StartedUnixMs int64  `protobuf:"varint,5,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveStatus) Reset() {
+	*x = MoveStatus{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveStatus) ProtoMessage() {}
+
+func (x *MoveStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveStatus.ProtoReflect.Descriptor instead.
+func (*MoveStatus) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MoveStatus) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *MoveStatus) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MoveStatus) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MoveStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MoveStatus) GetStartedUnixMs() int64 {
+	if x != nil {
+		return x.StartedUnixMs
+	}
+	return 0
+}
+
 type NodeStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -406,14 +504,17 @@ type NodeStatus struct {
 	// replicas is how many shard replicas the node hosts.
 	Replicas uint32 `protobuf:"varint,6,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	// leaders is how many shards the node leads.
-	Leaders       uint32 `protobuf:"varint,7,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	Leaders uint32 `protobuf:"varint,7,opt,name=leaders,proto3" json:"leaders,omitempty"`
+	// health is the node's liveness in gossip as the answering node sees
+	// it: alive, suspect, dead or left; empty without gossip.
+	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -425,7 +526,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -438,7 +539,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -490,6 +591,13 @@ func (x *NodeStatus) GetLeaders() uint32 {
 	return 0
 }
 
+func (x *NodeStatus) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
 type ShardStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -507,7 +615,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +627,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +640,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ShardStatus) GetId() uint32 {
@@ -606,7 +714,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +726,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +739,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReplicaStatus) GetNodeId() string {
@@ -733,7 +841,7 @@ type ShardMapRequest struct {
 
 func (x *ShardMapRequest) Reset() {
 	*x = ShardMapRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +853,7 @@ func (x *ShardMapRequest) String() string {
 func (*ShardMapRequest) ProtoMessage() {}
 
 func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +866,7 @@ func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapRequest.ProtoReflect.Descriptor instead.
 func (*ShardMapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 // ShardMapResponse describes the two rings (docs/ARCHITECTURE.md). A key's
@@ -787,7 +895,7 @@ type ShardMapResponse struct {
 
 func (x *ShardMapResponse) Reset() {
 	*x = ShardMapResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +907,7 @@ func (x *ShardMapResponse) String() string {
 func (*ShardMapResponse) ProtoMessage() {}
 
 func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +920,7 @@ func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapResponse.ProtoReflect.Descriptor instead.
 func (*ShardMapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ShardMapResponse) GetEpoch() uint64 {
@@ -869,7 +977,7 @@ type ShardMapNode struct {
 
 func (x *ShardMapNode) Reset() {
 	*x = ShardMapNode{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -881,7 +989,7 @@ func (x *ShardMapNode) String() string {
 func (*ShardMapNode) ProtoMessage() {}
 
 func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -894,7 +1002,7 @@ func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapNode.ProtoReflect.Descriptor instead.
 func (*ShardMapNode) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ShardMapNode) GetId() string {
@@ -935,7 +1043,7 @@ type ShardPlacement struct {
 
 func (x *ShardPlacement) Reset() {
 	*x = ShardPlacement{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1055,7 @@ func (x *ShardPlacement) String() string {
 func (*ShardPlacement) ProtoMessage() {}
 
 func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1068,7 @@ func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardPlacement.ProtoReflect.Descriptor instead.
 func (*ShardPlacement) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ShardPlacement) GetId() uint32 {
@@ -1012,13 +1120,22 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xb5\x01\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xf6\x01\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.wisp.v1.NodeStatusR\x05nodes\x12,\n" +
 	"\x06shards\x18\x03 \x03(\v2\x14.wisp.v1.ShardStatusR\x06shards\x12\x14\n" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tnot_ready\x18\x05 \x03(\tR\bnotReady\"\xb5\x01\n" +
+	"\tnot_ready\x18\x05 \x03(\tR\bnotReady\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12)\n" +
+	"\x05moves\x18\a \x03(\v2\x13.wisp.v1.MoveStatusR\x05moves\"\x8f\x01\n" +
+	"\n" +
+	"MoveStatus\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12&\n" +
+	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xcd\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -1027,7 +1144,8 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\treachable\x18\x04 \x01(\bR\treachable\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
 	"\breplicas\x18\x06 \x01(\rR\breplicas\x12\x18\n" +
-	"\aleaders\x18\a \x01(\rR\aleaders\"\xe7\x01\n" +
+	"\aleaders\x18\a \x01(\rR\aleaders\x12\x16\n" +
+	"\x06health\x18\b \x01(\tR\x06health\"\xe7\x01\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
@@ -1087,7 +1205,7 @@ func file_wisp_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_cluster_proto_rawDescData
 }
 
-var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*ClusterConfig)(nil),     // 0: wisp.v1.ClusterConfig
 	(*GetConfigRequest)(nil),  // 1: wisp.v1.GetConfigRequest
@@ -1096,13 +1214,14 @@ var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*SetConfigResponse)(nil), // 4: wisp.v1.SetConfigResponse
 	(*StatusRequest)(nil),     // 5: wisp.v1.StatusRequest
 	(*StatusResponse)(nil),    // 6: wisp.v1.StatusResponse
-	(*NodeStatus)(nil),        // 7: wisp.v1.NodeStatus
-	(*ShardStatus)(nil),       // 8: wisp.v1.ShardStatus
-	(*ReplicaStatus)(nil),     // 9: wisp.v1.ReplicaStatus
-	(*ShardMapRequest)(nil),   // 10: wisp.v1.ShardMapRequest
-	(*ShardMapResponse)(nil),  // 11: wisp.v1.ShardMapResponse
-	(*ShardMapNode)(nil),      // 12: wisp.v1.ShardMapNode
-	(*ShardPlacement)(nil),    // 13: wisp.v1.ShardPlacement
+	(*MoveStatus)(nil),        // 7: wisp.v1.MoveStatus
+	(*NodeStatus)(nil),        // 8: wisp.v1.NodeStatus
+	(*ShardStatus)(nil),       // 9: wisp.v1.ShardStatus
+	(*ReplicaStatus)(nil),     // 10: wisp.v1.ReplicaStatus
+	(*ShardMapRequest)(nil),   // 11: wisp.v1.ShardMapRequest
+	(*ShardMapResponse)(nil),  // 12: wisp.v1.ShardMapResponse
+	(*ShardMapNode)(nil),      // 13: wisp.v1.ShardMapNode
+	(*ShardPlacement)(nil),    // 14: wisp.v1.ShardPlacement
 }
 var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
@@ -1110,24 +1229,25 @@ var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	0,  // 2: wisp.v1.SetConfigRequest.config:type_name -> wisp.v1.ClusterConfig
 	0,  // 3: wisp.v1.SetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
 	0,  // 4: wisp.v1.SetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
-	7,  // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
-	8,  // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
-	9,  // 7: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	12, // 8: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
-	13, // 9: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
-	5,  // 10: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	1,  // 11: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
-	3,  // 12: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
-	10, // 13: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
-	6,  // 14: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	2,  // 15: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
-	4,  // 16: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
-	11, // 17: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	8,  // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
+	9,  // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
+	7,  // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
+	10, // 8: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
+	13, // 9: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
+	14, // 10: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
+	5,  // 11: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	1,  // 12: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	3,  // 13: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	11, // 14: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
+	6,  // 15: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	2,  // 16: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	4,  // 17: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	12, // 18: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_cluster_proto_init() }
@@ -1142,7 +1262,7 @@ func file_wisp_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_cluster_proto_rawDesc), len(file_wisp_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
