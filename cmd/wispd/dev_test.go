@@ -79,12 +79,13 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildWispd(t, dir)
-	httpBase, raftBase := freeRange(t, 3), freeRange(t, 3)
+	httpBase, raftBase, gossipBase := freeRange(t, 3), freeRange(t, 3), freeRange(t, 3)
+	gossip := fmt.Sprintf("127.0.0.1:%d", gossipBase)
 	data := filepath.Join(dir, "data")
 	start := func() (*exec.Cmd, *strings.Builder) {
 		cmd := exec.Command(bin, "dev", "--data-dir", data,
 			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase),
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase))
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip)
 		var logs strings.Builder
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -181,7 +182,7 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	// data, and the restart after it finds every write.
 	for _, nodes := range []string{"5", "2"} {
 		out, err := exec.Command(bin, "dev", "--data-dir", data, "--nodes", nodes,
-			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase)).CombinedOutput()
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "start with --nodes 3") {
 			t.Errorf("restart with --nodes %s on a 3-node data dir: err %v, output:\n%s", nodes, err, out)
 		}
@@ -212,7 +213,7 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	}
 	// The shard count is fixed when a cluster is created.
 	out, err := exec.Command(bin, "dev", "--data-dir", data, "--shards", "4",
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase)).CombinedOutput()
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "fixed when a cluster is created") {
 		t.Errorf("restart with --shards 4 on an 8-shard data dir: err %v, output:\n%s", err, out)
 	}

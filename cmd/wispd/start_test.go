@@ -30,10 +30,11 @@ func TestStartThreeProcesses(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildWispd(t, dir)
-	httpBase, raftBase := freeRange(t, 3), freeRange(t, 3)
-	var peers []string
+	httpBase, raftBase, gossipBase := freeRange(t, 3), freeRange(t, 3), freeRange(t, 3)
+	var peers, join []string
 	for i := range 3 {
 		peers = append(peers, fmt.Sprintf("n%d=http://127.0.0.1:%d@127.0.0.1:%d", i+1, httpBase+i, raftBase+i))
+		join = append(join, fmt.Sprintf("127.0.0.1:%d", gossipBase+i))
 	}
 	type proc struct {
 		cmd  *exec.Cmd
@@ -45,7 +46,8 @@ func TestStartThreeProcesses(t *testing.T) {
 	for i := range 3 {
 		p := proc{logs: &strings.Builder{}, url: fmt.Sprintf("http://127.0.0.1:%d", httpBase+i), data: filepath.Join(dir, fmt.Sprintf("d%d", i+1))}
 		p.cmd = exec.Command(bin, "start", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", p.data,
-			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase+i), "--peers", strings.Join(peers, ","), "--shards", "4")
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase+i), "--peers", strings.Join(peers, ","), "--shards", "4",
+			"--gossip-addr", join[i], "--join", strings.Join(join, ","))
 		p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,10 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/cespare/xxhash/v2"
-
-	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // layoutFile records, in a node's data directory, what was fixed when the
@@ -164,25 +159,4 @@ func writeFileSync(path string, data []byte) error {
 		return fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
 	}
 	return nil
-}
-
-// layoutEpoch identifies the layout clients route by: shard count, key
-// vnodes, the members and the placement. Every node computes the same value
-// from the same configuration.
-func layoutEpoch(cfg Config, p ring.Placement) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	var b [8]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(cfg.Shards))
-	binary.BigEndian.PutUint32(b[4:], uint32(cfg.KeyVnodes))
-	d.Write(b[:])
-	peers := slices.Clone(cfg.Peers)
-	slices.SortFunc(peers, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
-	for _, p := range peers {
-		fmt.Fprintf(&d, "%q %q %q %q\n", p.ID, p.URL, p.RaftAddr, p.Zone)
-	}
-	for i, s := range p.Shards {
-		fmt.Fprintf(&d, "%d %q %q\n", i, s.Replicas, s.Leader)
-	}
-	return d.Sum64()
 }
