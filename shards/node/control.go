@@ -146,12 +146,11 @@ func (s *controlService) Replicas(ctx context.Context, _ *connect.Request[contro
 func (n *Node) replicaStates() []*controlv1.ReplicaState {
 	var out []*controlv1.ReplicaState
 	add := func(id uint64, g *raftgroup.Group) {
-		st := &controlv1.ReplicaState{Group: id, AppliedIndex: g.AppliedIndex()}
+		st := &controlv1.ReplicaState{Group: id, AppliedIndex: g.AppliedIndex(), LastIndex: g.LastIndex()}
 		st.LeaderId, _ = g.Leader()
 		if c, err := g.Configuration(); err == nil {
 			st.Members, st.ConfigIndex = membersProto(c), c.Index
 		}
-		st.LastIndex = g.Status().LastLogIndex
 		out = append(out, st)
 	}
 	for _, sh := range n.replicas().hosted {

@@ -220,7 +220,7 @@ func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]pla
 			}
 			continue
 		}
-		if p, ok := viewPeer(m, l.node); ok {
+		if p, ok := m.Node(l.node); ok {
 			l.addr = p.RaftAddr
 		}
 		sh.Leader = l.node
@@ -235,22 +235,6 @@ func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]pla
 		}
 	}
 	return st, leaders
-}
-
-func viewPeer(m *meta.Map, id string) (meta.Node, bool) {
-	i, ok := slices.BinarySearchFunc(m.Nodes, id, func(n meta.Node, id string) int {
-		switch {
-		case n.ID < id:
-			return -1
-		case n.ID > id:
-			return 1
-		}
-		return 0
-	})
-	if !ok {
-		return meta.Node{}, false
-	}
-	return m.Nodes[i], true
 }
 
 // record writes into the map every shard configuration its leader reports
@@ -290,7 +274,7 @@ func (d *driver) execute(ctx context.Context, m *meta.Map, step placement.Step, 
 	if l == nil || l.addr == "" {
 		return errNoLeader
 	}
-	target, ok := viewPeer(m, step.Node)
+	target, ok := m.Node(step.Node)
 	if !ok {
 		return fmt.Errorf("node %s is not in the cluster map", step.Node)
 	}

@@ -35,22 +35,17 @@ type replicaSet struct {
 }
 
 // without returns a copy of rs without shard id's replica.
-func (rs *replicaSet) without(id int) *replicaSet {
-	next := &replicaSet{byShard: slices.Clone(rs.byShard)}
-	next.byShard[id] = nil
-	for _, s := range next.byShard {
-		if s != nil {
-			next.hosted = append(next.hosted, s)
-		}
-	}
-	return next
-}
+func (rs *replicaSet) without(id int) *replicaSet { return rs.replaced(id, nil) }
 
 // with returns a copy of rs with sh added (replacing any replica of its
 // shard).
-func (rs *replicaSet) with(sh *shard) *replicaSet {
+func (rs *replicaSet) with(sh *shard) *replicaSet { return rs.replaced(sh.id, sh) }
+
+// replaced returns a copy of rs with shard id's replica set to sh (nil:
+// none).
+func (rs *replicaSet) replaced(id int, sh *shard) *replicaSet {
 	next := &replicaSet{byShard: slices.Clone(rs.byShard)}
-	next.byShard[sh.id] = sh
+	next.byShard[id] = sh
 	for _, s := range next.byShard {
 		if s != nil {
 			next.hosted = append(next.hosted, s)

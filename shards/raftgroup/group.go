@@ -482,6 +482,9 @@ func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
 // channel before reading the state it guards, then wait on it.
 func (g *Group) Changed() <-chan struct{} { return g.fsm.changes() }
 
+// LastIndex is the index of the last entry in this replica's log.
+func (g *Group) LastIndex() uint64 { return g.raft.LastIndex() }
+
 // AppliedIndex is the highest index applied to this replica's engine.
 func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
 
