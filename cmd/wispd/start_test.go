@@ -109,7 +109,9 @@ func TestStartThreeProcesses(t *testing.T) {
 		if want := "data=" + p.data + "\n"; !strings.Contains(p.logs.String(), "msg=\"node ready\"") || !strings.Contains(p.logs.String(), want) {
 			t.Errorf("log lacks a ready line with %s:\n%s", want, p.logs)
 		}
-		checkQuietLog(t, p.logs.String(), 6)
+		// The three stop together, yet one may stop a millisecond before
+		// another: a leader logs a WARN or two for a peer already gone.
+		checkQuietLog(t, p.logs.String(), 8)
 	}
 }
 

@@ -25,7 +25,11 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 // follower state, pipelining, initial configuration: ~130 lines for a
 // 3-node, 8-shard start), so they are DEBUG; WARN and ERROR stay, since
 // they mark elections after a lost leader and failures, except the first
-// election of a group that never had a leader, which is start-up routine.
+// election of a group that never had a leader, which is start-up routine,
+// and a leader's failed heartbeat or append to one peer, which is WARN: the
+// peer is down, stopping or not yet serving the group (a fact about the
+// peer, which gossip and the placement driver act on, not a failure here),
+// and a rolling restart would otherwise log ERROR on every other node.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -43,6 +47,9 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	if level == slog.LevelWarn && bytes.HasPrefix(line, []byte("raft: heartbeat timeout reached")) && bytes.HasSuffix(line, []byte("last-leader-id=")) {
 		level = slog.LevelDebug // a first election: no leader was lost
+	}
+	if level == slog.LevelError && (bytes.HasPrefix(line, []byte("raft: failed to heartbeat to")) || bytes.HasPrefix(line, []byte("raft: failed to appendEntries to"))) {
+		level = slog.LevelWarn
 	}
 	w.l.Log(context.Background(), level, string(line), "component", "raft")
 	return len(p), nil
