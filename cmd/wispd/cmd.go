@@ -297,7 +297,22 @@ port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 				})
 				f.join = append(f.join, net.JoinHostPort(gossipHost, strconv.Itoa(gossipPort+i)))
 			}
-			err = run(cmd.Context(), &f, peers, peers, f.join)
+			// A data directory made with fewer nodes: its nodes keep their
+			// cluster map, the new ones join the cluster (the placement
+			// driver moves replicas onto them) instead of creating one.
+			grown := false
+			for _, p := range peers {
+				grown = grown || node.HasClusterMap(filepath.Join(f.dataDir, p.ID))
+			}
+			var local []member
+			for i, p := range peers {
+				m := member{self: p, peers: peers, gossip: f.join[i]}
+				if grown && !node.HasClusterMap(filepath.Join(f.dataDir, p.ID)) {
+					m.peers = nil
+				}
+				local = append(local, m)
+			}
+			err = run(cmd.Context(), &f, local)
 			if mc, ok := errors.AsType[*node.MembersChangedError](err); ok {
 				return fmt.Errorf("%w\n(the data directory was made by `wispd dev --nodes %d`: start with --nodes %d, or use another --data-dir)", err, len(mc.Created), len(mc.Created))
 			}
@@ -317,41 +332,83 @@ func newStartCmd() *cobra.Command {
 		f      serverFlags
 		nodeID string
 		peers  string
+		apiURL string
+		expect int
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Run one node of a cluster",
-		Long: `start runs one node. --peers lists every node of the cluster, this one
-included, as id=URL@raft-host:port separated by commas, for example
-  n1=http://10.0.0.1:8080@10.0.0.1:7080,n2=http://10.0.0.2:8080@10.0.0.2:7080,...
-Every node of a new cluster must be started with the same list. The node
-serves the API on --http-addr and Raft on the address its --peers entry gives.
-Nodes find each other and detect failures by gossip, on --gossip-addr
-(default: the Raft port + 100), joining the --join addresses (default: every
-peer's Raft port + 100). When a node is gone for --dead-node-timeout, its
-replicas are rebuilt on the others.`,
+		Long: `start runs one node. Nodes find each other and detect failures by gossip,
+on --gossip-addr (default: the Raft port + 100). A new cluster is created in
+one of two ways:
+
+  --bootstrap-expect N: start N nodes with it, each given --join with the
+  gossip address of another (any one will do); once the N have met, they
+  create the cluster together.
+
+  --peers: every node of the new cluster is started with the same list of
+  all of them, as id=URL@raft-host:port separated by commas, for example
+    n1=http://10.0.0.1:8080@10.0.0.1:7080,n2=http://10.0.0.2:8080@10.0.0.2:7080,...
+  and --join defaults to every peer's Raft port + 100.
+
+A node started later with only --join (and its own --node-id, --http-addr and
+--raft-addr) joins the running cluster: replicas move onto it. When a node is
+gone for --dead-node-timeout, its replicas are rebuilt on the others. A node
+restarted on its --data-dir rejoins with the cluster map it kept there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			all, err := parsePeers(peers)
-			if err != nil {
-				return err
+			if err := membership.ValidateID(nodeID); err != nil {
+				return fmt.Errorf("--node-id: %w", err)
 			}
-			var self []node.Peer
-			for _, p := range all {
-				if p.ID == nodeID {
-					self = append(self, p)
+			var all []node.Peer
+			self := node.Peer{ID: nodeID}
+			if peers != "" {
+				var err error
+				if all, err = parsePeers(peers); err != nil {
+					return err
+				}
+				i := slices.IndexFunc(all, func(p node.Peer) bool { return p.ID == nodeID })
+				if i < 0 {
+					return fmt.Errorf("--node-id %q is not in --peers", nodeID)
+				}
+				self = all[i]
+				if f.raftAddr != "" && f.raftAddr != self.RaftAddr {
+					return fmt.Errorf("--raft-addr %s differs from this node's --peers entry (%s)", f.raftAddr, self.RaftAddr)
+				}
+			} else {
+				if f.raftAddr == "" {
+					return errors.New("--raft-addr is required without --peers")
+				}
+				if _, _, err := splitHostPort(f.raftAddr, "--raft-addr"); err != nil {
+					return err
+				}
+				self.RaftAddr = f.raftAddr
+				self.URL = apiURL
+				if self.URL == "" {
+					host, _, err := splitHostPort(f.httpAddr, "--http-addr")
+					if err != nil {
+						return err
+					}
+					if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+						return fmt.Errorf("--http-addr %s listens on every interface: give --api-url, the URL the other nodes reach this one at", f.httpAddr)
+					}
+					self.URL = "http://" + f.httpAddr
 				}
 			}
-			if len(self) == 0 {
-				return fmt.Errorf("--node-id %q is not in --peers", nodeID)
+			if expect < 0 {
+				return fmt.Errorf("--bootstrap-expect %d: want 0 (join only) or more", expect)
+			}
+			if expect > 0 && peers != "" {
+				return errors.New("--bootstrap-expect and --peers are two ways to create a cluster: give one")
 			}
 			// The node's data lives in --data-dir itself. Before, it went to
 			// --data-dir/<node-id>: keep using such a directory if it exists.
 			if old := filepath.Join(f.dataDir, nodeID); fileExists(filepath.Join(old, "cluster.json")) && !fileExists(filepath.Join(f.dataDir, "cluster.json")) {
 				f.dataDir = old
 			}
+			var err error
 			if f.gossipAddr == "" {
-				if f.gossipAddr, err = gossipAddrOf(self[0].RaftAddr); err != nil {
+				if f.gossipAddr, err = gossipAddrOf(self.RaftAddr); err != nil {
 					return err
 				}
 			}
@@ -364,23 +421,42 @@ replicas are rebuilt on the others.`,
 					f.join = append(f.join, g)
 				}
 			}
-			return run(cmd.Context(), &f, all, self, []string{f.gossipAddr})
+			if len(all) == 0 && len(f.join) == 0 && expect == 0 && !node.HasClusterMap(f.dataDir) {
+				return errors.New("--join is required: the gossip address of a node of the cluster to join (or, to create one, --bootstrap-expect)")
+			}
+			if !cmd.Flags().Changed("shards") && all == nil {
+				f.shards = 0 // a joining node takes the cluster's; a bootstrapping one the default
+				if expect > 0 {
+					f.shards = defaultShards
+				}
+			}
+			return run(cmd.Context(), &f, []member{{self: self, peers: all, gossip: f.gossipAddr, expect: expect}})
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "", "Raft transport address (host:port); with --peers, this node's entry gives it")
+	cmd.Flags().StringVar(&apiURL, "api-url", "", "URL the other nodes and clients reach this node's API at (default: http:// and --http-addr)")
 	cmd.Flags().StringVar(&f.gossipAddr, "gossip-addr", "", "gossip address, UDP and TCP (host:port; default: this node's Raft port + 100)")
-	cmd.Flags().StringSliceVar(&f.join, "join", nil, "gossip addresses of other members, repeatable (default: every --peers entry's Raft port + 100)")
+	cmd.Flags().StringSliceVar(&f.join, "join", nil, "gossip address of a member of the cluster, repeatable (default with --peers: every peer's Raft port + 100)")
+	cmd.Flags().IntVar(&expect, "bootstrap-expect", 0, "create a new cluster once this many nodes started with it have met through gossip (0: join a cluster that exists)")
 	cmd.Flags().DurationVar(&f.deadAfter, "dead-node-timeout", node.DefaultDeadNodeTimeout, "how long a node must be gone before its replicas are rebuilt on the others")
-	cmd.Flags().StringVar(&nodeID, "node-id", "", "this node's id (required)")
-	cmd.Flags().StringVar(&peers, "peers", "", "all nodes: id=URL@raft-addr,... (required)")
+	cmd.Flags().StringVar(&nodeID, "node-id", "", "this node's id (required): letters, digits, '.', '_' and '-'")
+	cmd.Flags().StringVar(&peers, "peers", "", "the members of a new cluster: id=URL@raft-addr,... (see above)")
 	_ = cmd.MarkFlagRequired("node-id")
-	_ = cmd.MarkFlagRequired("peers")
 	return cmd
 }
 
-// run starts the nodes in local (each listening on its peer entry's URL
-// host:port, gossiping on its gossip entry) until SIGINT or SIGTERM, then shuts them down.
-func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip []string) error {
+// member is one node run by this process.
+type member struct {
+	self   node.Peer
+	peers  []node.Peer // the static member list; nil: join or bootstrap by gossip
+	gossip string      // its gossip address
+	expect int         // --bootstrap-expect
+}
+
+// run starts the nodes in local (each listening on its URL's host:port, or
+// alone on --http-addr) until SIGINT or SIGTERM, then shuts them down.
+func run(ctx context.Context, f *serverFlags, local []member) error {
 	log, quiet, err := f.logger()
 	if err != nil {
 		return err
@@ -389,10 +465,10 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip [
 	if err != nil {
 		return err
 	}
-	if f.shards < 1 || f.shards > node.MaxShards {
+	if f.shards < 0 || f.shards > node.MaxShards {
 		return fmt.Errorf("--shards %d: need 1 to %d", f.shards, node.MaxShards)
 	}
-	if f.keyVnodes < 1 || f.shards*f.keyVnodes > 1<<24 {
+	if f.keyVnodes < 1 || max(f.shards, 1)*f.keyVnodes > 1<<24 {
 		return fmt.Errorf("--key-vnodes %d: need 1 to %d in all (shards × key vnodes)", f.keyVnodes, 1<<24)
 	}
 	maxMemory, err := f.memory()
@@ -409,7 +485,12 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip [
 	if len(local) > 1 {
 		timing = membership.FastTiming() // one machine: no network to wait for
 	}
-	access, err := f.access(peers)
+	var known []node.Peer
+	for _, m := range local {
+		known = append(known, m.self)
+		known = append(known, m.peers...)
+	}
+	access, err := f.access(known)
 	if err != nil {
 		return err
 	}
@@ -443,7 +524,8 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip [
 		wg.Wait()
 	}
 	var dirs []string
-	for i, p := range local {
+	for _, m := range local {
+		p := m.self
 		dir := f.dataDir
 		if len(local) > 1 {
 			dir = filepath.Join(f.dataDir, p.ID)
@@ -462,16 +544,25 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip [
 			closeAll()
 			return fmt.Errorf("node %s: listen on %s: %w", p.ID, addr, err)
 		}
-		n, err := node.Open(node.Config{
-			ID: p.ID, DataDir: dir, Peers: peers, Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
+		cfg := node.Config{
+			ID: p.ID, Self: p, DataDir: dir, Peers: m.peers, BootstrapExpect: m.expect,
+			Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
 			LogPerGroup: f.logPerGroup, RaftNetPerGroup: f.netPerGroup,
 			Logger: log, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
-			GossipAddr: gossip[i], Join: f.join, GossipTiming: timing,
+			GossipAddr: m.gossip, Join: f.join, GossipTiming: timing,
 			DeadNodeTimeout: f.deadAfter, MaxConcurrentMoves: f.maxMoves,
-		})
+		}
+		if m.peers == nil && !node.HasClusterMap(dir) {
+			log.Info("looking for the cluster through gossip", "node", p.ID, "join", f.join, "bootstrap_expect", m.expect)
+		}
+		n, err := node.OpenContext(ctx, cfg)
 		if err != nil {
 			l.Close()
 			closeAll()
+			if ctx.Err() != nil {
+				log.Info("stopped")
+				return nil
+			}
 			return err
 		}
 		nodes = append(nodes, n)
@@ -500,10 +591,10 @@ func run(ctx context.Context, f *serverFlags, peers, local []node.Peer, gossip [
 			if err := waitReady(readyCtx, log, n); err != nil {
 				return
 			}
-			log.Info("node ready", "node", n.ID(), "api", n.URL(), "raft", local[i].RaftAddr, "data", dirs[i])
+			log.Info("node ready", "node", n.ID(), "api", n.URL(), "raft", local[i].self.RaftAddr, "data", dirs[i])
 		}
 		if len(nodes) > 1 {
-			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), f.shards, nodes[0].URL())
+			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), nodes[0].Shards(), nodes[0].URL())
 		}
 	}()
 

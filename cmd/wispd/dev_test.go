@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -71,21 +72,22 @@ func checkQuietLog(t *testing.T, logs string, maxLines int) {
 }
 
 // TestDevRestartKeepsWrites runs the real wispd binary: `wispd dev`, writes,
-// SIGTERM (must exit within seconds), start again on the same data dir, and
-// every acknowledged write is there.
+// SIGTERM (must exit within seconds), start again on the same data dir with
+// a fourth node, which joins and takes replicas, and every acknowledged
+// write is there, read through every node.
 func TestDevRestartKeepsWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs wispd")
 	}
 	dir := t.TempDir()
 	bin := buildWispd(t, dir)
-	httpBase, raftBase, gossipBase := freeRange(t, 3), freeRange(t, 3), freeRange(t, 3)
+	httpBase, raftBase, gossipBase := freeRange(t, 4), freeRange(t, 4), freeRange(t, 4)
 	gossip := fmt.Sprintf("127.0.0.1:%d", gossipBase)
 	data := filepath.Join(dir, "data")
-	start := func() (*exec.Cmd, *strings.Builder) {
-		cmd := exec.Command(bin, "dev", "--data-dir", data,
+	start := func(extra ...string) (*exec.Cmd, *strings.Builder) {
+		cmd := exec.Command(bin, append([]string{"dev", "--data-dir", data,
 			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase),
-			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip)
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip}, extra...)...)
 		var logs strings.Builder
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
@@ -177,22 +179,32 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		t.Log(logs.String())
 	}
 
-	// The members are fixed too, until membership changes are real: a
-	// restart with more or fewer nodes is refused before it touches the
-	// data, and the restart after it finds every write.
-	for _, nodes := range []string{"5", "2"} {
-		out, err := exec.Command(bin, "dev", "--data-dir", data, "--nodes", nodes,
-			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "start with --nodes 3") {
-			t.Errorf("restart with --nodes %s on a 3-node data dir: err %v, output:\n%s", nodes, err, out)
+	for _, f := range []string{"cluster.json", "cluster-map.json", "raft-log.db", "shard-7"} {
+		if _, err := os.Stat(filepath.Join(data, "n1", f)); err != nil {
+			t.Errorf("data layout: %v", err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(data, "n4")); err == nil {
-		t.Errorf("a refused --nodes 5 start created %s", filepath.Join(data, "n4"))
-	}
 
-	cmd, logs = start()
+	// Restarted with a fourth node: n1-n3 come back from their cluster
+	// maps, n4 joins and the placement driver moves replicas onto it.
+	cmd, logs = start("--nodes", "4")
+	urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", httpBase+3))
 	waitHealthy(logs)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		resp, err := http.Get(urls[3] + "/healthz")
+		var health struct{ Replicas int }
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&health)
+			resp.Body.Close()
+		}
+		if health.Replicas > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 holds no replica 60s after joining: %v\n%s", err, logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for i, u := range urls {
 		kv := wispv1connect.NewKVServiceClient(http.DefaultClient, u)
 		for key, version := range want {
@@ -206,11 +218,6 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		}
 	}
 	stop(cmd, logs)
-	for _, f := range []string{"cluster.json", "raft-log.db", "shard-7"} {
-		if _, err := os.Stat(filepath.Join(data, "n1", f)); err != nil {
-			t.Errorf("data layout: %v", err)
-		}
-	}
 	// The shard count is fixed when a cluster is created.
 	out, err := exec.Command(bin, "dev", "--data-dir", data, "--shards", "4",
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip).CombinedOutput()

@@ -19,6 +19,7 @@ import (
 
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // TestStartThreeProcesses runs a real cluster as three `wispd start`
@@ -184,6 +185,110 @@ func TestStartHealsAfterKill(t *testing.T) {
 		get, err := kv.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: fmt.Appendf(nil, "k%d", i)}))
 		if err != nil || string(get.Msg.Value) != fmt.Sprintf("v%d", i) {
 			t.Fatalf("get k%d after healing = %v, %v", i, get, err)
+		}
+	}
+}
+
+// TestStartBootstrapExpectThenJoin creates a cluster without a member list:
+// three `wispd start --bootstrap-expect 3` processes, each told only one
+// other's gossip address, create it together; a fourth with only --join
+// joins it later, takes over replicas and serves every write.
+func TestStartBootstrapExpectThenJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wispd")
+	}
+	const shards = 8
+	dir := t.TempDir()
+	bin := buildWispd(t, dir)
+	httpBase, raftBase, gossipBase := freeRange(t, 4), freeRange(t, 4), freeRange(t, 4)
+	var logs []*strings.Builder
+	start := func(i int, extra ...string) {
+		out := &strings.Builder{}
+		args := append([]string{"start", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", filepath.Join(dir, fmt.Sprintf("d%d", i+1)),
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase+i), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase+i),
+			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", gossipBase+i)}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		logs = append(logs, out)
+	}
+	// n1 knows no one; n2 and n3 each know one other.
+	start(0, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards))
+	start(1, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase))
+	start(2, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1))
+
+	url := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", httpBase+i) }
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	kv := wispv1connect.NewKVServiceClient(http.DefaultClient, url(2))
+	for i := 0; i < 50; {
+		_, err := kv.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i)}))
+		switch {
+		case err == nil:
+			i++
+		case ctx.Err() != nil:
+			t.Fatalf("put k%d: %v\nn1:\n%s\nn3:\n%s", i, err, logs[0], logs[2])
+		default:
+			time.Sleep(50 * time.Millisecond) // still starting
+		}
+	}
+	cluster := wispv1connect.NewClusterServiceClient(http.DefaultClient, url(0))
+	res, err := cluster.ShardMap(ctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
+	if err != nil || len(res.Msg.Shards) != shards {
+		t.Fatalf("ShardMap = %v, %v; want %d shards", res, err, shards)
+	}
+
+	// n4 joins through n2's gossip address, with no --shards: it takes the
+	// cluster's.
+	start(3, "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1))
+	t0 := time.Now()
+	// The shards the ring gives n4 among four nodes (ring.Place bounds
+	// each node's load, loosely for few shards).
+	target, err := ring.Place(shards, []ring.Node{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}, {ID: "n4"}}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, sh := range target.Shards {
+		if slices.Contains(sh.Replicas, "n4") {
+			want++
+		}
+	}
+	for {
+		res, err := cluster.ShardMap(ctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
+		holds, full := 0, err == nil
+		var got []*wispv1.ShardPlacement
+		if err == nil {
+			got = res.Msg.Shards
+		}
+		for _, sh := range got {
+			if slices.Contains(sh.Replicas, "n4") {
+				holds++
+			}
+			full = full && len(sh.Replicas) == 3
+		}
+		if full && holds == want {
+			t.Logf("n4 joined and holds %d of %d shards %v after it started", holds, shards, time.Since(t0).Round(time.Millisecond))
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("n4 holds %d shards, not %d, %v after it started: %v, %v\nn4:\n%s\nn1:\n%s", holds, want, time.Since(t0), got, err, logs[3], logs[0])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	via := wispv1connect.NewKVServiceClient(http.DefaultClient, url(3))
+	for i := range 50 {
+		get, err := via.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: fmt.Appendf(nil, "k%d", i)}))
+		if err != nil || string(get.Msg.Value) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("get k%d via n4 = %v, %v", i, get, err)
+		}
+	}
+	for _, l := range logs {
+		if strings.Contains(l.String(), "level=ERROR") {
+			t.Errorf("a node logged an ERROR:\n%s", l)
 		}
 	}
 }

@@ -17,7 +17,9 @@ package membership
 //	uvarint  MemoryUsedBytes
 //	uvarint  MemoryBudgetBytes  0: no budget
 //	uvarint  flags              bit 0 Draining, bit 1 Leaving, bit 2
-//	                            Bootstrapped; other bits are ignored (left for
+//	                            Bootstrapped, bit 3 Expecting (since the
+//	                            first release of bootstrap-expect: an older
+//	                            node ignores it); other bits are ignored (left for
 //	                            later flags, so an older node still accepts a
 //	                            newer one that sets them)
 //
@@ -72,6 +74,7 @@ const (
 	flagDraining     = 1 << 0
 	flagLeaving      = 1 << 1
 	flagBootstrapped = 1 << 2
+	flagExpecting    = 1 << 3
 )
 
 // ErrMalformedMeta is wrapped by every error decoding gossiped metadata: it is
@@ -109,6 +112,11 @@ type Meta struct {
 	// cluster or was added to one. Nodes start without, and those that
 	// gossip it false count toward `wispd start --bootstrap-expect`.
 	Bootstrapped bool
+	// Expecting says the node was started to bootstrap a new cluster
+	// together with others (`wispd start --bootstrap-expect`) and has no
+	// cluster map yet: it counts toward the expected number. Nodes that only
+	// join never set it.
+	Expecting bool
 	// Leaving is set by Leave before the node leaves the cluster, so peers
 	// can tell a graceful leave from a failure. UpdateMeta keeps the value
 	// the node has; a caller cannot set it.
@@ -286,6 +294,9 @@ func appendMeta(b []byte, m *Meta) []byte {
 	if m.Bootstrapped {
 		flags |= flagBootstrapped
 	}
+	if m.Expecting {
+		flags |= flagExpecting
+	}
 	return binary.AppendUvarint(b, flags)
 }
 
@@ -328,6 +339,7 @@ func decodeMeta(b []byte) (Meta, error) {
 	m.Draining = flags&flagDraining != 0
 	m.Leaving = flags&flagLeaving != 0
 	m.Bootstrapped = flags&flagBootstrapped != 0
+	m.Expecting = flags&flagExpecting != 0
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
 	}

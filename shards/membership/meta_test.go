@@ -38,6 +38,7 @@ func largestMeta() Meta {
 		Draining:          true,
 		Leaving:           true,
 		Bootstrapped:      true,
+		Expecting:         true,
 	}
 }
 
@@ -72,6 +73,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		{NodeID: "a", APIURL: "https://[::1]:1/", RaftAddr: "[2001:db8::1]:7080"},
 		{NodeID: "node-1.eu_2", APIURL: "http://wisp-1.example.com:8080", RaftAddr: "wisp-1.example.com:7080", Leaving: true},
 		{NodeID: "b", APIURL: "http://10.0.0.1:8080", RaftAddr: "10.0.0.1:7080", Bootstrapped: true},
+		{NodeID: "c", APIURL: "http://10.0.0.1:8080", RaftAddr: "10.0.0.1:7080", Expecting: true},
 	} {
 		b, err := encodeMeta(&m)
 		if err != nil {

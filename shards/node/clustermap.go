@@ -178,3 +178,10 @@ func hostsShard(m *meta.Map, id string, s int) bool {
 	}
 	return false
 }
+
+// HasClusterMap reports whether dataDir holds a node's cluster map: the
+// node has been part of a cluster, and restarts into it whatever its
+// Config.Peers say.
+func HasClusterMap(dataDir string) bool {
+	return fileExists(filepath.Join(dataDir, mapFile))
+}

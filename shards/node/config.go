@@ -69,17 +69,31 @@ func (l Limits) withDefaults() Limits {
 
 // Config describes one node.
 type Config struct {
-	// ID is this node's id; it must appear in Peers.
+	// ID is this node's id.
 	ID string
+	// Self is this node's addresses (ID, URL, RaftAddr, Zone) when Peers
+	// does not list it: a node that joins a running cluster or bootstraps
+	// one with others (BootstrapExpect). Ignored when Peers lists ID.
+	Self Peer
 	// DataDir holds the node's shared Raft log, cluster.json and one folder
 	// of snapshots per hosted shard.
 	DataDir string
-	// Peers lists every node of the cluster, this one included. Every node
-	// computes the same placement of shards on them (shards/ring.Place).
+	// Peers lists the nodes a new cluster is created with, this one
+	// included: every one of them computes the same cluster map from the
+	// list (shards placed by shards/ring.Place) and bootstraps its groups.
+	// Once a node has a cluster map (DataDir/cluster-map.json) the map
+	// decides and Peers only names the node. A node that Peers does not
+	// list finds the cluster through gossip (Join) and is added to it.
 	Peers []Peer
-	// Shards is the number of shards; default 1. It is fixed when the
-	// cluster is created (stored in DataDir/cluster.json): keys map to
-	// shards by it.
+	// BootstrapExpect, for a node without Peers or a cluster map: create a
+	// new cluster once this many nodes started with it have met in gossip
+	// (the one with the smallest id computes the map, the others take it).
+	// 0: only join a cluster that exists.
+	BootstrapExpect int
+	// Shards is the number of shards of a new cluster; default 1. It is
+	// fixed when the cluster is created (stored in DataDir/cluster.json):
+	// keys map to shards by it. A node that joins, or restarts with a
+	// cluster map, may leave it 0 to take the cluster's.
 	Shards int
 	// KeyVnodes is the number of key-ring tokens per shard; default
 	// ring.DefaultKeyVnodes. Fixed at creation like Shards.
@@ -169,7 +183,11 @@ func (c *Config) self() (Peer, error) {
 		}
 	}
 	if self.ID == "" {
-		return Peer{}, fmt.Errorf("node %q is not in its own peer list", c.ID)
+		self = c.Self
+		self.ID = c.ID
+		if self.URL == "" || self.RaftAddr == "" {
+			return Peer{}, fmt.Errorf("node %q is not in its peer list, and its own url and raft address are not given", c.ID)
+		}
 	}
 	return self, nil
 }

@@ -41,8 +41,9 @@ type control struct {
 	clients map[string]controlv1connect.ControlServiceClient // by Raft address
 }
 
-// startControl serves the control service on the node's Raft port.
-func (n *Node) startControl() error {
+// newControl sets up the control plane on the node's Raft port: its
+// clients at once, its server when serveControl starts it.
+func (n *Node) newControl() error {
 	layer, err := n.mux.Group(controlGroupID)
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
@@ -66,14 +67,19 @@ func (n *Node) startControl() error {
 		IdleConnTimeout:     2 * time.Minute,
 	}}
 	n.ctl = c
+	return nil
+}
+
+// serveControl serves the control service until ctl.close.
+func (n *Node) serveControl() {
+	c := n.ctl
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
-		if err := c.server.Serve(layer); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := c.server.Serve(c.layer); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			n.log.Debug("control plane stopped", "err", err)
 		}
 	}()
-	return nil
 }
 
 // client returns a control client of the node at Raft address addr.
@@ -97,15 +103,27 @@ func (c *control) close() {
 // controlService serves ControlService.
 type controlService struct{ n *Node }
 
+// Map answers from the node's meta replica, waiting for a change as asked.
+// A node without one answers with the map it routes by, if that is past
+// the epoch asked, at once: so a node that joins learns the cluster from
+// any member, while map watchers move on to a node with a meta replica. So
+// does a meta replica whose group has not committed its bootstrap yet.
 func (s *controlService) Map(ctx context.Context, req *connect.Request[controlv1.MapRequest]) (*connect.Response[controlv1.MapResponse], error) {
-	mr := s.n.meta
-	if mr == nil {
+	m := s.n.view().m
+	if s.n.meta != nil {
+		wait := min(time.Duration(req.Msg.WaitMs)*time.Millisecond, maxMapWait)
+		if m.Epoch > req.Msg.AfterEpoch {
+			wait = 0 // news already
+		}
+		held, err := s.n.localMap(ctx, req.Msg.AfterEpoch, wait)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		if held.Epoch >= m.Epoch {
+			m = held
+		}
+	} else if m.Epoch <= req.Msg.AfterEpoch {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("this node holds no replica of the meta group"))
-	}
-	wait := min(time.Duration(req.Msg.WaitMs)*time.Millisecond, maxMapWait)
-	m, err := s.n.localMap(ctx, req.Msg.AfterEpoch, wait)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
 	var buf bytes.Buffer
 	if err := meta.WriteMap(&buf, m); err != nil {

@@ -39,6 +39,7 @@ const catchUpEntries = 256
 type driver struct {
 	n         *Node
 	downSince map[string]time.Time // nodes seen gone, since when (this leader's clock)
+	refused   map[string]time.Time // nodes admit could not add, when it last logged so
 
 	mu   sync.Mutex
 	last driverReport // guarded by mu
@@ -79,6 +80,9 @@ func (d *driver) tick(ctx context.Context) {
 		return
 	}
 	if m.Epoch == 0 {
+		if n.boot == nil {
+			return // a meta replica that joined: the group's first voters bootstrap it
+		}
 		if _, err := n.meta.store.Apply(ctx, n.boot); err != nil {
 			n.log.Warn("placement driver: bootstrap the cluster map", "err", err)
 		}
@@ -86,6 +90,9 @@ func (d *driver) tick(ctx context.Context) {
 	}
 	if n.gossip == nil {
 		return // no failure detection: nothing to heal from
+	}
+	if d.admit(ctx, m) {
+		return // plan from the new map next tick
 	}
 	rep := driverReport{At: time.Now(), Health: d.health(m)}
 	st, leaders := d.collect(ctx, m, rep.Health)
@@ -107,6 +114,36 @@ func (d *driver) tick(ctx context.Context) {
 	d.mu.Lock()
 	d.last = rep
 	d.mu.Unlock()
+}
+
+// admit adds to the map every node gossip shows alive with a cluster map
+// (so of this cluster, its shard count known) that the map lacks: a node
+// that joined. It reports whether it changed the map. A node whose id or
+// Raft address a member already has is refused (meta.ErrConflict), and
+// logged once a minute.
+func (d *driver) admit(ctx context.Context, m *meta.Map) bool {
+	n := d.n
+	added := false
+	for _, mem := range n.gossip.Members() {
+		if mem.Status != membership.StatusAlive || !mem.Meta.Bootstrapped {
+			continue
+		}
+		if _, ok := m.Node(mem.ID); ok {
+			continue
+		}
+		nd := meta.Node{ID: mem.ID, URL: mem.Meta.APIURL, RaftAddr: mem.Meta.RaftAddr, Zone: mem.Meta.Zone}
+		if _, err := n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpAddNode, Node: &nd}); err != nil {
+			if time.Since(d.refused[mem.ID]) >= time.Minute {
+				d.refused[mem.ID] = time.Now()
+				n.log.Warn("placement driver: cannot add a node that joined", "joining", mem.ID, "url", nd.URL, "raft", nd.RaftAddr, "err", err)
+			}
+			continue
+		}
+		delete(d.refused, mem.ID)
+		n.log.Info("node joined the cluster", "joined", mem.ID, "url", nd.URL, "raft", nd.RaftAddr, "zone", nd.Zone)
+		added = true
+	}
+	return added
 }
 
 // health is each member's liveness: alive or suspect as gossip says, and

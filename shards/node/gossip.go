@@ -8,16 +8,18 @@ import (
 )
 
 // startGossip joins the cluster's gossip (shards/membership): the node
-// announces its id and addresses and learns which members answer. Seeds
-// (Config.Join) are tried in the background until one answers, so nodes
-// may start in any order.
-func (n *Node) startGossip(ctx context.Context) error {
+// announces its id and addresses, whether it has a cluster map
+// (bootstrapped) or expects to create one (Config.BootstrapExpect), and
+// learns which members answer. Seeds (Config.Join) are tried in the
+// background until one answers, so nodes may start in any order.
+func (n *Node) startGossip(ctx context.Context, bootstrapped bool) error {
 	g, err := membership.Start(ctx, membership.Config{
 		NodeID:   n.cfg.ID,
 		BindAddr: n.cfg.GossipAddr,
 		Meta: membership.Meta{
 			NodeID: n.cfg.ID, APIURL: n.self.URL, RaftAddr: n.self.RaftAddr, Zone: n.self.Zone,
-			MemoryBudgetBytes: uint64(max(n.cfg.MaxMemoryBytes, 0)), Bootstrapped: true,
+			MemoryBudgetBytes: uint64(max(n.cfg.MaxMemoryBytes, 0)),
+			Bootstrapped:      bootstrapped, Expecting: !bootstrapped && n.cfg.BootstrapExpect > 0,
 		},
 		Logger: n.cfg.Logger,
 		Timing: n.cfg.GossipTiming,

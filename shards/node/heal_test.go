@@ -10,6 +10,7 @@ import (
 	"github.com/wisp-db/wisp/sdk/client"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
+	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // TestHealAfterNodeLoss: a node is killed; after the dead-node timeout the
@@ -149,4 +150,82 @@ func healed(c *nodetest.Cluster, s int, dead string) bool {
 		}
 	}
 	return true
+}
+
+// TestJoinRunningCluster: a node that is not in the static member list
+// finds the running cluster through gossip; the placement driver adds it
+// to the cluster map and moves replicas onto it (learner, catch-up,
+// promote, remove one elsewhere), every acknowledged write stays readable
+// through every node, the newcomer included, and the replicas converge.
+func TestJoinRunningCluster(t *testing.T) {
+	const shards = 6
+	c := nodetest.Start(t, nodetest.Options{Nodes: 3, Shards: shards, Gossip: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cli, err := client.New(c.URL(0), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = 200
+	for i := range keys {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%03d", i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	t0 := time.Now()
+	j := c.Join()
+	joined := c.Node(j)
+	if joined.Shards() != shards {
+		t.Fatalf("the joined node has %d shards; want the cluster's %d", joined.Shards(), shards)
+	}
+	// The newcomer ends with the shards the ring gives it among 4 nodes.
+	target, err := ring.Place(shards, []ring.Node{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}, {ID: "n4"}}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, sh := range target.Shards {
+		if slices.Contains(sh.Replicas, joined.ID()) {
+			want++
+		}
+	}
+	for {
+		holds := 0
+		for s := range shards {
+			if joined.Shard(s) != nil {
+				holds++
+			}
+		}
+		settled := sameEpoch(c)
+		for s := range shards {
+			settled = settled && healed(c, s, "")
+		}
+		if settled && holds == want {
+			t.Logf("%s joined: holds %d of %d shards, settled %v after it started", joined.ID(), holds, shards, time.Since(t0).Round(time.Millisecond))
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s holds %d shards %v after it started (settled %v); want %d", joined.ID(), holds, time.Since(t0), settled, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	via, err := client.New(c.URL(j), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		for _, cl := range []*client.Client{cli, via} {
+			if it, found, err := cl.Get(ctx, fmt.Sprintf("k%03d", i)); err != nil || !found || string(it.Value) != fmt.Sprint(i) {
+				t.Fatalf("get k%03d after the join = %q, %v, %v; want %d", i, it.Value, found, err, i)
+			}
+		}
+	}
+	c.WaitConverged(ctx)
+
+	// Restarted, the joined node comes back from its own cluster map.
+	c.Stop(j)
+	c.Restart(j)
+	if _, found, err := via.Get(ctx, "k007"); err != nil || !found {
+		t.Fatalf("get via the restarted joined node = %v, %v", found, err)
+	}
 }

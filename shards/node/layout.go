@@ -79,9 +79,13 @@ func memberNames(ms []layoutMember) []string {
 }
 
 // checkLayout creates dir and its layout file, or checks an existing one
-// against the configured shard count, vnodes and members.
+// against the configured shard count, vnodes and members. Nil peers: the
+// node has a cluster map, which decides the members; they are not checked.
 func checkLayout(dir string, shards, keyVnodes int, peers []Peer) error {
-	want := layout{Format: layoutFormat, Shards: shards, KeyVnodes: keyVnodes, Members: layoutMembers(peers)}
+	want := layout{Format: layoutFormat, Shards: shards, KeyVnodes: keyVnodes}
+	if peers != nil {
+		want.Members = layoutMembers(peers)
+	}
 	path := filepath.Join(dir, layoutFile)
 	b, err := os.ReadFile(path)
 	switch {
@@ -106,6 +110,7 @@ func checkLayout(dir string, shards, keyVnodes int, peers []Peer) error {
 	case got.Shards != shards || got.KeyVnodes != keyVnodes:
 		return fmt.Errorf("%s: the cluster was created with %d shards and %d key vnodes, not %d and %d: the shard count is fixed when a cluster is created (start with --shards %d)",
 			path, got.Shards, got.KeyVnodes, shards, keyVnodes, got.Shards)
+	case peers == nil:
 	case got.Members == nil:
 		// Written before members were recorded: record them now.
 		return writeLayout(path, want)

@@ -69,8 +69,16 @@ type Node struct {
 	closeErr  error
 }
 
-// Open starts the node's replicas. Call Serve to accept requests.
-func Open(cfg Config) (*Node, error) {
+// Open starts the node's replicas. Call Serve to accept requests. See
+// OpenContext for a node that must find its cluster first.
+func Open(cfg Config) (*Node, error) { return OpenContext(context.Background(), cfg) }
+
+// OpenContext starts the node's replicas. A node with a cluster map in its
+// data directory, or listed in Config.Peers, opens at once. Any other node
+// first finds its cluster through gossip (Config.Join): it takes the map
+// of a member that has one, or with Config.BootstrapExpect creates a new
+// cluster with the nodes it meets; it waits for that until ctx ends.
+func OpenContext(ctx context.Context, cfg Config) (*Node, error) {
 	self, err := cfg.self()
 	if err != nil {
 		return nil, fmt.Errorf("node config: %w", err)
@@ -84,19 +92,18 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.EvictionPolicy == "" {
 		cfg.EvictionPolicy = DefaultEvictionPolicy
 	}
-	if cfg.Shards == 0 {
-		cfg.Shards = 1
-	}
 	if cfg.KeyVnodes == 0 {
 		cfg.KeyVnodes = ring.DefaultKeyVnodes
 	}
 	switch {
-	case cfg.Shards < 1 || cfg.Shards > MaxShards:
+	case cfg.Shards < 0 || cfg.Shards > MaxShards:
 		return nil, fmt.Errorf("node config: %d shards: need 1 to %d", cfg.Shards, MaxShards)
-	case cfg.KeyVnodes < 1 || cfg.Shards*cfg.KeyVnodes > 1<<24:
+	case cfg.KeyVnodes < 1 || max(cfg.Shards, 1)*cfg.KeyVnodes > 1<<24:
 		return nil, fmt.Errorf("node config: %d key vnodes per shard: need 1 to %d in all", cfg.KeyVnodes, 1<<24)
 	case cfg.MaxMemoryBytes < 0:
 		return nil, fmt.Errorf("node config: negative memory budget %d", cfg.MaxMemoryBytes)
+	case cfg.BootstrapExpect < 0:
+		return nil, fmt.Errorf("node config: bootstrap-expect %d", cfg.BootstrapExpect)
 	}
 	if _, err := eviction.New(cfg.EvictionPolicy); err != nil {
 		return nil, fmt.Errorf("node config: %w", err)
@@ -106,60 +113,27 @@ func Open(cfg Config) (*Node, error) {
 		self:   self,
 		limits: cfg.Limits.withDefaults(),
 		log:    cfg.Logger.With("node", cfg.ID),
-		keys:   ring.NewKeyRing(cfg.Shards, cfg.KeyVnodes),
 	}
 	if cfg.DeadNodeTimeout <= 0 {
 		n.cfg.DeadNodeTimeout = DefaultDeadNodeTimeout
 	}
-	n.known.init(cfg.Shards)
-	if err := checkLayout(cfg.DataDir, cfg.Shards, cfg.KeyVnodes, cfg.Peers); err != nil {
-		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
-	}
-	n.reps.Store(&replicaSet{byShard: make([]*shard, cfg.Shards)})
-	if err := n.openReplicas(); err != nil {
+	n.reps.Store(&replicaSet{})
+	if err := n.open(ctx); err != nil {
+		n.stopBackground()
 		n.closeReplicas(true)
 		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
 	}
-	n.fwd = newForwarder(cfg.ID)
-	n.metrics = newMetrics(cfg.Registerer, cfg.ID, n)
-	for _, sh := range n.replicas().hosted {
-		sh.startReclaim(n)
-	}
-	n.balance = startBalancer(n, cfg.BalanceInterval)
-	n.handler = n.newHandler()
-	if err := n.startBackground(); err != nil {
-		n.Kill()
-		return nil, fmt.Errorf("node %s: %w", cfg.ID, err)
-	}
-	n.log.Debug("node open", "shards", cfg.Shards, "replicas", len(n.replicas().hosted), "raft", n.mux.Addr().String())
+	n.log.Debug("node open", "shards", n.cfg.Shards, "replicas", len(n.replicas().hosted), "raft", n.mux.Addr().String())
 	return n, nil
 }
 
-// openReplicas opens the Raft port, the shared log, and the replicas the
-// node hosts: every replica folder in its data directory, and on the first
-// start (no saved cluster map) the replicas the static member list gives
-// it, bootstrapping their groups, and the meta group's if it is one of its
-// first voters.
-func (n *Node) openReplicas() error {
+// open does OpenContext's work: the Raft port and gossip, the first cluster
+// map, the replicas, then the API and the background loops.
+func (n *Node) open(ctx context.Context) error {
 	saved, err := readMapFile(n.cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	static, boot, err := staticMap(n.cfg)
-	if err != nil {
-		return err
-	}
-	n.boot = boot
-	m := saved
-	if m == nil || m.Shards != n.cfg.Shards {
-		m = static
-	}
-	v, err := viewOf(m)
-	if err != nil {
-		return err
-	}
-	n.views.Store(v)
-
 	if n.mux, err = transport.Listen(n.self.RaftAddr, transport.WithLogger(n.log)); err != nil {
 		return fmt.Errorf("raft port: %w", err)
 	}
@@ -168,6 +142,95 @@ func (n *Node) openReplicas() error {
 			return fmt.Errorf("raft port: %w", err)
 		}
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	listed := slices.ContainsFunc(n.cfg.Peers, func(p Peer) bool { return p.ID == n.cfg.ID })
+	if err := n.newControl(); err != nil {
+		return err
+	}
+	if n.cfg.GossipAddr != "" {
+		if err := n.startGossip(bg, saved != nil || listed); err != nil {
+			return err
+		}
+	}
+	// The first map: the saved one; or the one the static member list
+	// makes; or the cluster's, found through gossip. A bootstrap map (epoch
+	// 1) that names this node is the static case again, with the members
+	// it lists.
+	m := saved
+	if m == nil && !listed {
+		if n.gossip == nil || (len(n.cfg.Join) == 0 && n.cfg.BootstrapExpect == 0) {
+			return errors.New("not in the member list (--peers), and no gossip address and --join seeds to find a cluster by")
+		}
+		found, err := n.discover(ctx)
+		if err != nil {
+			return err
+		}
+		if _, named := found.Node(n.cfg.ID); named && found.Epoch == 1 {
+			n.cfg.Peers = peersOf(found)
+			n.cfg.Shards, n.cfg.KeyVnodes = found.Shards, found.KeyVnodes
+			listed = true
+		} else {
+			m = found
+		}
+	}
+	bootstrap := m == nil
+	layoutPeers := n.cfg.Peers
+	if bootstrap {
+		if n.cfg.Shards == 0 {
+			n.cfg.Shards = 1
+		}
+		if m, n.boot, err = staticMap(n.cfg); err != nil {
+			return err
+		}
+	} else {
+		if n.cfg.Shards == 0 {
+			n.cfg.Shards, n.cfg.KeyVnodes = m.Shards, m.KeyVnodes
+		}
+		if m.Epoch == 1 {
+			n.boot = bootstrapCommandOf(m)
+		}
+		layoutPeers = nil // the map decides
+	}
+	if err := checkLayout(n.cfg.DataDir, n.cfg.Shards, n.cfg.KeyVnodes, layoutPeers); err != nil {
+		return err
+	}
+	if m.Shards != n.cfg.Shards || m.KeyVnodes != n.cfg.KeyVnodes {
+		return fmt.Errorf("the cluster map has %d shards and %d key vnodes, the data directory %d and %d", m.Shards, m.KeyVnodes, n.cfg.Shards, n.cfg.KeyVnodes)
+	}
+	n.keys = ring.NewKeyRing(n.cfg.Shards, n.cfg.KeyVnodes)
+	n.known.init(n.cfg.Shards)
+	n.reps.Store(&replicaSet{byShard: make([]*shard, n.cfg.Shards)})
+	if err := n.openReplicas(m, bootstrap); err != nil {
+		return err
+	}
+	if saved == nil {
+		if err := writeMapFile(n.cfg.DataDir, m); err != nil {
+			return err
+		}
+	}
+	n.fwd = newForwarder(n.cfg.ID)
+	n.metrics = newMetrics(n.cfg.Registerer, n.cfg.ID, n)
+	for _, sh := range n.replicas().hosted {
+		sh.startReclaim(n)
+	}
+	n.balance = startBalancer(n, n.cfg.BalanceInterval)
+	n.handler = n.newHandler()
+	n.startBackground(bg)
+	return nil
+}
+
+// openReplicas opens the shared log and the replicas the node hosts: every
+// replica folder in its data directory, and when bootstrapping (the first
+// start of a node of a new cluster) the replicas map m gives it, with their
+// groups' first configurations, and the meta group's if it is one of its
+// first voters.
+func (n *Node) openReplicas(m *meta.Map, bootstrap bool) error {
+	v, err := viewOf(m)
+	if err != nil {
+		return err
+	}
+	n.views.Store(v)
 	hosting := 0
 	for _, l := range v.place.Nodes {
 		if l.ID == n.cfg.ID {
@@ -195,7 +258,7 @@ func (n *Node) openReplicas() error {
 		sr := v.place.Shards[s]
 		return len(sr.Replicas) > 1 && sr.Leader != "" && sr.Leader != n.cfg.ID
 	}
-	if saved == nil {
+	if bootstrap {
 		for s := range m.Replicas {
 			if !hostsShard(m, n.cfg.ID, s) {
 				continue
@@ -231,23 +294,24 @@ func (n *Node) openReplicas() error {
 			return err
 		}
 	}
-	if saved == nil {
-		return writeMapFile(n.cfg.DataDir, m)
-	}
 	return nil
 }
 
-// startBackground starts the control plane, gossip, the map watcher and
-// the placement driver.
-func (n *Node) startBackground() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stop = cancel
-	if err := n.startControl(); err != nil {
-		return err
-	}
-	if n.cfg.GossipAddr != "" {
-		if err := n.startGossip(ctx); err != nil {
-			return err
+// startBackground serves the control plane and starts the map watcher and
+// the placement driver, owned by ctx's cancel (n.stop) and n.bg. Gossip
+// started before: now the node tells it that it has a cluster map.
+func (n *Node) startBackground(ctx context.Context) {
+	n.serveControl()
+	if n.gossip != nil {
+		if meta := n.gossip.Meta(); !meta.Bootstrapped || meta.Expecting {
+			meta.Bootstrapped, meta.Expecting = true, false
+			n.bg.Add(1)
+			go func() {
+				defer n.bg.Done()
+				if err := n.gossip.UpdateMeta(ctx, meta); err != nil && ctx.Err() == nil {
+					n.log.Warn("gossip: could not announce that this node has a cluster map", "err", err)
+				}
+			}()
 		}
 	}
 	n.bg.Add(2)
@@ -255,12 +319,11 @@ func (n *Node) startBackground() error {
 		defer n.bg.Done()
 		n.watchMaps(ctx)
 	}()
-	n.driver = &driver{n: n, downSince: map[string]time.Time{}}
+	n.driver = &driver{n: n, downSince: map[string]time.Time{}, refused: map[string]time.Time{}}
 	go func() {
 		defer n.bg.Done()
 		n.runDriver(ctx, n.driver)
 	}()
-	return nil
 }
 
 // stopBackground stops what startBackground started and waits for it.

@@ -29,7 +29,9 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 // and a leader's failed heartbeat or append to one peer, which is WARN: the
 // peer is down, stopping or not yet serving the group (a fact about the
 // peer, which gossip and the placement driver act on, not a failure here),
-// and a rolling restart would otherwise log ERROR on every other node.
+// and a rolling restart would otherwise log ERROR on every other node. So
+// is "peer has newer term": a leader learning it was replaced, as every
+// leadership transfer does.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -48,7 +50,8 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	if level == slog.LevelWarn && bytes.HasPrefix(line, []byte("raft: heartbeat timeout reached")) && bytes.HasSuffix(line, []byte("last-leader-id=")) {
 		level = slog.LevelDebug // a first election: no leader was lost
 	}
-	if level == slog.LevelError && (bytes.HasPrefix(line, []byte("raft: failed to heartbeat to")) || bytes.HasPrefix(line, []byte("raft: failed to appendEntries to"))) {
+	if level == slog.LevelError && (bytes.HasPrefix(line, []byte("raft: failed to heartbeat to")) || bytes.HasPrefix(line, []byte("raft: failed to appendEntries to")) ||
+		bytes.HasPrefix(line, []byte("raft: peer has newer term, stopping replication"))) {
 		level = slog.LevelWarn
 	}
 	w.l.Log(context.Background(), level, string(line), "component", "raft")

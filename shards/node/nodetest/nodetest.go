@@ -142,10 +142,32 @@ func (c *Cluster) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// Join starts a new node that is not in the static member list: it finds
+// the cluster through gossip, the placement driver adds it and moves
+// replicas onto it. It needs Options.Gossip and returns the node's index.
+func (c *Cluster) Join() int {
+	c.t.Helper()
+	if c.gossip == nil {
+		c.t.Fatal("nodetest: Join needs Options.Gossip")
+	}
+	addrs := freeAddrs(c.t, 3)
+	c.mu.Lock()
+	i := len(c.peers)
+	c.peers = append(c.peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), URL: "http://" + addrs[0], RaftAddr: addrs[1]})
+	c.gossip = append(c.gossip, addrs[2])
+	c.nodes = append(c.nodes, nil)
+	c.mu.Unlock()
+	c.Restart(i)
+	return i
+}
+
 // Restart starts node i (stopped or never started) on its old data and ports.
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	c.mu.Lock()
 	p := c.peers[i]
+	peers, seeds := c.peers[:c.opts.Nodes], c.gossip
+	c.mu.Unlock()
 	var (
 		n   *node.Node
 		lis net.Listener
@@ -156,16 +178,21 @@ func (c *Cluster) Restart(i int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cfg := node.Config{
-			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: c.peers, Shards: c.opts.Shards,
+			ID: p.ID, DataDir: filepath.Join(c.dir, p.ID), Peers: peers, Shards: c.opts.Shards,
 			Limits: c.opts.Limits, Timing: c.opts.Timing, Logger: c.logger(), Now: c.opts.Now,
 		}
-		if c.gossip != nil {
-			cfg.GossipAddr, cfg.Join, cfg.GossipTiming = c.gossip[i], c.gossip, membership.FastTiming()
+		if i >= c.opts.Nodes { // joined: not in the static list
+			cfg.Peers, cfg.Self, cfg.Shards = nil, p, 0
+		}
+		if seeds != nil {
+			cfg.GossipAddr, cfg.Join, cfg.GossipTiming = seeds[i], seeds[:c.opts.Nodes], membership.FastTiming()
 		}
 		if c.opts.Tune != nil {
 			c.opts.Tune(&cfg)
 		}
-		n, err = node.Open(cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n, err = node.OpenContext(ctx, cfg)
+		cancel()
 		if err == nil {
 			lis, err = net.Listen("tcp", p.URL[len("http://"):])
 			if err == nil {
@@ -243,10 +270,16 @@ func (c *Cluster) Node(i int) *node.Node {
 }
 
 // URL returns node i's API base URL. Safe for concurrent use.
-func (c *Cluster) URL(i int) string { return c.peers[i].URL }
+func (c *Cluster) URL(i int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers[i].URL
+}
 
 // URLs returns every node's API base URL.
 func (c *Cluster) URLs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	urls := make([]string, len(c.peers))
 	for i, p := range c.peers {
 		urls[i] = p.URL
@@ -255,7 +288,11 @@ func (c *Cluster) URLs() []string {
 }
 
 // Size is the number of nodes.
-func (c *Cluster) Size() int { return len(c.peers) }
+func (c *Cluster) Size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.peers)
+}
 
 // Leader returns the index of the running node that leads shard 0, or -1.
 // Safe for concurrent use.
