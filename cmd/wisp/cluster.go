@@ -17,12 +17,87 @@ import (
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Report on the cluster",
+		Short: "Report on the cluster and change its members",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newStatusCmd(g), newReadyCmd(g), newRingCmd(g))
+	cmd.AddCommand(newStatusCmd(g), newReadyCmd(g), newRingCmd(g), newDrainCmd(g), newRemoveCmd(g))
 	return cmd
+}
+
+func newDrainCmd(g *globals) *cobra.Command {
+	var cancel bool
+	cmd := &cobra.Command{
+		Use:   "drain NODE",
+		Short: "Move every replica off a node, which keeps serving until it holds none",
+		Long: `Mark NODE draining in the cluster map: the placement driver moves its
+replicas to the other nodes, a few shards at a time (--max-concurrent-moves),
+never leaving a shard below three replicas, and hands its leaderships away
+first. The node keeps serving meanwhile. Watch the moves with
+wisp cluster status; once the node holds no replica, stop it and forget it
+with wisp cluster remove. --cancel makes the node active again.`,
+		Example: `  wisp cluster drain n4
+  wisp cluster drain --cancel n4`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := g.context(cmd)
+			defer stop()
+			epoch, err := c.DrainNode(ctx, args[0], cancel)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					Node     string `json:"node"`
+					Draining bool   `json:"draining"`
+					Epoch    uint64 `json:"epoch"`
+				}{args[0], !cancel, epoch})
+			}
+			if cancel {
+				return writef(cmd.OutOrStdout(), "%s is active again (cluster map epoch %d)\n", args[0], epoch)
+			}
+			return writef(cmd.OutOrStdout(), "%s is draining (cluster map epoch %d): its replicas move to the other nodes; wisp cluster status shows the moves\n", args[0], epoch)
+		},
+	}
+	cmd.Flags().BoolVar(&cancel, "cancel", false, "make the node active again")
+	return cmd
+}
+
+func newRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Forget a stopped node that holds no replica",
+		Long: `Remove NODE from the cluster map. The node must hold no replica (drain it
+first, or, if it died, wait until its replicas are rebuilt elsewhere) and
+must be stopped. A removed node started again on its data joins again.`,
+		Example: `  wisp cluster drain n4    # then wait until n4 holds no replica, and stop it
+  wisp cluster remove n4`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, stop := g.context(cmd)
+			defer stop()
+			epoch, err := c.RemoveNode(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					Node    string `json:"node"`
+					Removed bool   `json:"removed"`
+					Epoch   uint64 `json:"epoch"`
+				}{args[0], true, epoch})
+			}
+			return writef(cmd.OutOrStdout(), "%s removed (cluster map epoch %d)\n", args[0], epoch)
+		},
+	}
 }
 
 func newReadyCmd(g *globals) *cobra.Command {
@@ -165,7 +240,7 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 		orDash(st.GetNodeId()), plural(len(st.GetNodes()), "node"), unreachable,
 		plural(len(st.GetShards()), "shard"), leaderless, plural(int(keys), "key"), st.GetEpoch())
 
-	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tHEALTH\tREPLICAS\tLEADERS\tREACHABLE")
+	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tHEALTH\tSTATE\tREPLICAS\tLEADERS\tREACHABLE")
 	for _, n := range st.GetNodes() {
 		reachable := "yes"
 		if !n.GetReachable() {
@@ -174,8 +249,8 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 				reachable += ": " + n.GetError()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
-			orDash(n.GetHealth()), n.GetReplicas(), n.GetLeaders(), reachable)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
+			orDash(n.GetHealth()), orDash(n.GetState()), n.GetReplicas(), n.GetLeaders(), reachable)
 	}
 	fmt.Fprintln(tw)
 

@@ -84,6 +84,9 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	for _, id := range ids {
 		p := v.peers[id]
 		ns := &wispv1.NodeStatus{Id: id, Url: p.URL, RaftAddr: p.RaftAddr, Reachable: errs[id] == nil, Health: n.liveness(id)}
+		if nd, ok := v.m.Node(id); ok {
+			ns.State = string(nd.State)
+		}
 		if err := errs[id]; err != nil {
 			ns.Error = connect.CodeOf(err).String() + ": " + errMessage(err)
 		}

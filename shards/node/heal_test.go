@@ -4,8 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 
 	"github.com/wisp-db/wisp/sdk/client"
 	"github.com/wisp-db/wisp/shards/node"
@@ -228,4 +233,94 @@ func TestJoinRunningCluster(t *testing.T) {
 	if _, found, err := via.Get(ctx, "k007"); err != nil || !found {
 		t.Fatalf("get via the restarted joined node = %v, %v", found, err)
 	}
+}
+
+// TestDrainAndRemove: a drained node's replicas move to the others while it
+// serves; a running node, a meta voter and an unknown node cannot be
+// removed; once stopped, the drained node is forgotten.
+func TestDrainAndRemove(t *testing.T) {
+	const shards = 4
+	c := nodetest.Start(t, nodetest.Options{Nodes: 4, Shards: shards, Gossip: true})
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	cli, err := client.New(c.URL(0), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keys = 100
+	for i := range keys {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%03d", i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	const drained = 3
+	id := c.Node(drained).ID()
+	if !holdsAny(c.Node(drained)) {
+		t.Fatalf("%s holds no replica: draining it would prove nothing", id)
+	}
+	if _, err := cli.DrainNode(ctx, "nobody", false); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("drain an unknown node = %v; want NotFound", err)
+	}
+	t0 := time.Now()
+	if _, err := cli.DrainNode(ctx, id, false); err != nil {
+		t.Fatalf("drain %s: %v", id, err)
+	}
+	for holdsAny(c.Node(drained)) || !sameEpoch(c) || !allHealed(c, shards, id) {
+		if ctx.Err() != nil {
+			t.Fatalf("%s still holds replicas %v after the drain began", id, time.Since(t0))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%s drained in %v", id, time.Since(t0).Round(time.Millisecond))
+	via, err := client.New(c.URL(drained), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range keys {
+		if it, found, err := via.Get(ctx, fmt.Sprintf("k%03d", i)); err != nil || !found || string(it.Value) != fmt.Sprint(i) {
+			t.Fatalf("get k%03d via the drained node = %q, %v, %v", i, it.Value, found, err)
+		}
+	}
+
+	if _, err := cli.RemoveNode(ctx, id); connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "running") {
+		t.Errorf("remove a running node = %v; want FailedPrecondition saying it runs", err)
+	}
+	if _, err := cli.RemoveNode(ctx, c.Node(0).ID()); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Errorf("remove a meta voter = %v; want FailedPrecondition", err)
+	}
+	c.Stop(drained)
+	for {
+		_, err := cli.RemoveNode(ctx, id)
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || ctx.Err() != nil {
+			t.Fatalf("remove the stopped %s: %v", id, err)
+		}
+		time.Sleep(100 * time.Millisecond) // gossip has not seen it go yet
+	}
+	for {
+		st, err := cli.Status(ctx)
+		if err == nil && len(st.Nodes) == 3 && !slices.ContainsFunc(st.Nodes, func(n *wispv1.NodeStatus) bool { return n.Id == id }) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("status still lists %s after its removal: %v, %v", id, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := cli.RemoveNode(ctx, id); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("remove %s twice = %v; want NotFound", id, err)
+	}
+}
+
+// allHealed reports whether every shard is healed (see healed) with no
+// replica on node gone.
+func allHealed(c *nodetest.Cluster, shards int, gone string) bool {
+	for s := range shards {
+		if !healed(c, s, gone) {
+			return false
+		}
+	}
+	return true
 }

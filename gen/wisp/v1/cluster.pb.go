@@ -21,6 +21,193 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DrainNodeRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// cancel sets the node active again.
+	Cancel        bool `protobuf:"varint,2,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeRequest) Reset() {
+	*x = DrainNodeRequest{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeRequest) ProtoMessage() {}
+
+func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DrainNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DrainNodeRequest) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+type DrainNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the cluster map's epoch after the change.
+	Epoch         uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeResponse) Reset() {
+	*x = DrainNodeResponse{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeResponse) ProtoMessage() {}
+
+func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
+func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DrainNodeResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RemoveNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// epoch is the cluster map's epoch after the change.
+	Epoch         uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RemoveNodeResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 // ClusterConfig holds the settings every node applies. A setting that was
 // never set falls back to each node's command-line flag.
 type ClusterConfig struct {
@@ -36,7 +223,7 @@ type ClusterConfig struct {
 
 func (x *ClusterConfig) Reset() {
 	*x = ClusterConfig{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +235,7 @@ func (x *ClusterConfig) String() string {
 func (*ClusterConfig) ProtoMessage() {}
 
 func (x *ClusterConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[0]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +248,7 @@ func (x *ClusterConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterConfig.ProtoReflect.Descriptor instead.
 func (*ClusterConfig) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ClusterConfig) GetMaxMemoryBytes() int64 {
@@ -86,7 +273,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +285,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[1]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +298,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 type GetConfigResponse struct {
@@ -127,7 +314,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +326,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[2]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +339,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetConfigResponse) GetConfig() *ClusterConfig {
@@ -178,7 +365,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +377,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[3]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +390,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetConfigRequest) GetConfig() *ClusterConfig {
@@ -223,7 +410,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +422,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[4]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +435,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetConfigResponse) GetConfig() *ClusterConfig {
@@ -276,7 +463,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +475,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[5]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +488,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusRequest) GetLocalOnly() bool {
@@ -335,7 +522,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +534,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[6]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +547,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -428,7 +615,7 @@ type MoveStatus struct {
 
 func (x *MoveStatus) Reset() {
 	*x = MoveStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +627,7 @@ func (x *MoveStatus) String() string {
 func (*MoveStatus) ProtoMessage() {}
 
 func (x *MoveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[7]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +640,7 @@ func (x *MoveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveStatus.ProtoReflect.Descriptor instead.
 func (*MoveStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MoveStatus) GetShard() uint32 {
@@ -507,14 +694,17 @@ type NodeStatus struct {
 	Leaders uint32 `protobuf:"varint,7,opt,name=leaders,proto3" json:"leaders,omitempty"`
 	// health is the node's liveness in gossip as the answering node sees
 	// it: alive, suspect, dead or left; empty without gossip.
-	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	Health string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	// state is what the cluster map wants of the node: active, or draining
+	// (its replicas are being moved off it).
+	State         string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +716,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[8]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +729,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -598,6 +788,13 @@ func (x *NodeStatus) GetHealth() string {
 	return ""
 }
 
+func (x *NodeStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type ShardStatus struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -615,7 +812,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +824,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[9]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +837,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ShardStatus) GetId() uint32 {
@@ -714,7 +911,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +923,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[10]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +936,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplicaStatus) GetNodeId() string {
@@ -841,7 +1038,7 @@ type ShardMapRequest struct {
 
 func (x *ShardMapRequest) Reset() {
 	*x = ShardMapRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1050,7 @@ func (x *ShardMapRequest) String() string {
 func (*ShardMapRequest) ProtoMessage() {}
 
 func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1063,7 @@ func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapRequest.ProtoReflect.Descriptor instead.
 func (*ShardMapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 // ShardMapResponse describes the two rings (docs/ARCHITECTURE.md). A key's
@@ -895,7 +1092,7 @@ type ShardMapResponse struct {
 
 func (x *ShardMapResponse) Reset() {
 	*x = ShardMapResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1104,7 @@ func (x *ShardMapResponse) String() string {
 func (*ShardMapResponse) ProtoMessage() {}
 
 func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1117,7 @@ func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapResponse.ProtoReflect.Descriptor instead.
 func (*ShardMapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ShardMapResponse) GetEpoch() uint64 {
@@ -977,7 +1174,7 @@ type ShardMapNode struct {
 
 func (x *ShardMapNode) Reset() {
 	*x = ShardMapNode{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1186,7 @@ func (x *ShardMapNode) String() string {
 func (*ShardMapNode) ProtoMessage() {}
 
 func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1199,7 @@ func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapNode.ProtoReflect.Descriptor instead.
 func (*ShardMapNode) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ShardMapNode) GetId() string {
@@ -1043,7 +1240,7 @@ type ShardPlacement struct {
 
 func (x *ShardPlacement) Reset() {
 	*x = ShardPlacement{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1252,7 @@ func (x *ShardPlacement) String() string {
 func (*ShardPlacement) ProtoMessage() {}
 
 func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1265,7 @@ func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardPlacement.ProtoReflect.Descriptor instead.
 func (*ShardPlacement) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ShardPlacement) GetId() uint32 {
@@ -1103,7 +1300,16 @@ var File_wisp_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x15wisp/v1/cluster.proto\x12\awisp.v1\"\x95\x01\n" +
+	"\x15wisp/v1/cluster.proto\x12\awisp.v1\"C\n" +
+	"\x10DrainNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06cancel\x18\x02 \x01(\bR\x06cancel\")\n" +
+	"\x11DrainNodeResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\",\n" +
+	"\x11RemoveNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"*\n" +
+	"\x12RemoveNodeResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\x95\x01\n" +
 	"\rClusterConfig\x12-\n" +
 	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12,\n" +
 	"\x0feviction_policy\x18\x02 \x01(\tH\x01R\x0eevictionPolicy\x88\x01\x01B\x13\n" +
@@ -1135,7 +1341,7 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12&\n" +
-	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xcd\x01\n" +
+	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xe3\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -1145,7 +1351,8 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1a\n" +
 	"\breplicas\x18\x06 \x01(\rR\breplicas\x12\x18\n" +
 	"\aleaders\x18\a \x01(\rR\aleaders\x12\x16\n" +
-	"\x06health\x18\b \x01(\tR\x06health\"\xe7\x01\n" +
+	"\x06health\x18\b \x01(\tR\x06health\x12\x14\n" +
+	"\x05state\x18\t \x01(\tR\x05state\"\xe7\x01\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
@@ -1186,12 +1393,15 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1a\n" +
 	"\breplicas\x18\x02 \x03(\tR\breplicas\x12\x1b\n" +
 	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12.\n" +
-	"\x13preferred_leader_id\x18\x04 \x01(\tR\x11preferredLeaderId2\xa5\x02\n" +
+	"\x13preferred_leader_id\x18\x04 \x01(\tR\x11preferredLeaderId2\xba\x03\n" +
 	"\x0eClusterService\x12>\n" +
 	"\x06Status\x12\x16.wisp.v1.StatusRequest\x1a\x17.wisp.v1.StatusResponse\"\x03\x90\x02\x01\x12G\n" +
 	"\tGetConfig\x12\x19.wisp.v1.GetConfigRequest\x1a\x1a.wisp.v1.GetConfigResponse\"\x03\x90\x02\x01\x12D\n" +
 	"\tSetConfig\x12\x19.wisp.v1.SetConfigRequest\x1a\x1a.wisp.v1.SetConfigResponse\"\x00\x12D\n" +
-	"\bShardMap\x12\x18.wisp.v1.ShardMapRequest\x1a\x19.wisp.v1.ShardMapResponse\"\x03\x90\x02\x01B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
+	"\bShardMap\x12\x18.wisp.v1.ShardMapRequest\x1a\x19.wisp.v1.ShardMapResponse\"\x03\x90\x02\x01\x12G\n" +
+	"\tDrainNode\x12\x19.wisp.v1.DrainNodeRequest\x1a\x1a.wisp.v1.DrainNodeResponse\"\x03\x90\x02\x02\x12J\n" +
+	"\n" +
+	"RemoveNode\x12\x1a.wisp.v1.RemoveNodeRequest\x1a\x1b.wisp.v1.RemoveNodeResponse\"\x03\x90\x02\x02B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
 	file_wisp_v1_cluster_proto_rawDescOnce sync.Once
@@ -1205,46 +1415,54 @@ func file_wisp_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_cluster_proto_rawDescData
 }
 
-var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_wisp_v1_cluster_proto_goTypes = []any{
-	(*ClusterConfig)(nil),     // 0: wisp.v1.ClusterConfig
-	(*GetConfigRequest)(nil),  // 1: wisp.v1.GetConfigRequest
-	(*GetConfigResponse)(nil), // 2: wisp.v1.GetConfigResponse
-	(*SetConfigRequest)(nil),  // 3: wisp.v1.SetConfigRequest
-	(*SetConfigResponse)(nil), // 4: wisp.v1.SetConfigResponse
-	(*StatusRequest)(nil),     // 5: wisp.v1.StatusRequest
-	(*StatusResponse)(nil),    // 6: wisp.v1.StatusResponse
-	(*MoveStatus)(nil),        // 7: wisp.v1.MoveStatus
-	(*NodeStatus)(nil),        // 8: wisp.v1.NodeStatus
-	(*ShardStatus)(nil),       // 9: wisp.v1.ShardStatus
-	(*ReplicaStatus)(nil),     // 10: wisp.v1.ReplicaStatus
-	(*ShardMapRequest)(nil),   // 11: wisp.v1.ShardMapRequest
-	(*ShardMapResponse)(nil),  // 12: wisp.v1.ShardMapResponse
-	(*ShardMapNode)(nil),      // 13: wisp.v1.ShardMapNode
-	(*ShardPlacement)(nil),    // 14: wisp.v1.ShardPlacement
+	(*DrainNodeRequest)(nil),   // 0: wisp.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),  // 1: wisp.v1.DrainNodeResponse
+	(*RemoveNodeRequest)(nil),  // 2: wisp.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil), // 3: wisp.v1.RemoveNodeResponse
+	(*ClusterConfig)(nil),      // 4: wisp.v1.ClusterConfig
+	(*GetConfigRequest)(nil),   // 5: wisp.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),  // 6: wisp.v1.GetConfigResponse
+	(*SetConfigRequest)(nil),   // 7: wisp.v1.SetConfigRequest
+	(*SetConfigResponse)(nil),  // 8: wisp.v1.SetConfigResponse
+	(*StatusRequest)(nil),      // 9: wisp.v1.StatusRequest
+	(*StatusResponse)(nil),     // 10: wisp.v1.StatusResponse
+	(*MoveStatus)(nil),         // 11: wisp.v1.MoveStatus
+	(*NodeStatus)(nil),         // 12: wisp.v1.NodeStatus
+	(*ShardStatus)(nil),        // 13: wisp.v1.ShardStatus
+	(*ReplicaStatus)(nil),      // 14: wisp.v1.ReplicaStatus
+	(*ShardMapRequest)(nil),    // 15: wisp.v1.ShardMapRequest
+	(*ShardMapResponse)(nil),   // 16: wisp.v1.ShardMapResponse
+	(*ShardMapNode)(nil),       // 17: wisp.v1.ShardMapNode
+	(*ShardPlacement)(nil),     // 18: wisp.v1.ShardPlacement
 }
 var file_wisp_v1_cluster_proto_depIdxs = []int32{
-	0,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
-	0,  // 1: wisp.v1.GetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
-	0,  // 2: wisp.v1.SetConfigRequest.config:type_name -> wisp.v1.ClusterConfig
-	0,  // 3: wisp.v1.SetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
-	0,  // 4: wisp.v1.SetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
-	8,  // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
-	9,  // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
-	7,  // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
-	10, // 8: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	13, // 9: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
-	14, // 10: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
-	5,  // 11: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	1,  // 12: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
-	3,  // 13: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
-	11, // 14: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
-	6,  // 15: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	2,  // 16: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
-	4,  // 17: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
-	12, // 18: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
+	4,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
+	4,  // 1: wisp.v1.GetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
+	4,  // 2: wisp.v1.SetConfigRequest.config:type_name -> wisp.v1.ClusterConfig
+	4,  // 3: wisp.v1.SetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
+	4,  // 4: wisp.v1.SetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
+	12, // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
+	13, // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
+	11, // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
+	14, // 8: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
+	17, // 9: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
+	18, // 10: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
+	9,  // 11: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	5,  // 12: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	7,  // 13: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	15, // 14: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
+	0,  // 15: wisp.v1.ClusterService.DrainNode:input_type -> wisp.v1.DrainNodeRequest
+	2,  // 16: wisp.v1.ClusterService.RemoveNode:input_type -> wisp.v1.RemoveNodeRequest
+	10, // 17: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	6,  // 18: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	8,  // 19: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	16, // 20: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
+	1,  // 21: wisp.v1.ClusterService.DrainNode:output_type -> wisp.v1.DrainNodeResponse
+	3,  // 22: wisp.v1.ClusterService.RemoveNode:output_type -> wisp.v1.RemoveNodeResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1255,14 +1473,14 @@ func file_wisp_v1_cluster_proto_init() {
 	if File_wisp_v1_cluster_proto != nil {
 		return
 	}
-	file_wisp_v1_cluster_proto_msgTypes[0].OneofWrappers = []any{}
+	file_wisp_v1_cluster_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_cluster_proto_rawDesc), len(file_wisp_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

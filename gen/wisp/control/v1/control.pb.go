@@ -21,6 +21,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type NodeChange int32
+
+const (
+	NodeChange_NODE_CHANGE_UNSPECIFIED NodeChange = 0
+	NodeChange_NODE_CHANGE_DRAIN       NodeChange = 1
+	NodeChange_NODE_CHANGE_ACTIVATE    NodeChange = 2
+	NodeChange_NODE_CHANGE_REMOVE      NodeChange = 3
+)
+
+// Enum value maps for NodeChange.
+var (
+	NodeChange_name = map[int32]string{
+		0: "NODE_CHANGE_UNSPECIFIED",
+		1: "NODE_CHANGE_DRAIN",
+		2: "NODE_CHANGE_ACTIVATE",
+		3: "NODE_CHANGE_REMOVE",
+	}
+	NodeChange_value = map[string]int32{
+		"NODE_CHANGE_UNSPECIFIED": 0,
+		"NODE_CHANGE_DRAIN":       1,
+		"NODE_CHANGE_ACTIVATE":    2,
+		"NODE_CHANGE_REMOVE":      3,
+	}
+)
+
+func (x NodeChange) Enum() *NodeChange {
+	p := new(NodeChange)
+	*p = x
+	return p
+}
+
+func (x NodeChange) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeChange) Descriptor() protoreflect.EnumDescriptor {
+	return file_wisp_control_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (NodeChange) Type() protoreflect.EnumType {
+	return &file_wisp_control_v1_control_proto_enumTypes[0]
+}
+
+func (x NodeChange) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeChange.Descriptor instead.
+func (NodeChange) EnumDescriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
 type ChangeKind int32
 
 const (
@@ -60,11 +112,11 @@ func (x ChangeKind) String() string {
 }
 
 func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_wisp_control_v1_control_proto_enumTypes[0].Descriptor()
+	return file_wisp_control_v1_control_proto_enumTypes[1].Descriptor()
 }
 
 func (ChangeKind) Type() protoreflect.EnumType {
-	return &file_wisp_control_v1_control_proto_enumTypes[0]
+	return &file_wisp_control_v1_control_proto_enumTypes[1]
 }
 
 func (x ChangeKind) Number() protoreflect.EnumNumber {
@@ -73,7 +125,104 @@ func (x ChangeKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeKind.Descriptor instead.
 func (ChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+type ChangeNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Change        NodeChange             `protobuf:"varint,2,opt,name=change,proto3,enum=wisp.control.v1.NodeChange" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeNodeRequest) Reset() {
+	*x = ChangeNodeRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeNodeRequest) ProtoMessage() {}
+
+func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeNodeRequest.ProtoReflect.Descriptor instead.
+func (*ChangeNodeRequest) Descriptor() ([]byte, []int) {
 	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ChangeNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ChangeNodeRequest) GetChange() NodeChange {
+	if x != nil {
+		return x.Change
+	}
+	return NodeChange_NODE_CHANGE_UNSPECIFIED
+}
+
+type ChangeNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster map's epoch after the change.
+	Epoch         uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeNodeResponse) Reset() {
+	*x = ChangeNodeResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeNodeResponse) ProtoMessage() {}
+
+func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeNodeResponse.ProtoReflect.Descriptor instead.
+func (*ChangeNodeResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ChangeNodeResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 type MapRequest struct {
@@ -86,7 +235,7 @@ type MapRequest struct {
 
 func (x *MapRequest) Reset() {
 	*x = MapRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +247,7 @@ func (x *MapRequest) String() string {
 func (*MapRequest) ProtoMessage() {}
 
 func (x *MapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +260,7 @@ func (x *MapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapRequest.ProtoReflect.Descriptor instead.
 func (*MapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MapRequest) GetAfterEpoch() uint64 {
@@ -139,7 +288,7 @@ type MapResponse struct {
 
 func (x *MapResponse) Reset() {
 	*x = MapResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +300,7 @@ func (x *MapResponse) String() string {
 func (*MapResponse) ProtoMessage() {}
 
 func (x *MapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +313,7 @@ func (x *MapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
 func (*MapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MapResponse) GetMap() []byte {
@@ -189,7 +338,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +350,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +363,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 type ReplicasResponse struct {
@@ -226,7 +375,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -238,7 +387,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -251,7 +400,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReplicasResponse) GetReplicas() []*ReplicaState {
@@ -280,7 +429,7 @@ type ReplicaState struct {
 
 func (x *ReplicaState) Reset() {
 	*x = ReplicaState{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +441,7 @@ func (x *ReplicaState) String() string {
 func (*ReplicaState) ProtoMessage() {}
 
 func (x *ReplicaState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +454,7 @@ func (x *ReplicaState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
 func (*ReplicaState) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplicaState) GetGroup() uint64 {
@@ -361,7 +510,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +522,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +535,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Member) GetNodeId() string {
@@ -425,7 +574,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +586,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +599,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReconfigureRequest) GetGroup() uint64 {
@@ -499,7 +648,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +660,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +673,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReconfigureResponse) GetMembers() []*Member {
@@ -545,7 +694,12 @@ var File_wisp_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"F\n" +
+	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"a\n" +
+	"\x11ChangeNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x1b.wisp.control.v1.NodeChangeR\x06change\"*\n" +
+	"\x12ChangeNodeResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"F\n" +
 	"\n" +
 	"MapRequest\x12\x1f\n" +
 	"\vafter_epoch\x18\x01 \x01(\x04R\n" +
@@ -578,18 +732,26 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"prev_index\x18\x05 \x01(\x04R\tprevIndex\"k\n" +
 	"\x13ReconfigureResponse\x121\n" +
 	"\amembers\x18\x01 \x03(\v2\x17.wisp.control.v1.MemberR\amembers\x12!\n" +
-	"\fconfig_index\x18\x02 \x01(\x04R\vconfigIndex*\x98\x01\n" +
+	"\fconfig_index\x18\x02 \x01(\x04R\vconfigIndex*r\n" +
+	"\n" +
+	"NodeChange\x12\x1b\n" +
+	"\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11NODE_CHANGE_DRAIN\x10\x01\x12\x18\n" +
+	"\x14NODE_CHANGE_ACTIVATE\x10\x02\x12\x16\n" +
+	"\x12NODE_CHANGE_REMOVE\x10\x03*\x98\x01\n" +
 	"\n" +
 	"ChangeKind\x12\x1b\n" +
 	"\x17CHANGE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CHANGE_KIND_ADD_LEARNER\x10\x01\x12\x17\n" +
 	"\x13CHANGE_KIND_PROMOTE\x10\x02\x12\x16\n" +
 	"\x12CHANGE_KIND_REMOVE\x10\x03\x12\x1f\n" +
-	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\x83\x02\n" +
+	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xdc\x02\n" +
 	"\x0eControlService\x12B\n" +
 	"\x03Map\x12\x1b.wisp.control.v1.MapRequest\x1a\x1c.wisp.control.v1.MapResponse\"\x00\x12Q\n" +
 	"\bReplicas\x12 .wisp.control.v1.ReplicasRequest\x1a!.wisp.control.v1.ReplicasResponse\"\x00\x12Z\n" +
-	"\vReconfigure\x12#.wisp.control.v1.ReconfigureRequest\x1a$.wisp.control.v1.ReconfigureResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
+	"\vReconfigure\x12#.wisp.control.v1.ReconfigureRequest\x1a$.wisp.control.v1.ReconfigureResponse\"\x00\x12W\n" +
+	"\n" +
+	"ChangeNode\x12\".wisp.control.v1.ChangeNodeRequest\x1a#.wisp.control.v1.ChangeNodeResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
 
 var (
 	file_wisp_control_v1_control_proto_rawDescOnce sync.Once
@@ -603,35 +765,41 @@ func file_wisp_control_v1_control_proto_rawDescGZIP() []byte {
 	return file_wisp_control_v1_control_proto_rawDescData
 }
 
-var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_wisp_control_v1_control_proto_goTypes = []any{
-	(ChangeKind)(0),             // 0: wisp.control.v1.ChangeKind
-	(*MapRequest)(nil),          // 1: wisp.control.v1.MapRequest
-	(*MapResponse)(nil),         // 2: wisp.control.v1.MapResponse
-	(*ReplicasRequest)(nil),     // 3: wisp.control.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),    // 4: wisp.control.v1.ReplicasResponse
-	(*ReplicaState)(nil),        // 5: wisp.control.v1.ReplicaState
-	(*Member)(nil),              // 6: wisp.control.v1.Member
-	(*ReconfigureRequest)(nil),  // 7: wisp.control.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil), // 8: wisp.control.v1.ReconfigureResponse
+	(NodeChange)(0),             // 0: wisp.control.v1.NodeChange
+	(ChangeKind)(0),             // 1: wisp.control.v1.ChangeKind
+	(*ChangeNodeRequest)(nil),   // 2: wisp.control.v1.ChangeNodeRequest
+	(*ChangeNodeResponse)(nil),  // 3: wisp.control.v1.ChangeNodeResponse
+	(*MapRequest)(nil),          // 4: wisp.control.v1.MapRequest
+	(*MapResponse)(nil),         // 5: wisp.control.v1.MapResponse
+	(*ReplicasRequest)(nil),     // 6: wisp.control.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),    // 7: wisp.control.v1.ReplicasResponse
+	(*ReplicaState)(nil),        // 8: wisp.control.v1.ReplicaState
+	(*Member)(nil),              // 9: wisp.control.v1.Member
+	(*ReconfigureRequest)(nil),  // 10: wisp.control.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil), // 11: wisp.control.v1.ReconfigureResponse
 }
 var file_wisp_control_v1_control_proto_depIdxs = []int32{
-	5, // 0: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
-	6, // 1: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
-	0, // 2: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
-	6, // 3: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
-	1, // 4: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
-	3, // 5: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
-	7, // 6: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
-	2, // 7: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
-	4, // 8: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
-	8, // 9: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
+	8,  // 1: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
+	9,  // 2: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
+	1,  // 3: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
+	9,  // 4: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
+	4,  // 5: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
+	6,  // 6: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
+	10, // 7: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
+	2,  // 8: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
+	5,  // 9: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
+	7,  // 10: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
+	11, // 11: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
+	3,  // 12: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_wisp_control_v1_control_proto_init() }
@@ -644,8 +812,8 @@ func file_wisp_control_v1_control_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_control_v1_control_proto_rawDesc), len(file_wisp_control_v1_control_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      2,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

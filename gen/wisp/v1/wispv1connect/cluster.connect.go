@@ -43,6 +43,12 @@ const (
 	ClusterServiceSetConfigProcedure = "/wisp.v1.ClusterService/SetConfig"
 	// ClusterServiceShardMapProcedure is the fully-qualified name of the ClusterService's ShardMap RPC.
 	ClusterServiceShardMapProcedure = "/wisp.v1.ClusterService/ShardMap"
+	// ClusterServiceDrainNodeProcedure is the fully-qualified name of the ClusterService's DrainNode
+	// RPC.
+	ClusterServiceDrainNodeProcedure = "/wisp.v1.ClusterService/DrainNode"
+	// ClusterServiceRemoveNodeProcedure is the fully-qualified name of the ClusterService's RemoveNode
+	// RPC.
+	ClusterServiceRemoveNodeProcedure = "/wisp.v1.ClusterService/RemoveNode"
 )
 
 // ClusterServiceClient is a client for the wisp.v1.ClusterService service.
@@ -61,6 +67,16 @@ type ClusterServiceClient interface {
 	// client) fetch it once and refresh it when a leader hint or the epoch
 	// tells them it is stale.
 	ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error)
+	// DrainNode marks a node draining in the cluster map: the placement
+	// driver moves every replica off it, a few shards at a time, while it
+	// keeps serving; with cancel it is active again and replicas may move
+	// back. NOT_FOUND for a node the map does not have.
+	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// RemoveNode forgets a node: one that holds no replica (drained, or dead
+	// and rebuilt elsewhere) and is not running. FAILED_PRECONDITION if it
+	// holds replicas or still answers gossip, NOT_FOUND if the map does not
+	// have it. A removed node that starts again on its data joins again.
+	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the wisp.v1.ClusterService service. By default,
@@ -101,15 +117,31 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		drainNode: connect.NewClient[v1.DrainNodeRequest, v1.DrainNodeResponse](
+			httpClient,
+			baseURL+ClusterServiceDrainNodeProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("DrainNode")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
+		removeNode: connect.NewClient[v1.RemoveNodeRequest, v1.RemoveNodeResponse](
+			httpClient,
+			baseURL+ClusterServiceRemoveNodeProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("RemoveNode")),
+			connect.WithIdempotency(connect.IdempotencyIdempotent),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // clusterServiceClient implements ClusterServiceClient.
 type clusterServiceClient struct {
-	status    *connect.Client[v1.StatusRequest, v1.StatusResponse]
-	getConfig *connect.Client[v1.GetConfigRequest, v1.GetConfigResponse]
-	setConfig *connect.Client[v1.SetConfigRequest, v1.SetConfigResponse]
-	shardMap  *connect.Client[v1.ShardMapRequest, v1.ShardMapResponse]
+	status     *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	getConfig  *connect.Client[v1.GetConfigRequest, v1.GetConfigResponse]
+	setConfig  *connect.Client[v1.SetConfigRequest, v1.SetConfigResponse]
+	shardMap   *connect.Client[v1.ShardMapRequest, v1.ShardMapResponse]
+	drainNode  *connect.Client[v1.DrainNodeRequest, v1.DrainNodeResponse]
+	removeNode *connect.Client[v1.RemoveNodeRequest, v1.RemoveNodeResponse]
 }
 
 // Status calls wisp.v1.ClusterService.Status.
@@ -132,6 +164,16 @@ func (c *clusterServiceClient) ShardMap(ctx context.Context, req *connect.Reques
 	return c.shardMap.CallUnary(ctx, req)
 }
 
+// DrainNode calls wisp.v1.ClusterService.DrainNode.
+func (c *clusterServiceClient) DrainNode(ctx context.Context, req *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
+	return c.drainNode.CallUnary(ctx, req)
+}
+
+// RemoveNode calls wisp.v1.ClusterService.RemoveNode.
+func (c *clusterServiceClient) RemoveNode(ctx context.Context, req *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
+	return c.removeNode.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the wisp.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status reports the nodes, the shards, their replicas and leaders.
@@ -148,6 +190,16 @@ type ClusterServiceHandler interface {
 	// client) fetch it once and refresh it when a leader hint or the epoch
 	// tells them it is stale.
 	ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error)
+	// DrainNode marks a node draining in the cluster map: the placement
+	// driver moves every replica off it, a few shards at a time, while it
+	// keeps serving; with cancel it is active again and replicas may move
+	// back. NOT_FOUND for a node the map does not have.
+	DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error)
+	// RemoveNode forgets a node: one that holds no replica (drained, or dead
+	// and rebuilt elsewhere) and is not running. FAILED_PRECONDITION if it
+	// holds replicas or still answers gossip, NOT_FOUND if the map does not
+	// have it. A removed node that starts again on its data joins again.
+	RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -184,6 +236,20 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceDrainNodeHandler := connect.NewUnaryHandler(
+		ClusterServiceDrainNodeProcedure,
+		svc.DrainNode,
+		connect.WithSchema(clusterServiceMethods.ByName("DrainNode")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
+	clusterServiceRemoveNodeHandler := connect.NewUnaryHandler(
+		ClusterServiceRemoveNodeProcedure,
+		svc.RemoveNode,
+		connect.WithSchema(clusterServiceMethods.ByName("RemoveNode")),
+		connect.WithIdempotency(connect.IdempotencyIdempotent),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
@@ -194,6 +260,10 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceSetConfigHandler.ServeHTTP(w, r)
 		case ClusterServiceShardMapProcedure:
 			clusterServiceShardMapHandler.ServeHTTP(w, r)
+		case ClusterServiceDrainNodeProcedure:
+			clusterServiceDrainNodeHandler.ServeHTTP(w, r)
+		case ClusterServiceRemoveNodeProcedure:
+			clusterServiceRemoveNodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -217,4 +287,12 @@ func (UnimplementedClusterServiceHandler) SetConfig(context.Context, *connect.Re
 
 func (UnimplementedClusterServiceHandler) ShardMap(context.Context, *connect.Request[v1.ShardMapRequest]) (*connect.Response[v1.ShardMapResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.ShardMap is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) DrainNode(context.Context, *connect.Request[v1.DrainNodeRequest]) (*connect.Response[v1.DrainNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.DrainNode is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) RemoveNode(context.Context, *connect.Request[v1.RemoveNodeRequest]) (*connect.Response[v1.RemoveNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.ClusterService.RemoveNode is not implemented"))
 }

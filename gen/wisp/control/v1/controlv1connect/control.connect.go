@@ -40,6 +40,9 @@ const (
 	// ControlServiceReconfigureProcedure is the fully-qualified name of the ControlService's
 	// Reconfigure RPC.
 	ControlServiceReconfigureProcedure = "/wisp.control.v1.ControlService/Reconfigure"
+	// ControlServiceChangeNodeProcedure is the fully-qualified name of the ControlService's ChangeNode
+	// RPC.
+	ControlServiceChangeNodeProcedure = "/wisp.control.v1.ControlService/ChangeNode"
 )
 
 // ControlServiceClient is a client for the wisp.control.v1.ControlService service.
@@ -52,6 +55,10 @@ type ControlServiceClient interface {
 	Replicas(context.Context, *connect.Request[v1.ReplicasRequest]) (*connect.Response[v1.ReplicasResponse], error)
 	// Reconfigure makes one membership change of a group on its leader.
 	Reconfigure(context.Context, *connect.Request[v1.ReconfigureRequest]) (*connect.Response[v1.ReconfigureResponse], error)
+	// ChangeNode changes a member in the cluster map (drain, activate,
+	// remove). Only the meta group's leader applies it; any other node
+	// answers UNAVAILABLE, and the caller tries the next.
+	ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error)
 }
 
 // NewControlServiceClient constructs a client for the wisp.control.v1.ControlService service. By
@@ -83,6 +90,12 @@ func NewControlServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(controlServiceMethods.ByName("Reconfigure")),
 			connect.WithClientOptions(opts...),
 		),
+		changeNode: connect.NewClient[v1.ChangeNodeRequest, v1.ChangeNodeResponse](
+			httpClient,
+			baseURL+ControlServiceChangeNodeProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("ChangeNode")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -91,6 +104,7 @@ type controlServiceClient struct {
 	_map        *connect.Client[v1.MapRequest, v1.MapResponse]
 	replicas    *connect.Client[v1.ReplicasRequest, v1.ReplicasResponse]
 	reconfigure *connect.Client[v1.ReconfigureRequest, v1.ReconfigureResponse]
+	changeNode  *connect.Client[v1.ChangeNodeRequest, v1.ChangeNodeResponse]
 }
 
 // Map calls wisp.control.v1.ControlService.Map.
@@ -108,6 +122,11 @@ func (c *controlServiceClient) Reconfigure(ctx context.Context, req *connect.Req
 	return c.reconfigure.CallUnary(ctx, req)
 }
 
+// ChangeNode calls wisp.control.v1.ControlService.ChangeNode.
+func (c *controlServiceClient) ChangeNode(ctx context.Context, req *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error) {
+	return c.changeNode.CallUnary(ctx, req)
+}
+
 // ControlServiceHandler is an implementation of the wisp.control.v1.ControlService service.
 type ControlServiceHandler interface {
 	// Map returns the cluster map once its epoch is above after_epoch,
@@ -118,6 +137,10 @@ type ControlServiceHandler interface {
 	Replicas(context.Context, *connect.Request[v1.ReplicasRequest]) (*connect.Response[v1.ReplicasResponse], error)
 	// Reconfigure makes one membership change of a group on its leader.
 	Reconfigure(context.Context, *connect.Request[v1.ReconfigureRequest]) (*connect.Response[v1.ReconfigureResponse], error)
+	// ChangeNode changes a member in the cluster map (drain, activate,
+	// remove). Only the meta group's leader applies it; any other node
+	// answers UNAVAILABLE, and the caller tries the next.
+	ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error)
 }
 
 // NewControlServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -145,6 +168,12 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 		connect.WithSchema(controlServiceMethods.ByName("Reconfigure")),
 		connect.WithHandlerOptions(opts...),
 	)
+	controlServiceChangeNodeHandler := connect.NewUnaryHandler(
+		ControlServiceChangeNodeProcedure,
+		svc.ChangeNode,
+		connect.WithSchema(controlServiceMethods.ByName("ChangeNode")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.control.v1.ControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ControlServiceMapProcedure:
@@ -153,6 +182,8 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 			controlServiceReplicasHandler.ServeHTTP(w, r)
 		case ControlServiceReconfigureProcedure:
 			controlServiceReconfigureHandler.ServeHTTP(w, r)
+		case ControlServiceChangeNodeProcedure:
+			controlServiceChangeNodeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -172,4 +203,8 @@ func (UnimplementedControlServiceHandler) Replicas(context.Context, *connect.Req
 
 func (UnimplementedControlServiceHandler) Reconfigure(context.Context, *connect.Request[v1.ReconfigureRequest]) (*connect.Response[v1.ReconfigureResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.Reconfigure is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.ChangeNode is not implemented"))
 }

@@ -1,0 +1,115 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"connectrpc.com/connect"
+
+	controlv1 "github.com/wisp-db/wisp/gen/wisp/control/v1"
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/shards/membership"
+	"github.com/wisp-db/wisp/shards/meta"
+	"github.com/wisp-db/wisp/shards/raftgroup"
+)
+
+// Membership changes an operator asks for (`wisp cluster drain`, `wisp
+// cluster remove`): the node that gets the request passes it to the meta
+// group's leader over the control plane (ControlService.ChangeNode), which
+// checks it and applies it to the cluster map. The placement driver does
+// the rest: it moves a draining node's replicas away, and never plans one
+// onto it.
+
+// DrainNode marks a node draining, or active again with cancel.
+func (s *clusterService) DrainNode(ctx context.Context, req *connect.Request[wispv1.DrainNodeRequest]) (*connect.Response[wispv1.DrainNodeResponse], error) {
+	change := controlv1.NodeChange_NODE_CHANGE_DRAIN
+	if req.Msg.Cancel {
+		change = controlv1.NodeChange_NODE_CHANGE_ACTIVATE
+	}
+	epoch, err := s.n.changeNode(ctx, req.Msg.NodeId, change)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&wispv1.DrainNodeResponse{Epoch: epoch}), nil
+}
+
+// RemoveNode forgets a node that holds no replica and is not running.
+func (s *clusterService) RemoveNode(ctx context.Context, req *connect.Request[wispv1.RemoveNodeRequest]) (*connect.Response[wispv1.RemoveNodeResponse], error) {
+	epoch, err := s.n.changeNode(ctx, req.Msg.NodeId, controlv1.NodeChange_NODE_CHANGE_REMOVE)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&wispv1.RemoveNodeResponse{Epoch: epoch}), nil
+}
+
+// changeNode asks the members in turn until the meta group's leader
+// applies the change, and returns the map's epoch after it. The leader's
+// refusals (not found, in use, running) are written for the operator and
+// passed on as they are.
+func (n *Node) changeNode(ctx context.Context, id string, change controlv1.NodeChange) (uint64, error) {
+	if err := membership.ValidateID(id); err != nil {
+		return 0, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	req := &controlv1.ChangeNodeRequest{NodeId: id, Change: change}
+	for _, nd := range n.view().m.Nodes {
+		cctx, cancel := context.WithTimeout(ctx, controlCallTimeout)
+		res, err := n.ctl.client(nd.RaftAddr).ChangeNode(cctx, connect.NewRequest(req))
+		cancel()
+		if err == nil {
+			return res.Msg.Epoch, nil
+		}
+		switch code := connect.CodeOf(err); code {
+		case connect.CodeNotFound, connect.CodeFailedPrecondition, connect.CodeInvalidArgument:
+			return 0, connect.NewError(code, errors.New(errMessage(err)))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, connect.NewError(connect.CodeUnavailable, errors.New("no node leading the meta group answered; try again"))
+}
+
+// ChangeNode applies a member change to the cluster map on the meta
+// group's leader.
+func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[controlv1.ChangeNodeRequest]) (*connect.Response[controlv1.ChangeNodeResponse], error) {
+	n := s.n
+	if n.meta == nil || !n.meta.group.IsLeader() {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))
+	}
+	id := req.Msg.NodeId
+	m, _, err := n.meta.store.Map(ctx, raftgroup.Linearizable)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	if _, ok := m.Node(id); !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %s is not a member of the cluster", id))
+	}
+	var cmd *meta.Command
+	switch req.Msg.Change {
+	case controlv1.NodeChange_NODE_CHANGE_DRAIN:
+		cmd = &meta.Command{Op: meta.OpSetNodeState, NodeID: id, State: meta.Draining}
+	case controlv1.NodeChange_NODE_CHANGE_ACTIVATE:
+		cmd = &meta.Command{Op: meta.OpSetNodeState, NodeID: id, State: meta.Active}
+	case controlv1.NodeChange_NODE_CHANGE_REMOVE:
+		if c, err := n.meta.group.Configuration(); err == nil && slices.ContainsFunc(c.Members, func(mb raftgroup.Member) bool { return mb.ID == id }) {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s holds a replica of the meta group (the cluster map), which does not move yet: it cannot be removed", id))
+		}
+		if h := n.liveness(id); h == membership.StatusAlive.String() || h == membership.StatusSuspect.String() {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s is running (%s in gossip): stop it before removing it; to move its replicas off it first, drain it", id, h))
+		}
+		cmd = &meta.Command{Op: meta.OpRemoveNode, NodeID: id}
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown change %v", req.Msg.Change))
+	}
+	next, err := n.meta.store.Apply(ctx, cmd)
+	switch {
+	case errors.Is(err, meta.ErrInUse):
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s still holds replicas: drain it and wait until it holds none, or, if it is dead, until they are rebuilt elsewhere", id))
+	case err != nil:
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	n.log.Info("cluster member changed", "member", id, "change", req.Msg.Change.String(), "epoch", next.Epoch)
+	return connect.NewResponse(&controlv1.ChangeNodeResponse{Epoch: next.Epoch}), nil
+}
