@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,7 +143,9 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 const readyLagEntries = 1000
 
 // notReady says why the cluster in st is not ready: a node did not answer,
-// a shard has no leader, or one of its replicas is missing or behind.
+// a shard has no leader, one of its replicas is missing or behind, or its
+// replicas are not yet where the placement wants them (moves under way or
+// to come: a node joined, is draining, or died and is still a member).
 func notReady(v *view, st *wispv1.StatusResponse) []string {
 	var why []string
 	for _, ns := range st.Nodes {
@@ -162,6 +165,11 @@ func notReady(v *view, st *wispv1.StatusResponse) []string {
 			}
 		}
 		placed := v.place.Shards[sh.Id].Replicas
+		if int(sh.Id) < len(v.target.Shards) {
+			if want := v.target.Shards[sh.Id].Replicas; !sameSet(placed, want) {
+				why = append(why, fmt.Sprintf("shard %d: replicas on %s, the placement wants %s (moves to come)", sh.Id, strings.Join(sorted(placed), " "), strings.Join(sorted(want), " ")))
+			}
+		}
 		for _, id := range placed {
 			i := slices.IndexFunc(sh.Replicas, func(r *wispv1.ReplicaStatus) bool { return r.NodeId == id })
 			switch {
@@ -175,6 +183,17 @@ func notReady(v *view, st *wispv1.StatusResponse) []string {
 		}
 	}
 	return why
+}
+
+// sameSet reports whether a and b hold the same ids.
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(id string) bool { return !slices.Contains(b, id) })
+}
+
+func sorted(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return out
 }
 
 // readyz answers 200 when the cluster is ready (StatusResponse.ready), 503

@@ -160,6 +160,7 @@ func viewOf(m *meta.Map) (*view, error) {
 		v.place.Nodes = append(v.place.Nodes, *loads[n.ID])
 	}
 	v.place.ReplicaCap, v.place.LeaderCap = want.ReplicaCap, want.LeaderCap
+	v.target = want
 	return v, nil
 }
 

@@ -17,7 +17,11 @@ type view struct {
 	m     *meta.Map       // the cluster map it was made from
 	peers map[string]Peer // by id
 	place ring.Placement
-	epoch uint64 // the map's epoch
+	// target is where the ring wants the replicas over the active members
+	// (what the placement driver moves them toward); place differs from it
+	// while moves are under way or to come.
+	target ring.Placement
+	epoch  uint64 // the map's epoch
 	// epochText is epoch in decimal, the Wisp-Epoch header's value, made
 	// once rather than on every response.
 	epochText string
