@@ -158,6 +158,15 @@ func (d *driver) health(m *meta.Map) map[string]placement.Health {
 			continue
 		}
 		mem, ok := n.gossip.Member(nd.ID)
+		if ok && mem.Meta.RaftAddr != nd.RaftAddr {
+			// Another process gossips under this member's id: it is not
+			// the member, which counts as gone.
+			if time.Since(d.refused[nd.ID]) >= time.Minute {
+				d.refused[nd.ID] = time.Now()
+				n.log.Warn("placement driver: a node gossips under a member's id with another Raft address; the member counts as gone", "member", nd.ID, "raft", nd.RaftAddr, "impostor_raft", mem.Meta.RaftAddr, "impostor_gossip", mem.Addr)
+			}
+			ok = false
+		}
 		switch {
 		case ok && mem.Status == membership.StatusAlive:
 			out[nd.ID] = placement.Alive

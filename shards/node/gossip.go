@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/wisp-db/wisp/shards/membership"
@@ -33,6 +34,9 @@ func (n *Node) startGossip(ctx context.Context, bootstrapped bool) error {
 		go func() {
 			defer n.bg.Done()
 			if _, err := g.Join(ctx, n.cfg.Join...); err != nil && ctx.Err() == nil {
+				if errors.Is(err, membership.ErrIDTaken) {
+					n.idTaken.Store(&err) // a node still looking for its cluster gives up
+				}
 				n.log.Warn("could not join the cluster's gossip", "seeds", n.cfg.Join, "err", err)
 			}
 		}()

@@ -2,7 +2,11 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 
 	"github.com/wisp-db/wisp/sdk/client"
+	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 	"github.com/wisp-db/wisp/shards/ring"
@@ -323,4 +328,61 @@ func allHealed(c *nodetest.Cluster, shards int, gone string) bool {
 		}
 	}
 	return true
+}
+
+// TestImpostorRefused: after a member dies, a new process that claims its
+// id (with other addresses) is refused at start, and does not stop the
+// cluster from rebuilding the dead member's replicas elsewhere.
+func TestImpostorRefused(t *testing.T) {
+	const shards = 4
+	c := nodetest.Start(t, nodetest.Options{Nodes: 4, Shards: shards, Gossip: true, Tune: func(cfg *node.Config) {
+		cfg.DeadNodeTimeout = 2 * time.Second
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	const victim = 3
+	id := c.Node(victim).ID()
+	c.Kill(victim)
+
+	impostor(t, ctx, c, id)
+	for !allHealed(c, shards, id) || !sameEpoch(c) {
+		if ctx.Err() != nil {
+			t.Fatalf("%s's replicas not rebuilt after an impostor claimed its id", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	impostor(t, ctx, c, id) // now that the members count it dead
+}
+
+// impostor starts a new node claiming member id's id, with addresses of
+// its own, and checks that it is refused.
+func impostor(t *testing.T, ctx context.Context, c *nodetest.Cluster, id string) {
+	t.Helper()
+	addrs := make([]string, 3)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = l.Addr().String()
+		l.Close()
+	}
+	octx, ocancel := context.WithTimeout(ctx, 15*time.Second)
+	imp, err := node.OpenContext(octx, node.Config{
+		ID: id, Self: node.Peer{URL: "http://" + addrs[0], RaftAddr: addrs[1]}, DataDir: t.TempDir(),
+		GossipAddr: addrs[2], Join: c.Seeds(), GossipTiming: membership.FastTiming(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ocancel()
+	if err == nil {
+		imp.Close()
+		t.Fatalf("a new node claiming the dead member's id %s opened", id)
+	}
+	// Gossip refuses the id while the members still count its owner live;
+	// once they count it dead, the cluster map still names the id at
+	// another Raft address.
+	if !errors.Is(err, membership.ErrIDTaken) && !strings.Contains(err.Error(), "is a member of the cluster with Raft address") {
+		t.Errorf("impostor refused with %v; want membership.ErrIDTaken or the map's refusal", err)
+	}
+	t.Logf("impostor refused: %v", err)
 }

@@ -89,6 +89,9 @@ func (n *Node) discover(ctx context.Context) (*meta.Map, error) {
 			}
 			n.log.Warn("still looking for the cluster: no member with a cluster map has answered yet", args...)
 		}
+		if err := n.idTaken.Load(); err != nil {
+			return nil, fmt.Errorf("find the cluster: %w", *err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("find the cluster: %w", ctx.Err())

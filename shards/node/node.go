@@ -48,6 +48,7 @@ type Node struct {
 	boot     *meta.Command              // the command that bootstraps the cluster map
 	ctl      *control                   // the control plane (ControlService)
 	gossip   *membership.Membership     // nil without Config.GossipAddr
+	idTaken  atomic.Pointer[error]      // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
 
 	// bg owns the background loops (map watch, placement driver, gossip
@@ -165,6 +166,9 @@ func (n *Node) open(ctx context.Context) error {
 		found, err := n.discover(ctx)
 		if err != nil {
 			return err
+		}
+		if nd, named := found.Node(n.cfg.ID); named && nd.RaftAddr != n.self.RaftAddr {
+			return fmt.Errorf("node id %s is a member of the cluster with Raft address %s, not %s: give a new node an id of its own, or restart %s on its own data directory", n.cfg.ID, nd.RaftAddr, n.self.RaftAddr, n.cfg.ID)
 		}
 		if _, named := found.Node(n.cfg.ID); named && found.Epoch == 1 {
 			n.cfg.Peers = peersOf(found)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -285,6 +286,17 @@ func (c *Cluster) URLs() []string {
 		urls[i] = p.URL
 	}
 	return urls
+}
+
+// Seeds returns the gossip addresses of the static members (nil without
+// Options.Gossip).
+func (c *Cluster) Seeds() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gossip == nil {
+		return nil
+	}
+	return slices.Clone(c.gossip[:c.opts.Nodes])
 }
 
 // Size is the number of nodes.
