@@ -270,6 +270,23 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 				time.UnixMilli(mv.GetStartedUnixMs()).UTC().Format(time.TimeOnly), orDash(mv.GetReason()))
 		}
 	}
+	if p := st.GetPlacement(); p != nil {
+		fmt.Fprintln(tw)
+		state := "done: every shard where the placement wants it"
+		if !p.GetDone() {
+			state = fmt.Sprintf("%s, %s, %d queued", plural(len(p.GetSteps()), "step"), plural(len(p.GetStuck()), "stuck shard"), p.GetQueued())
+		}
+		fmt.Fprintf(tw, "Placement driver on %s at %s: %s\n", orDash(p.GetLeaderId()), time.UnixMilli(p.GetAtUnixMs()).UTC().Format(time.TimeOnly), state)
+		for _, l := range p.GetSteps() {
+			fmt.Fprintf(tw, "  step   %s\n", l)
+		}
+		for _, l := range p.GetStuck() {
+			fmt.Fprintf(tw, "  stuck  %s\n", l)
+		}
+		for _, l := range p.GetErrors() {
+			fmt.Fprintf(tw, "  failed %s\n", l)
+		}
+	}
 	if !withReplicas {
 		return tw.Flush()
 	}

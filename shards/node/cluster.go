@@ -132,6 +132,11 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 		}
 	}
 	resp.Shards = shards
+	for _, r := range reports {
+		if r.Placement != nil && (resp.Placement == nil || r.Placement.AtUnixMs > resp.Placement.AtUnixMs) {
+			resp.Placement = r.Placement
+		}
+	}
 	resp.NotReady = notReady(v, resp)
 	resp.Ready = len(resp.NotReady) == 0
 	return resp
@@ -228,7 +233,7 @@ func errMessage(err error) string {
 // localStatus reports this node's replicas, one shard each.
 func (n *Node) localStatus() *wispv1.StatusResponse {
 	self := &wispv1.NodeStatus{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.replicas().hosted))}
-	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}}
+	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}, Placement: n.placementStatus()}
 	for _, sh := range n.replicas().hosted {
 		st := sh.group.Status()
 		rep := &wispv1.ReplicaStatus{

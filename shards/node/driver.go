@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	controlv1 "github.com/wisp-db/wisp/gen/wisp/control/v1"
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/placement"
@@ -114,6 +115,36 @@ func (d *driver) tick(ctx context.Context) {
 	d.mu.Lock()
 	d.last = rep
 	d.mu.Unlock()
+}
+
+// placementReportAge is how old the driver's last report may be and still
+// be shown: a few ticks, so a deposed leader's stale one is not.
+const placementReportAge = 5 * driverInterval
+
+// placementStatus is the driver's last tick for status, nil unless this
+// node leads the meta group and ticked recently.
+func (n *Node) placementStatus() *wispv1.PlacementStatus {
+	d := n.driver
+	if d == nil || n.meta == nil || !n.meta.group.IsLeader() {
+		return nil
+	}
+	d.mu.Lock()
+	rep := d.last
+	d.mu.Unlock()
+	if rep.At.IsZero() || time.Since(rep.At) > placementReportAge {
+		return nil
+	}
+	ps := &wispv1.PlacementStatus{
+		LeaderId: n.cfg.ID, AtUnixMs: rep.At.UnixMilli(), Done: rep.Result.Done(),
+		Queued: uint32(len(rep.Result.Queued)), Errors: rep.Errors,
+	}
+	for _, st := range rep.Result.Steps {
+		ps.Steps = append(ps.Steps, st.String())
+	}
+	for _, st := range rep.Result.Stuck {
+		ps.Stuck = append(ps.Stuck, fmt.Sprintf("shard %d: %s", st.Shard, st.Reason))
+	}
+	return ps
 }
 
 // admit adds to the map every node gossip shows alive with a cluster map

@@ -219,6 +219,17 @@ func TestJoinRunningCluster(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Status shows the placement driver's last tick, done once settled.
+	for {
+		st, err := cli.Status(ctx)
+		if err == nil && st.Placement != nil && st.Placement.Done && st.Ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("status after the join: placement %v, ready %v, %v", st.GetPlacement(), st.GetNotReady(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	via, err := client.New(c.URL(j), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
 	if err != nil {
 		t.Fatal(err)

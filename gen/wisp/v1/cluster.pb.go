@@ -515,7 +515,11 @@ type StatusResponse struct {
 	Epoch uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// moves are the replica moves under way, as the cluster map records
 	// them.
-	Moves         []*MoveStatus `protobuf:"bytes,7,rep,name=moves,proto3" json:"moves,omitempty"`
+	Moves []*MoveStatus `protobuf:"bytes,7,rep,name=moves,proto3" json:"moves,omitempty"`
+	// placement is what the placement driver saw and did on its last tick,
+	// as the meta group's leader reports it; absent if no node reported one
+	// recently (no gossip, or the leader did not answer).
+	Placement     *PlacementStatus `protobuf:"bytes,8,opt,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +603,115 @@ func (x *StatusResponse) GetMoves() []*MoveStatus {
 	return nil
 }
 
+func (x *StatusResponse) GetPlacement() *PlacementStatus {
+	if x != nil {
+		return x.Placement
+	}
+	return nil
+}
+
+// PlacementStatus is one tick of the placement driver.
+type PlacementStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// leader_id is the node the driver runs on (the meta group's leader).
+	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	AtUnixMs int64  `protobuf:"varint,2,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
+	// done is true when no shard needs anything: nothing planned, stuck,
+	// queued or in motion.
+	Done bool `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	// steps are the changes the tick started, one line each.
+	Steps []string `protobuf:"bytes,4,rep,name=steps,proto3" json:"steps,omitempty"`
+	// stuck are shards that need a change the driver cannot make, and why.
+	Stuck []string `protobuf:"bytes,5,rep,name=stuck,proto3" json:"stuck,omitempty"`
+	// queued counts shards whose next move waits for a free slot
+	// (--max-concurrent-moves).
+	Queued uint32 `protobuf:"varint,6,opt,name=queued,proto3" json:"queued,omitempty"`
+	// errors are the steps that failed this tick, and why; each is planned
+	// again on the next tick.
+	Errors        []string `protobuf:"bytes,7,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlacementStatus) Reset() {
+	*x = PlacementStatus{}
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlacementStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlacementStatus) ProtoMessage() {}
+
+func (x *PlacementStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlacementStatus.ProtoReflect.Descriptor instead.
+func (*PlacementStatus) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PlacementStatus) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *PlacementStatus) GetAtUnixMs() int64 {
+	if x != nil {
+		return x.AtUnixMs
+	}
+	return 0
+}
+
+func (x *PlacementStatus) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *PlacementStatus) GetSteps() []string {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *PlacementStatus) GetStuck() []string {
+	if x != nil {
+		return x.Stuck
+	}
+	return nil
+}
+
+func (x *PlacementStatus) GetQueued() uint32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *PlacementStatus) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
 // MoveStatus is one membership change of a shard under way.
 type MoveStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -615,7 +728,7 @@ type MoveStatus struct {
 
 func (x *MoveStatus) Reset() {
 	*x = MoveStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +740,7 @@ func (x *MoveStatus) String() string {
 func (*MoveStatus) ProtoMessage() {}
 
 func (x *MoveStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[11]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +753,7 @@ func (x *MoveStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveStatus.ProtoReflect.Descriptor instead.
 func (*MoveStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MoveStatus) GetShard() uint32 {
@@ -704,7 +817,7 @@ type NodeStatus struct {
 
 func (x *NodeStatus) Reset() {
 	*x = NodeStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +829,7 @@ func (x *NodeStatus) String() string {
 func (*NodeStatus) ProtoMessage() {}
 
 func (x *NodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[12]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +842,7 @@ func (x *NodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatus.ProtoReflect.Descriptor instead.
 func (*NodeStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeStatus) GetId() string {
@@ -812,7 +925,7 @@ type ShardStatus struct {
 
 func (x *ShardStatus) Reset() {
 	*x = ShardStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +937,7 @@ func (x *ShardStatus) String() string {
 func (*ShardStatus) ProtoMessage() {}
 
 func (x *ShardStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[13]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +950,7 @@ func (x *ShardStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardStatus.ProtoReflect.Descriptor instead.
 func (*ShardStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ShardStatus) GetId() uint32 {
@@ -911,7 +1024,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1036,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[14]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1049,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReplicaStatus) GetNodeId() string {
@@ -1038,7 +1151,7 @@ type ShardMapRequest struct {
 
 func (x *ShardMapRequest) Reset() {
 	*x = ShardMapRequest{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1163,7 @@ func (x *ShardMapRequest) String() string {
 func (*ShardMapRequest) ProtoMessage() {}
 
 func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[15]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1176,7 @@ func (x *ShardMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapRequest.ProtoReflect.Descriptor instead.
 func (*ShardMapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 // ShardMapResponse describes the two rings (docs/ARCHITECTURE.md). A key's
@@ -1092,7 +1205,7 @@ type ShardMapResponse struct {
 
 func (x *ShardMapResponse) Reset() {
 	*x = ShardMapResponse{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1217,7 @@ func (x *ShardMapResponse) String() string {
 func (*ShardMapResponse) ProtoMessage() {}
 
 func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[16]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1230,7 @@ func (x *ShardMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapResponse.ProtoReflect.Descriptor instead.
 func (*ShardMapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ShardMapResponse) GetEpoch() uint64 {
@@ -1174,7 +1287,7 @@ type ShardMapNode struct {
 
 func (x *ShardMapNode) Reset() {
 	*x = ShardMapNode{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1299,7 @@ func (x *ShardMapNode) String() string {
 func (*ShardMapNode) ProtoMessage() {}
 
 func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[17]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1312,7 @@ func (x *ShardMapNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardMapNode.ProtoReflect.Descriptor instead.
 func (*ShardMapNode) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ShardMapNode) GetId() string {
@@ -1240,7 +1353,7 @@ type ShardPlacement struct {
 
 func (x *ShardPlacement) Reset() {
 	*x = ShardPlacement{}
-	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1365,7 @@ func (x *ShardPlacement) String() string {
 func (*ShardPlacement) ProtoMessage() {}
 
 func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_cluster_proto_msgTypes[18]
+	mi := &file_wisp_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1378,7 @@ func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardPlacement.ProtoReflect.Descriptor instead.
 func (*ShardPlacement) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_wisp_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ShardPlacement) GetId() uint32 {
@@ -1326,7 +1439,7 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xf6\x01\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xae\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.wisp.v1.NodeStatusR\x05nodes\x12,\n" +
@@ -1334,7 +1447,17 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x05ready\x18\x04 \x01(\bR\x05ready\x12\x1b\n" +
 	"\tnot_ready\x18\x05 \x03(\tR\bnotReady\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12)\n" +
-	"\x05moves\x18\a \x03(\v2\x13.wisp.v1.MoveStatusR\x05moves\"\x8f\x01\n" +
+	"\x05moves\x18\a \x03(\v2\x13.wisp.v1.MoveStatusR\x05moves\x126\n" +
+	"\tplacement\x18\b \x01(\v2\x18.wisp.v1.PlacementStatusR\tplacement\"\xbc\x01\n" +
+	"\x0fPlacementStatus\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x1c\n" +
+	"\n" +
+	"at_unix_ms\x18\x02 \x01(\x03R\batUnixMs\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\x12\x14\n" +
+	"\x05steps\x18\x04 \x03(\tR\x05steps\x12\x14\n" +
+	"\x05stuck\x18\x05 \x03(\tR\x05stuck\x12\x16\n" +
+	"\x06queued\x18\x06 \x01(\rR\x06queued\x12\x16\n" +
+	"\x06errors\x18\a \x03(\tR\x06errors\"\x8f\x01\n" +
 	"\n" +
 	"MoveStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
@@ -1415,7 +1538,7 @@ func file_wisp_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_cluster_proto_rawDescData
 }
 
-var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_wisp_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*DrainNodeRequest)(nil),   // 0: wisp.v1.DrainNodeRequest
 	(*DrainNodeResponse)(nil),  // 1: wisp.v1.DrainNodeResponse
@@ -1428,14 +1551,15 @@ var file_wisp_v1_cluster_proto_goTypes = []any{
 	(*SetConfigResponse)(nil),  // 8: wisp.v1.SetConfigResponse
 	(*StatusRequest)(nil),      // 9: wisp.v1.StatusRequest
 	(*StatusResponse)(nil),     // 10: wisp.v1.StatusResponse
-	(*MoveStatus)(nil),         // 11: wisp.v1.MoveStatus
-	(*NodeStatus)(nil),         // 12: wisp.v1.NodeStatus
-	(*ShardStatus)(nil),        // 13: wisp.v1.ShardStatus
-	(*ReplicaStatus)(nil),      // 14: wisp.v1.ReplicaStatus
-	(*ShardMapRequest)(nil),    // 15: wisp.v1.ShardMapRequest
-	(*ShardMapResponse)(nil),   // 16: wisp.v1.ShardMapResponse
-	(*ShardMapNode)(nil),       // 17: wisp.v1.ShardMapNode
-	(*ShardPlacement)(nil),     // 18: wisp.v1.ShardPlacement
+	(*PlacementStatus)(nil),    // 11: wisp.v1.PlacementStatus
+	(*MoveStatus)(nil),         // 12: wisp.v1.MoveStatus
+	(*NodeStatus)(nil),         // 13: wisp.v1.NodeStatus
+	(*ShardStatus)(nil),        // 14: wisp.v1.ShardStatus
+	(*ReplicaStatus)(nil),      // 15: wisp.v1.ReplicaStatus
+	(*ShardMapRequest)(nil),    // 16: wisp.v1.ShardMapRequest
+	(*ShardMapResponse)(nil),   // 17: wisp.v1.ShardMapResponse
+	(*ShardMapNode)(nil),       // 18: wisp.v1.ShardMapNode
+	(*ShardPlacement)(nil),     // 19: wisp.v1.ShardPlacement
 }
 var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	4,  // 0: wisp.v1.GetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
@@ -1443,29 +1567,30 @@ var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	4,  // 2: wisp.v1.SetConfigRequest.config:type_name -> wisp.v1.ClusterConfig
 	4,  // 3: wisp.v1.SetConfigResponse.config:type_name -> wisp.v1.ClusterConfig
 	4,  // 4: wisp.v1.SetConfigResponse.effective:type_name -> wisp.v1.ClusterConfig
-	12, // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
-	13, // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
-	11, // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
-	14, // 8: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	17, // 9: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
-	18, // 10: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
-	9,  // 11: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	5,  // 12: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
-	7,  // 13: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
-	15, // 14: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
-	0,  // 15: wisp.v1.ClusterService.DrainNode:input_type -> wisp.v1.DrainNodeRequest
-	2,  // 16: wisp.v1.ClusterService.RemoveNode:input_type -> wisp.v1.RemoveNodeRequest
-	10, // 17: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	6,  // 18: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
-	8,  // 19: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
-	16, // 20: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
-	1,  // 21: wisp.v1.ClusterService.DrainNode:output_type -> wisp.v1.DrainNodeResponse
-	3,  // 22: wisp.v1.ClusterService.RemoveNode:output_type -> wisp.v1.RemoveNodeResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 5: wisp.v1.StatusResponse.nodes:type_name -> wisp.v1.NodeStatus
+	14, // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
+	12, // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
+	11, // 8: wisp.v1.StatusResponse.placement:type_name -> wisp.v1.PlacementStatus
+	15, // 9: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
+	18, // 10: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
+	19, // 11: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
+	9,  // 12: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	5,  // 13: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	7,  // 14: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	16, // 15: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
+	0,  // 16: wisp.v1.ClusterService.DrainNode:input_type -> wisp.v1.DrainNodeRequest
+	2,  // 17: wisp.v1.ClusterService.RemoveNode:input_type -> wisp.v1.RemoveNodeRequest
+	10, // 18: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	6,  // 19: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	8,  // 20: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	17, // 21: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
+	1,  // 22: wisp.v1.ClusterService.DrainNode:output_type -> wisp.v1.DrainNodeResponse
+	3,  // 23: wisp.v1.ClusterService.RemoveNode:output_type -> wisp.v1.RemoveNodeResponse
+	18, // [18:24] is the sub-list for method output_type
+	12, // [12:18] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_cluster_proto_init() }
@@ -1480,7 +1605,7 @@ func file_wisp_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_cluster_proto_rawDesc), len(file_wisp_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
