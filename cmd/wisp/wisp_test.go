@@ -326,7 +326,7 @@ func TestStatusUnreachable(t *testing.T) {
 			{NodeId: "n2", State: "unreachable", Voter: true},
 			{NodeId: "n3", State: "follower"},
 		}}},
-		Moves: []*wispv1.MoveStatus{{Shard: 0, Kind: "add-learner", NodeId: "n3", Reason: "replaces n2 (dead)", StartedUnixMs: 1_765_000_000_000}},
+		Moves:     []*wispv1.MoveStatus{{Shard: 0, Kind: "add-learner", NodeId: "n3", Reason: "replaces n2 (dead)", StartedUnixMs: 1_765_000_000_000}},
 		Placement: &wispv1.PlacementStatus{LeaderId: "n1", AtUnixMs: 1_765_000_001_000, Steps: []string{"shard 0: promote n3 (learner caught up)"}, Stuck: []string{"shard 1: waits for a leader"}, Queued: 2, Errors: []string{"shard 2: remove n2: no leader known"}},
 	}, false); err != nil {
 		t.Fatal(err)
