@@ -106,7 +106,9 @@ func newReadyCmd(g *globals) *cobra.Command {
 		Use:   "ready",
 		Short: "Say whether the cluster is ready: every shard led, with all its replicas caught up",
 		Long: `Say whether the cluster is ready: every node answers, every shard has a
-leader, and each of its replicas has caught up with that leader. This is
+leader, each of its replicas has caught up with that leader, and its
+replicas are where the placement wants them (no moves under way or to
+come, after a node joined, is draining, or died). This is
 what a rolling restart waits for before it stops the next node (GET
 /readyz on any node answers the same, 200 or 503). Prints "ready" and
 exits 0, or prints the reasons and exits 1.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -243,6 +245,24 @@ func TestJoinRunningCluster(t *testing.T) {
 	}
 	c.WaitConverged(ctx)
 
+	// A joining node given another shard count is refused, and leaves no
+	// layout behind that would refuse it the next time.
+	addrs := freeLoopback(t, 3)
+	dir := t.TempDir()
+	octx, ocancel := context.WithTimeout(ctx, 15*time.Second)
+	_, err = node.OpenContext(octx, node.Config{
+		ID: "n9", Self: node.Peer{URL: "http://" + addrs[0], RaftAddr: addrs[1]}, DataDir: dir, Shards: shards + 1,
+		GossipAddr: addrs[2], Join: c.Seeds(), GossipTiming: membership.FastTiming(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ocancel()
+	if err == nil || !strings.Contains(err.Error(), "fixed when a cluster is created") {
+		t.Errorf("join with %d shards into a %d-shard cluster = %v; want refused", shards+1, shards, err)
+	}
+	if node.HasClusterMap(dir) || fileExists(filepath.Join(dir, "cluster.json")) {
+		t.Errorf("a refused join left its layout in %s", dir)
+	}
+
 	// Restarted, the joined node comes back from its own cluster map.
 	c.Stop(j)
 	c.Restart(j)
@@ -369,15 +389,7 @@ func TestImpostorRefused(t *testing.T) {
 // its own, and checks that it is refused.
 func impostor(t *testing.T, ctx context.Context, c *nodetest.Cluster, id string) {
 	t.Helper()
-	addrs := make([]string, 3)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = l.Addr().String()
-		l.Close()
-	}
+	addrs := freeLoopback(t, 3)
 	octx, ocancel := context.WithTimeout(ctx, 15*time.Second)
 	imp, err := node.OpenContext(octx, node.Config{
 		ID: id, Self: node.Peer{URL: "http://" + addrs[0], RaftAddr: addrs[1]}, DataDir: t.TempDir(),
@@ -396,4 +408,25 @@ func impostor(t *testing.T, ctx context.Context, c *nodetest.Cluster, id string)
 		t.Errorf("impostor refused with %v; want membership.ErrIDTaken or the map's refusal", err)
 	}
 	t.Logf("impostor refused: %v", err)
+}
+
+// freeLoopback returns n loopback addresses whose ports were free a moment
+// ago.
+func freeLoopback(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
+	}
+	return addrs
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

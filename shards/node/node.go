@@ -196,11 +196,11 @@ func (n *Node) open(ctx context.Context) error {
 		}
 		layoutPeers = nil // the map decides
 	}
+	if m.Shards != n.cfg.Shards || m.KeyVnodes != n.cfg.KeyVnodes {
+		return fmt.Errorf("the cluster has %d shards and %d key vnodes, not the %d and %d given: both are fixed when a cluster is created (leave --shards and --key-vnodes out to take the cluster's)", m.Shards, m.KeyVnodes, n.cfg.Shards, n.cfg.KeyVnodes)
+	}
 	if err := checkLayout(n.cfg.DataDir, n.cfg.Shards, n.cfg.KeyVnodes, layoutPeers); err != nil {
 		return err
-	}
-	if m.Shards != n.cfg.Shards || m.KeyVnodes != n.cfg.KeyVnodes {
-		return fmt.Errorf("the cluster map has %d shards and %d key vnodes, the data directory %d and %d", m.Shards, m.KeyVnodes, n.cfg.Shards, n.cfg.KeyVnodes)
 	}
 	n.keys = ring.NewKeyRing(n.cfg.Shards, n.cfg.KeyVnodes)
 	n.known.init(n.cfg.Shards)
