@@ -271,7 +271,13 @@ func TestCluster(t *testing.T) {
 				t.Errorf("%s sees n5 %v; want dead", obs.ID(), mem.Status)
 			}
 		}
-		if n := logs.count("member dead", "member=n5"); n < 4 {
+		// The event is published before its log line is written: give the
+		// last observer's line a moment.
+		n := logs.count("member dead", "member=n5")
+		for deadline := time.Now().Add(time.Second); n < 4 && time.Now().Before(deadline); n = logs.count("member dead", "member=n5") {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n < 4 {
 			t.Errorf("%d 'member dead' log lines for n5; want one per observer", n)
 		}
 	})
