@@ -511,6 +511,14 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 	)
 	closeAll := func() {
 		quiet.stop()
+		if len(nodes) == 1 {
+			// One node of a cluster stops: tell the others it left.
+			lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			if err := nodes[0].Leave(lctx); err != nil {
+				log.Debug("gossip leave not confirmed", "err", err)
+			}
+			cancel()
+		}
 		var wg sync.WaitGroup
 		for _, n := range nodes {
 			wg.Add(1)
@@ -625,6 +633,9 @@ func waitReady(ctx context.Context, log *slog.Logger, n *node.Node) error {
 	log.Warn("node not ready yet: waiting for its shards to elect leaders (are the other nodes running?)", "node", n.ID(), "err", err)
 	return n.WaitReady(ctx)
 }
+
+// leaveTimeout bounds the gossip leave of a stopping node.
+const leaveTimeout = 2 * time.Second
 
 // readyWarnAfter is how long a node may take to become ready before the
 // log says what it is waiting for.

@@ -505,7 +505,7 @@ func (m *Membership) Leave(ctx context.Context) error {
 	}
 	m.left = true
 	err := m.broadcast(ctx, "leave", m.list.Leave)
-	m.log.Info("left the cluster", "err", err)
+	m.log.Debug("left the cluster", "err", err) // the caller says it stops
 	return err
 }
 

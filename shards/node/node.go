@@ -330,6 +330,22 @@ func (n *Node) startBackground(ctx context.Context) {
 	}()
 }
 
+// Leave tells the other members through gossip that this node is stopping,
+// so that they record it left rather than failed: no suspicion period, and
+// status says "left". Call it before Close for a planned stop of one node;
+// its replicas are rebuilt elsewhere only after the dead-node timeout, as
+// for a failure, so a restart within it rejoins. Nodes that stop together
+// (`wispd dev`) need not. It waits for the word to go out, until ctx ends.
+func (n *Node) Leave(ctx context.Context) error {
+	if n.gossip == nil {
+		return nil
+	}
+	if err := n.gossip.Leave(ctx); err != nil {
+		return fmt.Errorf("node %s: leave: %w", n.cfg.ID, err)
+	}
+	return nil
+}
+
 // stopBackground stops what startBackground started and waits for it.
 func (n *Node) stopBackground() {
 	n.closing.Store(true)
