@@ -21,6 +21,7 @@ import (
 	"github.com/wisp-db/wisp/sdk/client"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
+	"github.com/wisp-db/wisp/shards/ring"
 )
 
 // The API benchmarks run a real 3-node cluster (fsync on) and the load
@@ -334,4 +335,68 @@ func histQuantile(h *dto.Histogram, q float64) float64 {
 		}
 	}
 	return math.Inf(1)
+}
+
+// BenchmarkJoinSixthNode measures what a join moves: a sixth node joins five
+// holding 64 shards (192 replicas), and the benchmark waits until the
+// cluster is ready (every shard where the placement wants it). It reports
+// the replicas added across all nodes (moved), the newcomer's share, the
+// ideal 3·64/6 = 32, and the seconds to settle. Run it once:
+//
+//	go test ./shards/node -run '^$' -bench JoinSixthNode -benchtime 1x
+func BenchmarkJoinSixthNode(b *testing.B) {
+	const shards = 64
+	for range b.N {
+		c := nodetest.Start(b, nodetest.Options{Nodes: 5, Shards: shards, Gossip: true})
+		ctx, cancel := context.WithTimeout(b.Context(), 10*time.Minute)
+		cli, err := client.New(c.URL(0), client.WithTimeout(10*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := replicaPairs(c.Node(0).Placement())
+		t0 := time.Now()
+		j := c.Join()
+		for {
+			st, err := cli.Status(ctx)
+			if err == nil && st.Ready && len(st.Nodes) == 6 {
+				break
+			}
+			if ctx.Err() != nil {
+				b.Fatalf("not ready after the join: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		settled := time.Since(t0)
+		after := replicaPairs(c.Node(0).Placement())
+		moved, mine := 0, 0
+		for p := range after {
+			if !before[p] {
+				moved++
+			}
+			if p.node == c.Node(j).ID() {
+				mine++
+			}
+		}
+		b.ReportMetric(float64(moved), "replicas-moved")
+		b.ReportMetric(float64(mine), "newcomer-replicas")
+		b.ReportMetric(float64(3*shards)/6, "ideal")
+		b.ReportMetric(settled.Seconds(), "s-to-settle")
+		cancel()
+		c.Close()
+	}
+}
+
+type replicaPair struct {
+	shard int
+	node  string
+}
+
+func replicaPairs(p ring.Placement) map[replicaPair]bool {
+	out := map[replicaPair]bool{}
+	for s, sh := range p.Shards {
+		for _, id := range sh.Replicas {
+			out[replicaPair{s, id}] = true
+		}
+	}
+	return out
 }
