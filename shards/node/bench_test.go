@@ -400,3 +400,132 @@ func replicaPairs(p ring.Placement) map[replicaPair]bool {
 	}
 	return out
 }
+
+// BenchmarkHeal256MiB measures healing with data: five nodes holding
+// 256 MiB (4,096 values of 64 KiB over 8 shards, 768 MiB with the
+// replicas), one killed without warning (n5, not a meta voter), dead-node
+// timeout 5 s. A probe client meanwhile puts and gets 100-byte values in a
+// loop. It reports the seconds from the kill until every shard has three
+// voters on live nodes (goal: timeout + 60 s), the data the dead node held
+// (what was copied again), and the probe's ops/s and p99 during the heal
+// against the 5 s before the kill (goal: at least 70 %). Run it once:
+//
+//	go test ./shards/node -run '^$' -bench Heal256MiB -benchtime 1x -timeout 30m
+func BenchmarkHeal256MiB(b *testing.B) {
+	const (
+		shards    = 8
+		valueSize = 64 << 10
+		values    = 4096
+		deadAfter = 5 * time.Second
+		victim    = 4
+	)
+	for range b.N {
+		c := nodetest.Start(b, nodetest.Options{Nodes: 5, Shards: shards, Gossip: true, Tune: func(cfg *node.Config) {
+			cfg.DeadNodeTimeout = deadAfter
+		}})
+		ctx, cancel := context.WithTimeout(b.Context(), 20*time.Minute)
+		cli, err := client.New(c.URL(0), client.WithTimeout(10*time.Second), client.WithMaxAttempts(10))
+		if err != nil {
+			b.Fatal(err)
+		}
+		value := make([]byte, valueSize)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := next.Add(1) - 1; i < values && ctx.Err() == nil; i = next.Add(1) - 1 {
+					if _, err := cli.Put(ctx, fmt.Sprintf("big-%05d", i), value); err != nil {
+						b.Errorf("load: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		st, err := cli.Status(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dead := c.Node(victim).ID()
+		var held int64
+		for _, sh := range st.Shards {
+			for _, r := range sh.Replicas {
+				if r.NodeId == dead {
+					held += sh.MemoryUsedBytes
+				}
+			}
+		}
+
+		// The probe: sequential small puts and gets, latencies by phase.
+		type sample struct {
+			at  time.Time
+			lat time.Duration
+		}
+		var (
+			mu      sync.Mutex
+			samples []sample
+		)
+		probeCtx, stopProbe := context.WithCancel(ctx)
+		probeDone := make(chan struct{})
+		go func() {
+			defer close(probeDone)
+			small := make([]byte, 100)
+			for i := 0; probeCtx.Err() == nil && i < 1_000_000; i++ {
+				key := fmt.Sprintf("probe-%03d", i%500)
+				t0 := time.Now()
+				var err error
+				if i%2 == 0 {
+					_, err = cli.Put(probeCtx, key, small)
+				} else {
+					_, _, err = cli.Get(probeCtx, key)
+				}
+				if err == nil {
+					mu.Lock()
+					samples = append(samples, sample{t0, time.Since(t0)})
+					mu.Unlock()
+				}
+			}
+		}()
+		time.Sleep(5 * time.Second)
+		killed := time.Now()
+		c.Kill(victim)
+		for !allHealed(c, shards, dead) || !sameEpoch(c) {
+			if ctx.Err() != nil {
+				b.Fatalf("not healed %v after the kill", time.Since(killed))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		healed := time.Now()
+		stopProbe()
+		<-probeDone
+		rate := func(from, to time.Time) (float64, time.Duration) {
+			var lats []time.Duration
+			mu.Lock()
+			for _, s := range samples {
+				if !s.at.Before(from) && s.at.Before(to) {
+					lats = append(lats, s.lat)
+				}
+			}
+			mu.Unlock()
+			if len(lats) == 0 {
+				return 0, 0
+			}
+			slices.Sort(lats)
+			return float64(len(lats)) / to.Sub(from).Seconds(), lats[len(lats)*99/100]
+		}
+		beforeRate, beforeP99 := rate(killed.Add(-5*time.Second), killed)
+		// The heal proper: after the dead-node timeout, while replicas copy.
+		duringRate, duringP99 := rate(killed.Add(deadAfter), healed)
+		b.ReportMetric(healed.Sub(killed).Seconds(), "s-to-heal")
+		b.ReportMetric(float64(held)/(1<<20), "MiB-held-by-dead")
+		b.ReportMetric(beforeRate, "probe-ops/s-before")
+		b.ReportMetric(duringRate, "probe-ops/s-healing")
+		b.ReportMetric(duringRate/max(beforeRate, 1e-9), "healing/before")
+		b.ReportMetric(float64(beforeP99.Microseconds())/1000, "p99-ms-before")
+		b.ReportMetric(float64(duringP99.Microseconds())/1000, "p99-ms-healing")
+		cancel()
+		c.Close()
+	}
+}
