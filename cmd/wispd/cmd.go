@@ -481,10 +481,11 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 	if f.maxMoves < 0 {
 		return fmt.Errorf("--max-concurrent-moves %d: want 0 (default) or more", f.maxMoves)
 	}
+	// LAN timing for dev too: its nodes share one process and fail
+	// together, so faster detection would buy nothing, and FastTiming's
+	// gossip every 50 ms cost a 3-node dev cluster ~4 % of a core idle
+	// (docs/BENCHMARKS.md, "Self-healing").
 	timing := membership.LANTiming()
-	if len(local) > 1 {
-		timing = membership.FastTiming() // one machine: no network to wait for
-	}
 	var known []node.Peer
 	for _, m := range local {
 		known = append(known, m.self)
