@@ -412,6 +412,12 @@ func replicaPairs(p ring.Placement) map[replicaPair]bool {
 //
 //	go test ./shards/node -run '^$' -bench Heal256MiB -benchtime 1x -timeout 30m
 func BenchmarkHeal256MiB(b *testing.B) {
+	for _, moves := range []int{4, 2, 1} { // --max-concurrent-moves
+		b.Run(fmt.Sprintf("moves=%d", moves), func(b *testing.B) { benchmarkHeal(b, moves) })
+	}
+}
+
+func benchmarkHeal(b *testing.B, moves int) {
 	const (
 		shards    = 8
 		valueSize = 64 << 10
@@ -422,6 +428,7 @@ func BenchmarkHeal256MiB(b *testing.B) {
 	for range b.N {
 		c := nodetest.Start(b, nodetest.Options{Nodes: 5, Shards: shards, Gossip: true, Tune: func(cfg *node.Config) {
 			cfg.DeadNodeTimeout = deadAfter
+			cfg.MaxConcurrentMoves = moves
 		}})
 		ctx, cancel := context.WithTimeout(b.Context(), 20*time.Minute)
 		cli, err := client.New(c.URL(0), client.WithTimeout(10*time.Second), client.WithMaxAttempts(10))
