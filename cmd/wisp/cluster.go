@@ -242,7 +242,7 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 		orDash(st.GetNodeId()), plural(len(st.GetNodes()), "node"), unreachable,
 		plural(len(st.GetShards()), "shard"), leaderless, plural(int(keys), "key"), st.GetEpoch())
 
-	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tHEALTH\tSTATE\tREPLICAS\tLEADERS\tREACHABLE")
+	fmt.Fprintln(tw, "NODE\tURL\tRAFT ADDRESS\tZONE\tHEALTH\tSTATE\tREPLICAS\tLEADERS\tMEMORY USED/BUDGET\tBUILD\tREACHABLE")
 	for _, n := range st.GetNodes() {
 		reachable := "yes"
 		if !n.GetReachable() {
@@ -251,8 +251,12 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 				reachable += ": " + n.GetError()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
-			orDash(n.GetHealth()), orDash(n.GetState()), n.GetReplicas(), n.GetLeaders(), reachable)
+		mem := "-"
+		if n.GetReachable() {
+			mem = memory(n.GetMemoryUsedBytes(), n.GetMemoryBudgetBytes())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", orDash(n.GetId()), orDash(n.GetUrl()), orDash(n.GetRaftAddr()),
+			orDash(n.GetZone()), orDash(n.GetHealth()), orDash(n.GetState()), n.GetReplicas(), n.GetLeaders(), mem, orDash(n.GetBuild()), reachable)
 	}
 	fmt.Fprintln(tw)
 

@@ -317,9 +317,9 @@ func TestStatusUnreachable(t *testing.T) {
 	if err := writeStatus(&buf, &wispv1.StatusResponse{
 		NodeId: "n1", Epoch: 7,
 		Nodes: []*wispv1.NodeStatus{
-			{Id: "n1", Url: "http://127.0.0.1:8080", Reachable: true, Replicas: 1, Leaders: 1, Health: "alive", State: "active"},
+			{Id: "n1", Url: "http://127.0.0.1:8080", Reachable: true, Replicas: 1, Leaders: 1, Health: "alive", State: "active", Zone: "eu-1a", Build: "v0.6.0", MemoryUsedBytes: 3 << 20, MemoryBudgetBytes: 64 << 20},
 			{Id: "n2", Url: "http://127.0.0.1:8081", Replicas: 1, Error: "unavailable: connection refused", Health: "dead", State: "active"},
-			{Id: "n3", Url: "http://127.0.0.1:8082", Reachable: true, Replicas: 1, Health: "alive", State: "draining"},
+			{Id: "n3", Url: "http://127.0.0.1:8082", Reachable: true, Replicas: 1, Health: "alive", State: "draining", Zone: "eu-1b", Build: "v0.6.0", MemoryUsedBytes: 1 << 20},
 		},
 		Shards: []*wispv1.ShardStatus{{Id: 0, LeaderId: "n1", Replicas: []*wispv1.ReplicaStatus{
 			{NodeId: "n1", State: "leader", Voter: true},

@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wisp-db/wisp/buildinfo"
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
@@ -105,7 +106,9 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 			continue
 		}
 		if len(r.Nodes) > 0 {
-			ns.Replicas, ns.Leaders = r.Nodes[0].Replicas, r.Nodes[0].Leaders
+			rn := r.Nodes[0]
+			ns.Replicas, ns.Leaders, ns.Zone, ns.Build = rn.Replicas, rn.Leaders, rn.Zone, rn.Build
+			ns.MemoryUsedBytes, ns.MemoryBudgetBytes = rn.MemoryUsedBytes, rn.MemoryBudgetBytes
 		}
 		for _, sh := range r.Shards {
 			if int(sh.Id) >= len(shards) {
@@ -232,7 +235,10 @@ func errMessage(err error) string {
 
 // localStatus reports this node's replicas, one shard each.
 func (n *Node) localStatus() *wispv1.StatusResponse {
-	self := &wispv1.NodeStatus{Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.replicas().hosted))}
+	self := &wispv1.NodeStatus{
+		Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.replicas().hosted)),
+		Zone: n.self.Zone, Build: buildinfo.Get().Version,
+	}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}, Placement: n.placementStatus()}
 	for _, sh := range n.replicas().hosted {
 		st := sh.group.Status()
@@ -254,6 +260,8 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		set := n.settings(sh)
 		rep.MemoryUsedBytes, rep.MemoryBudgetBytes, rep.EvictionPolicy = stats.MemoryUsedBytes, set.MaxMemoryBytes, set.Policy.Name()
 		rep.ExpiredKeys, rep.EvictedKeys = stats.ExpiredTotal, stats.EvictedTotal
+		self.MemoryUsedBytes += rep.MemoryUsedBytes
+		self.MemoryBudgetBytes += rep.MemoryBudgetBytes
 		resp.Shards = append(resp.Shards, &wispv1.ShardStatus{
 			Id: uint32(sh.id), LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep},
 			MemoryUsedBytes: rep.MemoryUsedBytes, MemoryBudgetBytes: rep.MemoryBudgetBytes,

@@ -225,6 +225,11 @@ func TestJoinRunningCluster(t *testing.T) {
 	for {
 		st, err := cli.Status(ctx)
 		if err == nil && st.Placement != nil && st.Placement.Done && st.Ready {
+			for _, ns := range st.Nodes {
+				if ns.Build == "" || ns.MemoryUsedBytes <= 0 {
+					t.Errorf("status of %s: build %q, memory used %d; want both reported", ns.Id, ns.Build, ns.MemoryUsedBytes)
+				}
+			}
 			break
 		}
 		if ctx.Err() != nil {

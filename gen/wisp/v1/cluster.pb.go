@@ -810,9 +810,17 @@ type NodeStatus struct {
 	Health string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	// state is what the cluster map wants of the node: active, or draining
 	// (its replicas are being moved off it).
-	State         string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	State string `protobuf:"bytes,9,opt,name=state,proto3" json:"state,omitempty"`
+	// zone is the node's failure zone; empty for none.
+	Zone string `protobuf:"bytes,10,opt,name=zone,proto3" json:"zone,omitempty"`
+	// build is the node's version (its module version or VCS revision).
+	Build string `protobuf:"bytes,11,opt,name=build,proto3" json:"build,omitempty"`
+	// memory_used_bytes and memory_budget_bytes sum the node's replicas'
+	// (a budget of 0: none). Unset for an unreachable node.
+	MemoryUsedBytes   int64 `protobuf:"varint,12,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
+	MemoryBudgetBytes int64 `protobuf:"varint,13,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *NodeStatus) Reset() {
@@ -906,6 +914,34 @@ func (x *NodeStatus) GetState() string {
 		return x.State
 	}
 	return ""
+}
+
+func (x *NodeStatus) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetBuild() string {
+	if x != nil {
+		return x.Build
+	}
+	return ""
+}
+
+func (x *NodeStatus) GetMemoryUsedBytes() int64 {
+	if x != nil {
+		return x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *NodeStatus) GetMemoryBudgetBytes() int64 {
+	if x != nil {
+		return x.MemoryBudgetBytes
+	}
+	return 0
 }
 
 type ShardStatus struct {
@@ -1464,7 +1500,7 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12&\n" +
-	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xe3\x01\n" +
+	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xe9\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -1475,7 +1511,12 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\breplicas\x18\x06 \x01(\rR\breplicas\x12\x18\n" +
 	"\aleaders\x18\a \x01(\rR\aleaders\x12\x16\n" +
 	"\x06health\x18\b \x01(\tR\x06health\x12\x14\n" +
-	"\x05state\x18\t \x01(\tR\x05state\"\xe7\x01\n" +
+	"\x05state\x18\t \x01(\tR\x05state\x12\x12\n" +
+	"\x04zone\x18\n" +
+	" \x01(\tR\x04zone\x12\x14\n" +
+	"\x05build\x18\v \x01(\tR\x05build\x12*\n" +
+	"\x11memory_used_bytes\x18\f \x01(\x03R\x0fmemoryUsedBytes\x12.\n" +
+	"\x13memory_budget_bytes\x18\r \x01(\x03R\x11memoryBudgetBytes\"\xe7\x01\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
