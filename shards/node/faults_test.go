@@ -17,6 +17,12 @@ import (
 // acknowledged write and never serve a stale read. Each test ends with every
 // shard fully replicated on live nodes and the replicas' digests equal.
 
+// faultWorkload is the client history of the fault tests: bounded by time
+// rather than by ops (8,000 is about 10-15 s of ops on this machine; at
+// least a tenth must complete, even under the race detector),
+// so that a fault that takes seconds to set up still falls inside it.
+var faultWorkload = linConfig{workers: 8, keys: 16, maxOps: 8000, duration: 15 * time.Second, readAfterWrite: 0.3}
+
 // healCluster starts a gossiping cluster whose driver declares a node dead
 // after deadAfter.
 func healCluster(t *testing.T, nodes, shards int, deadAfter time.Duration) *nodetest.Cluster {
@@ -75,11 +81,10 @@ func TestLinearizabilityMetaLeaderLoss(t *testing.T) {
 	c := healCluster(t, 4, 4, time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	var dead string
-	res := linRun(t, c, linConfig{workers: 8, keys: 16, maxOps: 2000, duration: 12 * time.Second, readAfterWrite: 0.3}, seed, func(p *linProgress) {
+	victim := metaLeader(t, ctx, c) // found before the run: finding it takes a while
+	dead := c.Node(victim).ID()
+	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.25)
-		victim := metaLeader(t, ctx, c)
-		dead = c.Node(victim).ID()
 		linBounded(fmt.Sprintf("c.Kill(%d)", victim), func() { c.Kill(victim) })
 		c.WaitLeader(10 * time.Second)
 		p.leaderChange = p.elapsed()
@@ -108,7 +113,7 @@ func TestLinearizabilityKillMidMove(t *testing.T) {
 	}
 	const first = 4 // n5: not a meta voter
 	dead := c.Node(first).ID()
-	res := linRun(t, c, linConfig{workers: 8, keys: 16, maxOps: 2000, duration: 15 * time.Second, readAfterWrite: 0.3}, seed, func(p *linProgress) {
+	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.2)
 		linBounded("c.Kill(n5)", func() { c.Kill(first) })
 		t.Logf("killed %s at %v", dead, p.elapsed().Round(time.Millisecond))
@@ -151,7 +156,7 @@ func TestLinearizabilityWholeClusterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	epoch := c.Node(0).Epoch()
-	res := linRun(t, c, linConfig{workers: 8, keys: 16, maxOps: 2000, duration: 12 * time.Second, readAfterWrite: 0.3}, seed, func(p *linProgress) {
+	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.3)
 		var wg sync.WaitGroup
 		for i := range c.Size() {
@@ -185,7 +190,7 @@ func TestLinearizabilityTwoOfFive(t *testing.T) {
 	c := healCluster(t, 5, 4, time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	res := linRun(t, c, linConfig{workers: 8, keys: 16, maxOps: 2000, duration: 15 * time.Second, readAfterWrite: 0.3}, seed, func(p *linProgress) {
+	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.2)
 		var wg sync.WaitGroup
 		for _, i := range []int{3, 4} { // n4 and n5: the meta group keeps its three voters
