@@ -333,6 +333,7 @@ func newStartCmd() *cobra.Command {
 		nodeID string
 		peers  string
 		apiURL string
+		zone   string
 		expect int
 	)
 	cmd := &cobra.Command{
@@ -372,6 +373,9 @@ restarted on its --data-dir rejoins with the cluster map it kept there.`,
 					return fmt.Errorf("--node-id %q is not in --peers", nodeID)
 				}
 				self = all[i]
+				if zone != "" {
+					return errors.New("--zone needs --join or --bootstrap-expect: every node computes a --peers cluster's map from the list, which has no zones")
+				}
 				if f.raftAddr != "" && f.raftAddr != self.RaftAddr {
 					return fmt.Errorf("--raft-addr %s differs from this node's --peers entry (%s)", f.raftAddr, self.RaftAddr)
 				}
@@ -382,7 +386,10 @@ restarted on its --data-dir rejoins with the cluster map it kept there.`,
 				if _, _, err := splitHostPort(f.raftAddr, "--raft-addr"); err != nil {
 					return err
 				}
-				self.RaftAddr = f.raftAddr
+				if err := membership.ValidateZone(zone); err != nil {
+					return fmt.Errorf("--zone: %w", err)
+				}
+				self.RaftAddr, self.Zone = f.raftAddr, zone
 				self.URL = apiURL
 				if self.URL == "" {
 					host, _, err := splitHostPort(f.httpAddr, "--http-addr")
@@ -435,6 +442,7 @@ restarted on its --data-dir rejoins with the cluster map it kept there.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "", "Raft transport address (host:port); with --peers, this node's entry gives it")
+	cmd.Flags().StringVar(&zone, "zone", "", "this node's failure zone (such as a rack or availability zone): a shard's replicas go to distinct zones when there are enough (letters, digits, '.', '_', '-'; not with --peers)")
 	cmd.Flags().StringVar(&apiURL, "api-url", "", "URL the other nodes and clients reach this node's API at (default: http:// and --http-addr)")
 	cmd.Flags().StringVar(&f.gossipAddr, "gossip-addr", "", "gossip address, UDP and TCP (host:port; default: this node's Raft port + 100)")
 	cmd.Flags().StringSliceVar(&f.join, "join", nil, "gossip address of a member of the cluster, repeatable (default with --peers: every peer's Raft port + 100)")

@@ -216,9 +216,9 @@ func TestStartBootstrapExpectThenJoin(t *testing.T) {
 		logs = append(logs, out)
 	}
 	// n1 knows no one; n2 and n3 each know one other.
-	start(0, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards))
-	start(1, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase))
-	start(2, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1))
+	start(0, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--zone", "z1")
+	start(1, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--zone", "z2", "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase))
+	start(2, "--bootstrap-expect", "3", "--shards", fmt.Sprint(shards), "--zone", "z3", "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1))
 
 	url := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", httpBase+i) }
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -243,11 +243,12 @@ func TestStartBootstrapExpectThenJoin(t *testing.T) {
 
 	// n4 joins through n2's gossip address, with no --shards: it takes the
 	// cluster's.
-	start(3, "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1))
+	start(3, "--join", fmt.Sprintf("127.0.0.1:%d", gossipBase+1), "--zone", "z1")
 	t0 := time.Now()
-	// The shards the ring gives n4 among four nodes (ring.Place bounds
-	// each node's load, loosely for few shards).
-	target, err := ring.Place(shards, []ring.Node{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}, {ID: "n4"}}, 3)
+	// The shards the ring gives n4 among four nodes in three zones
+	// (ring.Place spreads a shard over zones where each node's load bound
+	// allows, and bounds that load loosely for few shards).
+	target, err := ring.Place(shards, []ring.Node{{ID: "n1", Zone: "z1"}, {ID: "n2", Zone: "z2"}, {ID: "n3", Zone: "z3"}, {ID: "n4", Zone: "z1"}}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +279,38 @@ func TestStartBootstrapExpectThenJoin(t *testing.T) {
 			t.Fatalf("n4 holds %d shards, not %d, %v after it started: %v, %v\nn4:\n%s\nn1:\n%s", holds, want, time.Since(t0), got, err, logs[3], logs[0])
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Once ready, status reports the zones, and every shard's voters are
+	// where ring.Place puts them given the zones the nodes gossiped.
+	var st *connect.Response[wispv1.StatusResponse]
+	for {
+		st, err = cluster.Status(ctx, connect.NewRequest(&wispv1.StatusRequest{}))
+		if err == nil && st.Msg.Ready {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not ready after n4 joined: %v, %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, n := range st.Msg.Nodes {
+		if want := map[string]string{"n1": "z1", "n2": "z2", "n3": "z3", "n4": "z1"}[n.Id]; n.Zone != want {
+			t.Errorf("status: %s in zone %q; want %q", n.Id, n.Zone, want)
+		}
+	}
+	for _, sh := range st.Msg.Shards {
+		var ids []string
+		for _, r := range sh.Replicas {
+			if r.Voter {
+				ids = append(ids, r.NodeId)
+			}
+		}
+		want := slices.Clone(target.Shards[sh.Id].Replicas)
+		slices.Sort(ids)
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
+			t.Errorf("shard %d: voters %v; ring.Place with zones wants %v", sh.Id, ids, want)
+		}
 	}
 	via := wispv1connect.NewKVServiceClient(http.DefaultClient, url(3))
 	for i := range 50 {

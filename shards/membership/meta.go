@@ -155,6 +155,10 @@ func (m *Meta) Validate() error {
 // [A-Za-z0-9._-].
 func ValidateID(id string) error { return validateID(id) }
 
+// ValidateZone reports whether zone can be a failure zone: at most 64
+// bytes of [A-Za-z0-9._-] (empty: none).
+func ValidateZone(zone string) error { return validateName(zone, zoneSizeMax) }
+
 func validateID(id string) error {
 	if id == "" {
 		return errors.New("empty")

@@ -151,9 +151,11 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 const readyLagEntries = 1000
 
 // notReady says why the cluster in st is not ready: a node did not answer,
-// a shard has no leader, one of its replicas is missing or behind, or its
-// replicas are not yet where the placement wants them (moves under way or
-// to come: a node joined, is draining, or died and is still a member).
+// a shard has no leader, one of its replicas is missing or behind, a node
+// holds a replica the map does not count as a voter (a learner, or a
+// replica it has not dropped yet), or the shard's replicas are not yet
+// where the placement wants them (moves under way or to come: a node
+// joined, is draining, or died and is still a member).
 func notReady(v *view, st *wispv1.StatusResponse) []string {
 	var why []string
 	for _, ns := range st.Nodes {
@@ -176,6 +178,11 @@ func notReady(v *view, st *wispv1.StatusResponse) []string {
 		if int(sh.Id) < len(v.target.Shards) {
 			if want := v.target.Shards[sh.Id].Replicas; !sameSet(placed, want) {
 				why = append(why, fmt.Sprintf("shard %d: replicas on %s, the placement wants %s (moves to come)", sh.Id, strings.Join(sorted(placed), " "), strings.Join(sorted(want), " ")))
+			}
+		}
+		for _, r := range sh.Replicas {
+			if !slices.Contains(placed, r.NodeId) && r.State != ReplicaUnreachable {
+				why = append(why, fmt.Sprintf("shard %d: %s holds a replica the cluster map does not count (a learner, or one not dropped yet)", sh.Id, r.NodeId))
 			}
 		}
 		for _, id := range placed {
