@@ -40,7 +40,7 @@ const catchUpEntries = 256
 type driver struct {
 	n         *Node
 	downSince map[string]time.Time // nodes seen gone, since when (this leader's clock)
-	refused   map[string]time.Time // nodes admit could not add, when it last logged so
+	refused   map[string]time.Time // ids in conflict (admit refused them, or health met an impostor): when last logged, for warnings once a minute
 
 	mu   sync.Mutex
 	last driverReport // guarded by mu

@@ -167,14 +167,14 @@ func (n *Node) open(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if nd, named := found.Node(n.cfg.ID); named && nd.RaftAddr != n.self.RaftAddr {
+		nd, named := found.Node(n.cfg.ID)
+		switch {
+		case named && nd.RaftAddr != n.self.RaftAddr:
 			return fmt.Errorf("node id %s is a member of the cluster with Raft address %s, not %s: give a new node an id of its own, or restart %s on its own data directory", n.cfg.ID, nd.RaftAddr, n.self.RaftAddr, n.cfg.ID)
-		}
-		if _, named := found.Node(n.cfg.ID); named && found.Epoch == 1 {
+		case named && found.Epoch == 1:
 			n.cfg.Peers = peersOf(found)
 			n.cfg.Shards, n.cfg.KeyVnodes = found.Shards, found.KeyVnodes
-			listed = true
-		} else {
+		default:
 			m = found
 		}
 	}
