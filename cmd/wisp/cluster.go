@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -261,6 +262,9 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 	fmt.Fprintln(tw)
 
 	fmt.Fprintln(tw, "SHARD\tLEADER\tREPLICAS\tKEYS\tMEMORY USED/BUDGET")
+	if m := st.GetMeta(); m != nil {
+		fmt.Fprintf(tw, "meta\t%s\t%s\t-\t-\n", orDash(m.GetLeaderId()), replicaList(m))
+	}
 	for _, s := range st.GetShards() {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.GetId(), orDash(s.GetLeaderId()), replicaList(s),
 			s.GetKeyCount(), memory(s.GetMemoryUsedBytes(), s.GetMemoryBudgetBytes()))
@@ -272,7 +276,11 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "MOVE\tSHARD\tNODE\tSINCE\tWHY")
 		for _, mv := range st.GetMoves() {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", mv.GetKind(), mv.GetShard(), orDash(mv.GetNodeId()),
+			shard := strconv.FormatUint(uint64(mv.GetShard()), 10)
+			if mv.GetMetaGroup() {
+				shard = "meta"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mv.GetKind(), shard, orDash(mv.GetNodeId()),
 				time.UnixMilli(mv.GetStartedUnixMs()).UTC().Format(time.TimeOnly), orDash(mv.GetReason()))
 		}
 	}

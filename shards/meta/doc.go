@@ -31,7 +31,8 @@
 //   - Epoch is 0 only before Bootstrap; Shards and KeyVnodes are set by
 //     Bootstrap and never change.
 //   - Moves are sorted by shard, at most one per shard, each naming a shard
-//     below Shards and a node in Nodes.
+//     below Shards (or MetaShard) and a node in Nodes.
 //   - Replicas has one set per shard; each set names distinct members, at
-//     least one a voter. A node that holds a replica cannot be removed.
+//     least one a voter; so has Meta, the meta group's, once recorded. A
+//     node that holds a replica cannot be removed.
 package meta

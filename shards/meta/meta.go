@@ -26,10 +26,15 @@ type Map struct {
 	// route by. The placement driver records every membership change here
 	// once the shard's group committed it.
 	Replicas [][]Replica `json:"replicas"`
+	// Meta lists the meta group's replicas as its Raft configuration last
+	// committed them (empty in maps made before the meta group moved: its
+	// replicas are then where they were bootstrapped). Commands name the
+	// meta group as shard MetaShard.
+	Meta []Replica `json:"meta,omitempty"`
 	// Settings are the cluster-wide settings.
 	Settings Settings `json:"settings"`
 	// Moves are the membership changes under way, sorted by shard, at most
-	// one per shard.
+	// one per shard (MetaShard's first).
 	Moves []Move `json:"moves,omitempty"`
 }
 
@@ -82,6 +87,10 @@ type Move struct {
 	StartedUnixMs int64 `json:"started_unix_ms"`
 }
 
+// MetaShard is the shard number by which commands and moves name the meta
+// group itself: OpSetReplicas with it sets Meta.
+const MetaShard = -1
+
 // Op is a command's kind.
 type Op string
 
@@ -97,10 +106,11 @@ const (
 	// OpSetNodeState sets NodeID's state to State.
 	OpSetNodeState Op = "set-node-state"
 	// OpRemoveNode removes NodeID and any move naming it. A node that still
-	// holds a replica is refused (ErrInUse).
+	// holds a replica, of a shard or of the meta group, is refused
+	// (ErrInUse).
 	OpRemoveNode Op = "remove-node"
 	// OpSetReplicas sets Shard's replicas to Replicas (a committed
-	// membership change of its group).
+	// membership change of its group); Shard MetaShard sets Meta.
 	OpSetReplicas Op = "set-replicas"
 	// OpSetSettings replaces the settings.
 	OpSetSettings Op = "set-settings"
@@ -225,13 +235,18 @@ func Apply(m *Map, cmd *Command) (*Map, error) {
 				}
 			}
 		}
+		for _, r := range next.Meta {
+			if r.Node == cmd.NodeID {
+				return m, fmt.Errorf("%w: %s holds a replica of the meta group", ErrInUse, cmd.NodeID)
+			}
+		}
 		next.Nodes = slices.Delete(next.Nodes, i, i+1)
 		next.Moves = slices.DeleteFunc(next.Moves, func(mv Move) bool { return mv.Node == cmd.NodeID })
 	case OpSetReplicas:
 		if cmd.Shard >= next.Shards {
 			return m, fmt.Errorf("%w: shard %d of %d", ErrInvalid, cmd.Shard, next.Shards)
 		}
-		if slices.Equal(next.Replicas[cmd.Shard], cmd.Replicas[0]) {
+		if slices.Equal(next.ReplicasOf(cmd.Shard), cmd.Replicas[0]) {
 			return m, nil
 		}
 		if err := next.setReplicas(cmd.Shard, cmd.Replicas[0]); err != nil {
@@ -272,6 +287,15 @@ func (m *Map) Node(id string) (Node, bool) {
 	return Node{}, false
 }
 
+// ReplicasOf returns shard s's replicas, or the meta group's for
+// MetaShard. The slice is shared: callers must not modify it.
+func (m *Map) ReplicasOf(s int) []Replica {
+	if s == MetaShard {
+		return m.Meta
+	}
+	return m.Replicas[s]
+}
+
 // Move returns the move under way for shard, if any.
 func (m *Map) Move(shard int) (Move, bool) {
 	i, found := slices.BinarySearchFunc(m.Moves, shard, func(a Move, s int) int { return a.Shard - s })
@@ -302,13 +326,18 @@ func (m *Map) addNode(n Node) error {
 	return nil
 }
 
-// setReplicas sets shard s's replicas, each of which must name a member.
-// The shard's previous slice is replaced, not modified: maps share them.
+// setReplicas sets shard s's replicas (the meta group's for MetaShard),
+// each of which must name a member. The previous slice is replaced, not
+// modified: maps share them.
 func (m *Map) setReplicas(s int, rs []Replica) error {
 	for _, r := range rs {
 		if _, ok := m.find(r.Node); !ok {
 			return fmt.Errorf("%w: shard %d replica on %s", ErrUnknownNode, s, r.Node)
 		}
+	}
+	if s == MetaShard {
+		m.Meta = slices.Clone(rs)
+		return nil
 	}
 	m.Replicas[s] = slices.Clone(rs)
 	return nil
@@ -399,18 +428,18 @@ func (c *Command) check() error {
 		}
 	case OpStartMove:
 		mv := c.Move
-		if mv.Shard < 0 || mv.Shard >= MaxShards || mv.Kind == "" || len(mv.Kind) > maxIDBytes || len(mv.Reason) > maxReasonBytes {
+		if mv.Shard < MetaShard || mv.Shard >= MaxShards || mv.Kind == "" || len(mv.Kind) > maxIDBytes || len(mv.Reason) > maxReasonBytes {
 			return bad("move %+v", *mv)
 		}
 		if err := checkID(mv.Node); err != nil {
 			return bad("%v", err)
 		}
 	case OpEndMove:
-		if c.Shard < 0 || c.Shard >= MaxShards {
+		if c.Shard < MetaShard || c.Shard >= MaxShards {
 			return bad("shard %d", c.Shard)
 		}
 	case OpSetReplicas:
-		if c.Shard < 0 || c.Shard >= MaxShards || len(c.Replicas) != 1 {
+		if c.Shard < MetaShard || c.Shard >= MaxShards || len(c.Replicas) != 1 {
 			return bad("shard %d with %d replica sets: want one", c.Shard, len(c.Replicas))
 		}
 		if err := checkReplicas(c.Replicas[0]); err != nil {
@@ -484,7 +513,7 @@ func checkID(id string) error {
 // Validate checks the map's invariants (see the package doc).
 func (m *Map) Validate() error {
 	if m.Epoch == 0 {
-		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 || len(m.Replicas) != 0 {
+		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 || len(m.Replicas) != 0 || len(m.Meta) != 0 {
 			return errors.New("meta: unbootstrapped map has content")
 		}
 		return nil
@@ -526,6 +555,16 @@ func (m *Map) Validate() error {
 			}
 		}
 	}
+	if len(m.Meta) > 0 {
+		if err := checkReplicas(m.Meta); err != nil {
+			return fmt.Errorf("meta: meta group: %w", err)
+		}
+		for _, r := range m.Meta {
+			if _, ok := m.find(r.Node); !ok {
+				return fmt.Errorf("meta: meta group replica on unknown node %s", r.Node)
+			}
+		}
+	}
 	if m.Settings.MaxMemoryBytes < 0 || len(m.Settings.EvictionPolicy) > maxPolicyBytes {
 		return fmt.Errorf("meta: settings %+v", m.Settings)
 	}
@@ -533,7 +572,7 @@ func (m *Map) Validate() error {
 		if i > 0 && m.Moves[i-1].Shard >= mv.Shard {
 			return fmt.Errorf("meta: moves not sorted or two for shard %d", mv.Shard)
 		}
-		if mv.Shard < 0 || mv.Shard >= m.Shards {
+		if mv.Shard < MetaShard || mv.Shard >= m.Shards {
 			return fmt.Errorf("meta: move for shard %d of %d", mv.Shard, m.Shards)
 		}
 		if _, ok := m.find(mv.Node); !ok {

@@ -86,6 +86,18 @@ func TestApply(t *testing.T) {
 		{name: "replicas without a voter", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n1"}}}}, err: ErrInvalid},
 		{name: "a replica twice", cmd: Command{Op: OpSetReplicas, Shard: 1, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n1"}}}}, err: ErrInvalid},
 		{name: "replicas past the shards", cmd: Command{Op: OpSetReplicas, Shard: 8, Replicas: [][]Replica{{{Node: "n1", Voter: true}}}}, err: ErrInvalid},
+		{name: "set the meta group's replicas", cmd: Command{Op: OpSetReplicas, Shard: MetaShard, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n2", Voter: false}}}}, check: func(t *testing.T, m *Map) {
+			if rs := m.ReplicasOf(MetaShard); len(rs) != 2 || rs[1].Voter || len(m.Replicas) != 8 {
+				t.Errorf("Meta = %+v; want n1 a voter and n2 a learner, and the shards untouched", rs)
+			}
+		}},
+		{name: "the meta group on an unknown node", cmd: Command{Op: OpSetReplicas, Shard: MetaShard, Replicas: [][]Replica{{{Node: "n9", Voter: true}}}}, err: ErrUnknownNode},
+		{name: "replicas below the meta group", cmd: Command{Op: OpSetReplicas, Shard: -2, Replicas: [][]Replica{{{Node: "n1", Voter: true}}}}, err: ErrInvalid},
+		{name: "a move of the meta group", cmd: Command{Op: OpStartMove, Move: &Move{Shard: MetaShard, Kind: "add-learner", Node: "n2"}}, check: func(t *testing.T, m *Map) {
+			if mv, ok := m.Move(MetaShard); !ok || mv.Node != "n2" || m.Moves[0].Shard != MetaShard {
+				t.Errorf("Move(MetaShard) = %+v, %v; moves %+v", mv, ok, m.Moves)
+			}
+		}},
 		{name: "remove an unknown node", cmd: Command{Op: OpRemoveNode, NodeID: "n7"}, err: ErrUnknownNode},
 		{name: "settings", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: 1 << 30, EvictionPolicy: "allkeys-lru"}}, check: func(t *testing.T, m *Map) {
 			if m.Settings.MaxMemoryBytes != 1<<30 || m.Settings.EvictionPolicy != "allkeys-lru" {
@@ -101,6 +113,7 @@ func TestApply(t *testing.T) {
 		{name: "a move past the shards", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 8, Kind: "add-learner", Node: "n1"}}, err: ErrInvalid},
 		{name: "a move to an unknown node", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 1, Kind: "add-learner", Node: "n9"}}, err: ErrUnknownNode},
 		{name: "end a move that is not there", cmd: Command{Op: OpEndMove, Shard: 3}, sameEpoch: true},
+		{name: "end the meta group's move that is not there", cmd: Command{Op: OpEndMove, Shard: MetaShard}, sameEpoch: true},
 		{name: "bootstrap twice", cmd: *bootstrapCmd(3), err: ErrBootstrapped},
 		{name: "fields of another op", cmd: Command{Op: OpRemoveNode, NodeID: "n1", State: Draining}, err: ErrInvalid},
 		{name: "an unknown op", cmd: Command{Op: "explode"}, err: ErrInvalid},
@@ -162,6 +175,20 @@ func TestRemoveNodeDropsItsMoves(t *testing.T) {
 	m = mustApply(t, m, &Command{Op: OpRemoveNode, NodeID: "n4"})
 	if _, ok := m.Move(2); ok {
 		t.Errorf("a move to the removed node n3 is still recorded")
+	}
+}
+
+// TestRemoveMetaReplicaHolder: a node that holds a replica of the meta
+// group cannot be removed until the group has moved off it.
+func TestRemoveMetaReplicaHolder(t *testing.T) {
+	m := bootstrapped(t, 4)
+	m = mustApply(t, m, &Command{Op: OpSetReplicas, Shard: MetaShard, Replicas: [][]Replica{{{Node: "n1", Voter: true}, {Node: "n4", Voter: true}}}})
+	if _, err := Apply(m, &Command{Op: OpRemoveNode, NodeID: "n4"}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("removing a meta replica's node = %v; want ErrInUse", err)
+	}
+	m = mustApply(t, m, &Command{Op: OpSetReplicas, Shard: MetaShard, Replicas: [][]Replica{{{Node: "n1", Voter: true}}}})
+	if _, err := Apply(m, &Command{Op: OpRemoveNode, NodeID: "n4"}); err != nil {
+		t.Fatalf("removing n4 once the meta group left it = %v", err)
 	}
 }
 
@@ -233,17 +260,17 @@ func randomCommand(r *rand.Rand) *Command {
 		if r.IntN(3) == 0 {
 			return &Command{Op: OpRemoveNode, NodeID: id}
 		}
-		return &Command{Op: OpEndMove, Shard: r.IntN(10)}
+		return &Command{Op: OpEndMove, Shard: r.IntN(11) - 1}
 	case 6:
 		var set []Replica
 		for _, i := range r.Perm(8)[:1+r.IntN(4)] {
 			set = append(set, Replica{Node: fmt.Sprintf("n%d", i), Voter: r.IntN(3) > 0})
 		}
-		return &Command{Op: OpSetReplicas, Shard: r.IntN(10), Replicas: [][]Replica{set}}
+		return &Command{Op: OpSetReplicas, Shard: r.IntN(11) - 1, Replicas: [][]Replica{set}} // -1: the meta group
 	case 3:
 		return &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: int64(r.IntN(3)) << 20}}
 	case 4, 5:
-		return &Command{Op: OpStartMove, Move: &Move{Shard: r.IntN(10), Kind: "add-learner", Node: id}}
+		return &Command{Op: OpStartMove, Move: &Move{Shard: r.IntN(11) - 1, Kind: "add-learner", Node: id}}
 	default:
 		return bootstrapCmd(1 + r.IntN(3))
 	}

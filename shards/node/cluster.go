@@ -17,6 +17,7 @@ import (
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
@@ -44,7 +45,13 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	local := n.localStatus()
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Epoch: v.epoch}
 	for _, mv := range v.m.Moves {
-		resp.Moves = append(resp.Moves, &wispv1.MoveStatus{Shard: uint32(mv.Shard), Kind: mv.Kind, NodeId: mv.Node, Reason: mv.Reason, StartedUnixMs: mv.StartedUnixMs})
+		ms := &wispv1.MoveStatus{Kind: mv.Kind, NodeId: mv.Node, Reason: mv.Reason, StartedUnixMs: mv.StartedUnixMs}
+		if mv.Shard == meta.MetaShard {
+			ms.MetaGroup = true
+		} else {
+			ms.Shard = uint32(mv.Shard)
+		}
+		resp.Moves = append(resp.Moves, ms)
 	}
 	var (
 		mu      sync.Mutex
@@ -103,12 +110,27 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 					shards[s].Replicas = append(shards[s].Replicas, &wispv1.ReplicaStatus{NodeId: id, State: ReplicaUnreachable, Voter: true})
 				}
 			}
+			if i := slices.IndexFunc(v.m.Meta, func(r meta.Replica) bool { return r.Node == id }); i >= 0 {
+				if resp.Meta == nil {
+					resp.Meta = &wispv1.ShardStatus{}
+				}
+				resp.Meta.Replicas = append(resp.Meta.Replicas, &wispv1.ReplicaStatus{NodeId: id, State: ReplicaUnreachable, Voter: v.m.Meta[i].Voter})
+			}
 			continue
 		}
 		if len(r.Nodes) > 0 {
 			rn := r.Nodes[0]
 			ns.Replicas, ns.Leaders, ns.Zone, ns.Build = rn.Replicas, rn.Leaders, rn.Zone, rn.Build
 			ns.MemoryUsedBytes, ns.MemoryBudgetBytes = rn.MemoryUsedBytes, rn.MemoryBudgetBytes
+		}
+		if r.Meta != nil {
+			if resp.Meta == nil {
+				resp.Meta = &wispv1.ShardStatus{}
+			}
+			resp.Meta.Replicas = append(resp.Meta.Replicas, r.Meta.Replicas...)
+			if resp.Meta.LeaderId == "" {
+				resp.Meta.LeaderId = r.Meta.LeaderId
+			}
 		}
 		for _, sh := range r.Shards {
 			if int(sh.Id) >= len(shards) {
@@ -163,6 +185,7 @@ func notReady(v *view, st *wispv1.StatusResponse) []string {
 			why = append(why, fmt.Sprintf("node %s is unreachable (%s)", ns.Id, ns.Error))
 		}
 	}
+	why = append(why, metaNotReady(v, st.Meta)...)
 	for _, sh := range st.Shards {
 		if sh.LeaderId == "" {
 			why = append(why, fmt.Sprintf("shard %d has no leader", sh.Id))
@@ -195,6 +218,45 @@ func notReady(v *view, st *wispv1.StatusResponse) []string {
 			case sh.Replicas[i].AppliedIndex+readyLagEntries < commit:
 				why = append(why, fmt.Sprintf("shard %d: the replica on %s has applied %d of %d entries", sh.Id, id, sh.Replicas[i].AppliedIndex, commit))
 			}
+		}
+	}
+	return why
+}
+
+// metaNotReady says why the meta group is not ready: as for a shard, its
+// leader, its replicas where the map records them, all voters, and caught
+// up. A map that does not record the meta group's replicas yet (no
+// placement driver, or one that has not ticked) is not judged.
+func metaNotReady(v *view, st *wispv1.ShardStatus) []string {
+	if len(v.m.Meta) == 0 {
+		return nil
+	}
+	if st == nil || st.LeaderId == "" {
+		return []string{"the meta group has no leader"}
+	}
+	var why []string
+	var commit uint64
+	for _, r := range st.Replicas {
+		if r.NodeId == st.LeaderId {
+			commit = r.CommitIndex
+		}
+	}
+	for _, want := range v.m.Meta {
+		i := slices.IndexFunc(st.Replicas, func(r *wispv1.ReplicaStatus) bool { return r.NodeId == want.Node })
+		switch {
+		case !want.Voter:
+			why = append(why, fmt.Sprintf("meta group: the replica on %s is a learner (a move under way)", want.Node))
+		case i < 0:
+			why = append(why, fmt.Sprintf("meta group: no replica reported on %s", want.Node))
+		case st.Replicas[i].State == ReplicaUnreachable:
+			// The node's own line says it is unreachable.
+		case st.Replicas[i].AppliedIndex+readyLagEntries < commit:
+			why = append(why, fmt.Sprintf("meta group: the replica on %s has applied %d of %d entries", want.Node, st.Replicas[i].AppliedIndex, commit))
+		}
+	}
+	for _, r := range st.Replicas {
+		if !slices.ContainsFunc(v.m.Meta, func(rp meta.Replica) bool { return rp.Node == r.NodeId }) {
+			why = append(why, fmt.Sprintf("meta group: %s holds a replica the cluster map does not count (one not dropped yet)", r.NodeId))
 		}
 	}
 	return why
@@ -247,20 +309,15 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		Zone: n.self.Zone, Build: buildinfo.Get().Version,
 	}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}, Placement: n.placementStatus()}
+	if mr := n.metaGroup(); mr != nil {
+		st := mr.group.Status()
+		resp.Meta = &wispv1.ShardStatus{LeaderId: st.LeaderID, Replicas: []*wispv1.ReplicaStatus{n.replicaStatus(st)}}
+	}
 	for _, sh := range n.replicas().hosted {
 		st := sh.group.Status()
-		rep := &wispv1.ReplicaStatus{
-			NodeId: n.cfg.ID, State: st.State, Voter: true, Term: st.Term,
-			AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
-			LastLogIndex: st.LastLogIndex, KeyCount: st.KeyCount,
-		}
+		rep := n.replicaStatus(st)
 		if st.State == "leader" {
 			self.Leaders++
-		}
-		for _, m := range st.Members {
-			if m.ID == n.cfg.ID {
-				rep.Voter = m.Voter
-			}
 		}
 		var stats engine.Stats
 		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { stats = e.Stats() })
@@ -275,6 +332,21 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		})
 	}
 	return resp
+}
+
+// replicaStatus reports this node's replica of a group from its status.
+func (n *Node) replicaStatus(st raftgroup.Status) *wispv1.ReplicaStatus {
+	rep := &wispv1.ReplicaStatus{
+		NodeId: n.cfg.ID, State: st.State, Voter: true, Term: st.Term,
+		AppliedIndex: st.AppliedIndex, CommitIndex: st.CommitIndex,
+		LastLogIndex: st.LastLogIndex, KeyCount: st.KeyCount,
+	}
+	for _, m := range st.Members {
+		if m.ID == n.cfg.ID {
+			rep.Voter = m.Voter
+		}
+	}
+	return rep
 }
 
 // ShardMap describes the two rings and the shards' leaders. Leaders of

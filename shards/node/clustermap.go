@@ -28,10 +28,6 @@ const (
 	controlGroupID = math.MaxUint64 - 2
 )
 
-// metaVoters is how many voters the meta group starts with: the first
-// nodes by id.
-const metaVoters = 3
-
 // mapFile is the last cluster map this node saw, kept in its data
 // directory so that a restarted node routes, and knows its replicas,
 // before it hears from the meta group.
@@ -77,13 +73,14 @@ func staticMap(cfg Config) (*meta.Map, *meta.Command, error) {
 	return m, cmd, nil
 }
 
-// metaPeers are the meta group's first voters: the first metaVoters nodes
-// of the static member list, by id.
+// metaPeers are the meta group's first voters: the first nodes of the
+// static member list by id, as many as placement.MetaVoters wants. The
+// placement driver moves them later like any replica.
 func metaPeers(cfg Config) []raftgroup.Peer {
 	peers := slices.Clone(cfg.Peers)
 	slices.SortFunc(peers, func(a, b Peer) int { return strings.Compare(a.ID, b.ID) })
 	var out []raftgroup.Peer
-	for _, p := range peers[:min(metaVoters, len(peers))] {
+	for _, p := range peers[:min(placement.MetaVoters(len(peers)), len(peers))] {
 		out = append(out, raftgroup.Peer{ID: p.ID, Addr: p.RaftAddr})
 	}
 	return out
@@ -164,10 +161,11 @@ func viewOf(m *meta.Map) (*view, error) {
 	return v, nil
 }
 
-// hostsShard reports whether map m gives node id a replica of shard s: it
-// is a member of the shard's group, or a move is adding it.
+// hostsShard reports whether map m gives node id a replica of shard s (of
+// the meta group for meta.MetaShard): it is a member of the group, or a
+// move is adding it.
 func hostsShard(m *meta.Map, id string, s int) bool {
-	for _, r := range m.Replicas[s] {
+	for _, r := range m.ReplicasOf(s) {
 		if r.Node == id {
 			return true
 		}

@@ -110,12 +110,12 @@ type controlService struct{ n *Node }
 // does a meta replica whose group has not committed its bootstrap yet.
 func (s *controlService) Map(ctx context.Context, req *connect.Request[controlv1.MapRequest]) (*connect.Response[controlv1.MapResponse], error) {
 	m := s.n.view().m
-	if s.n.meta != nil {
+	if mr := s.n.metaGroup(); mr != nil {
 		wait := min(time.Duration(req.Msg.WaitMs)*time.Millisecond, maxMapWait)
 		if m.Epoch > req.Msg.AfterEpoch {
 			wait = 0 // news already
 		}
-		held, err := s.n.localMap(ctx, req.Msg.AfterEpoch, wait)
+		held, err := mr.mapAfter(ctx, req.Msg.AfterEpoch, wait)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeUnavailable, err)
 		}
@@ -132,14 +132,14 @@ func (s *controlService) Map(ctx context.Context, req *connect.Request[controlv1
 	return connect.NewResponse(&controlv1.MapResponse{Map: buf.Bytes(), Epoch: m.Epoch}), nil
 }
 
-// localMap returns this node's meta replica's map once its epoch is above
-// after, or when wait has passed (the map as it is then).
-func (n *Node) localMap(ctx context.Context, after uint64, wait time.Duration) (*meta.Map, error) {
+// mapAfter returns the replica's map once its epoch is above after, or
+// when wait has passed (the map as it is then).
+func (mr *metaReplica) mapAfter(ctx context.Context, after uint64, wait time.Duration) (*meta.Map, error) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		changed := n.meta.group.Changed()
-		m, _, err := n.meta.store.Map(ctx, raftgroup.Stale)
+		changed := mr.group.Changed()
+		m, _, err := mr.store.Map(ctx, raftgroup.Stale)
 		if err != nil {
 			return nil, err
 		}
@@ -174,8 +174,8 @@ func (n *Node) replicaStates() []*controlv1.ReplicaState {
 	for _, sh := range n.replicas().hosted {
 		add(uint64(sh.id), sh.group)
 	}
-	if n.meta != nil {
-		add(metaGroupID, n.meta.group)
+	if mr := n.metaGroup(); mr != nil {
+		add(metaGroupID, mr.group)
 	}
 	return out
 }
@@ -192,8 +192,10 @@ func (s *controlService) Reconfigure(ctx context.Context, req *connect.Request[c
 	r := req.Msg
 	var g *raftgroup.Group
 	switch {
-	case r.Group == metaGroupID && s.n.meta != nil:
-		g = s.n.meta.group
+	case r.Group == metaGroupID:
+		if mr := s.n.metaGroup(); mr != nil {
+			g = mr.group
+		}
 	case r.Group < uint64(s.n.cfg.Shards):
 		g = s.n.Shard(int(r.Group))
 	}

@@ -39,6 +39,7 @@ const catchUpEntries = 256
 // driver is the placement driver's state, owned by its goroutine.
 type driver struct {
 	n         *Node
+	mr        *metaReplica         // the meta replica this tick runs on (the leader)
 	downSince map[string]time.Time // nodes seen gone, since when (this leader's clock)
 	refused   map[string]time.Time // ids in conflict (admit refused them, or health met an impostor): when last logged, for warnings once a minute
 
@@ -63,10 +64,12 @@ func (n *Node) runDriver(ctx context.Context, d *driver) {
 			return
 		case <-t.C:
 		}
-		if n.meta == nil || !n.meta.group.IsLeader() {
+		mr := n.metaGroup()
+		if mr == nil || !mr.group.IsLeader() {
 			clear(d.downSince)
 			continue
 		}
+		d.mr = mr
 		d.tick(ctx)
 	}
 }
@@ -75,7 +78,7 @@ func (d *driver) tick(ctx context.Context) {
 	n := d.n
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	m, _, err := n.meta.store.Map(ctx, raftgroup.Linearizable)
+	m, _, err := d.mr.store.Map(ctx, raftgroup.Linearizable)
 	if err != nil {
 		n.log.Debug("placement driver: read the cluster map", "err", err)
 		return
@@ -84,7 +87,7 @@ func (d *driver) tick(ctx context.Context) {
 		if n.boot == nil {
 			return // a meta replica that joined: the group's first voters bootstrap it
 		}
-		if _, err := n.meta.store.Apply(ctx, n.boot); err != nil {
+		if _, err := d.mr.store.Apply(ctx, n.boot); err != nil {
 			n.log.Warn("placement driver: bootstrap the cluster map", "err", err)
 		}
 		return
@@ -96,16 +99,37 @@ func (d *driver) tick(ctx context.Context) {
 		return // plan from the new map next tick
 	}
 	rep := driverReport{At: time.Now(), Health: d.health(m)}
-	st, leaders := d.collect(ctx, m, rep.Health)
+	st, leaders, metaApplied := d.collect(ctx, m, rep.Health)
 	d.record(ctx, m, leaders)
+
+	// The meta group first: every other step is recorded in it.
+	group, err := d.metaShard(ctx, m, metaApplied)
+	if err != nil {
+		n.log.Warn("placement driver: the meta group's configuration", "err", err)
+		return
+	}
+	metaRes, err := placement.PlanMeta(st.Nodes, group)
+	if err != nil {
+		n.log.Error("placement driver: plan the meta group", "err", err)
+		return
+	}
 	res, err := placement.Plan(st, placement.Options{MaxConcurrentMoves: n.cfg.MaxConcurrentMoves})
 	if err != nil {
 		n.log.Error("placement driver: plan", "err", err)
 		return
 	}
+	res.Steps = append(metaRes.Steps, res.Steps...)
+	res.Stuck = append(metaRes.Stuck, res.Stuck...)
+	res.InMotion += metaRes.InMotion
 	rep.Result = res
 	for _, step := range res.Steps {
-		if err := d.execute(ctx, m, step, leaders[step.Shard]); err != nil {
+		var err error
+		if step.Shard == placement.MetaShard {
+			err = d.executeMeta(ctx, m, step)
+		} else {
+			err = d.execute(ctx, m, step, leaders[step.Shard])
+		}
+		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%v: %v", step, err))
 			n.log.Warn("placement step failed; planning again next tick", "step", step.String(), "err", err)
 			continue
@@ -124,8 +148,8 @@ const placementReportAge = 5 * driverInterval
 // placementStatus is the driver's last tick for status, nil unless this
 // node leads the meta group and ticked recently.
 func (n *Node) placementStatus() *wispv1.PlacementStatus {
-	d := n.driver
-	if d == nil || n.meta == nil || !n.meta.group.IsLeader() {
+	d, mr := n.driver, n.metaGroup()
+	if d == nil || mr == nil || !mr.group.IsLeader() {
 		return nil
 	}
 	d.mu.Lock()
@@ -142,7 +166,7 @@ func (n *Node) placementStatus() *wispv1.PlacementStatus {
 		ps.Steps = append(ps.Steps, st.String())
 	}
 	for _, st := range rep.Result.Stuck {
-		ps.Stuck = append(ps.Stuck, fmt.Sprintf("shard %d: %s", st.Shard, st.Reason))
+		ps.Stuck = append(ps.Stuck, st.String())
 	}
 	return ps
 }
@@ -163,7 +187,7 @@ func (d *driver) admit(ctx context.Context, m *meta.Map) bool {
 			continue
 		}
 		nd := meta.Node{ID: mem.ID, URL: mem.Meta.APIURL, RaftAddr: mem.Meta.RaftAddr, Zone: mem.Meta.Zone}
-		if _, err := n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpAddNode, Node: &nd}); err != nil {
+		if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpAddNode, Node: &nd}); err != nil {
 			if time.Since(d.refused[mem.ID]) >= time.Minute {
 				d.refused[mem.ID] = time.Now()
 				n.log.Warn("placement driver: cannot add a node that joined", "joining", mem.ID, "url", nd.URL, "raft", nd.RaftAddr, "err", err)
@@ -236,7 +260,8 @@ type shardLeader struct {
 // collect asks every live node for its replicas and builds the planner's
 // state: each shard's configuration as its leader reports it (the map's
 // record when no leader answered) and whether each learner has caught up.
-func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]placement.Health) (placement.State, []*shardLeader) {
+// It also returns each node's applied index of the meta group.
+func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]placement.Health) (placement.State, []*shardLeader, map[string]uint64) {
 	n := d.n
 	type answer struct {
 		node string
@@ -268,9 +293,13 @@ func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]pla
 	wg.Wait()
 
 	applied := make([]map[string]uint64, m.Shards) // per shard: node → applied index
+	metaApplied := map[string]uint64{}
 	leaders := make([]*shardLeader, m.Shards)
 	for _, a := range answers {
 		for _, r := range a.reps {
+			if r.Group == metaGroupID {
+				metaApplied[a.node] = r.AppliedIndex
+			}
 			if r.Group >= uint64(m.Shards) {
 				continue
 			}
@@ -311,7 +340,7 @@ func (d *driver) collect(ctx context.Context, m *meta.Map, health map[string]pla
 			sh.Members = append(sh.Members, pm)
 		}
 	}
-	return st, leaders
+	return st, leaders, metaApplied
 }
 
 // record writes into the map every shard configuration its leader reports
@@ -326,7 +355,7 @@ func (d *driver) record(ctx context.Context, m *meta.Map, leaders []*shardLeader
 		if slices.Equal(rs, m.Replicas[s]) {
 			continue
 		}
-		if _, err := d.n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: s, Replicas: [][]meta.Replica{rs}}); err != nil {
+		if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: s, Replicas: [][]meta.Replica{rs}}); err != nil {
 			d.n.log.Warn("placement driver: record a shard's configuration", "shard", s, "err", err)
 		}
 	}
@@ -359,15 +388,11 @@ func (d *driver) execute(ctx context.Context, m *meta.Map, step placement.Step, 
 	switch step.Kind {
 	case placement.AddLearner:
 		req.Kind = controlv1.ChangeKind_CHANGE_KIND_ADD_LEARNER
-		mv := &meta.Move{Shard: step.Shard, Kind: step.Kind.String(), Node: step.Node, Reason: step.Reason, StartedUnixMs: time.Now().UnixMilli()}
-		if _, err := n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpStartMove, Move: mv}); err != nil {
-			return fmt.Errorf("record the move: %w", err)
+		end, err := d.startMove(ctx, step)
+		if err != nil {
+			return err
 		}
-		defer func() {
-			if _, err := n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpEndMove, Shard: step.Shard}); err != nil {
-				n.log.Warn("placement driver: end a move", "shard", step.Shard, "err", err)
-			}
-		}()
+		defer end()
 	case placement.Promote:
 		req.Kind = controlv1.ChangeKind_CHANGE_KIND_PROMOTE
 	case placement.RemoveReplica:
@@ -386,8 +411,99 @@ func (d *driver) execute(ctx context.Context, m *meta.Map, step placement.Step, 
 	if step.Kind == placement.TransferLeader {
 		return nil
 	}
-	_, err = n.meta.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: step.Shard, Replicas: [][]meta.Replica{replicasOf(res.Msg.Members)}})
+	_, err = d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: step.Shard, Replicas: [][]meta.Replica{replicasOf(res.Msg.Members)}})
 	if err != nil {
+		return fmt.Errorf("record the new configuration: %w", err)
+	}
+	return nil
+}
+
+// startMove records an AddLearner step as a move in the map, so that the
+// new replica's node opens an empty replica for it, and returns the func
+// that clears the record once the step is over.
+func (d *driver) startMove(ctx context.Context, step placement.Step) (end func(), err error) {
+	mv := &meta.Move{Shard: step.Shard, Kind: step.Kind.String(), Node: step.Node, Reason: step.Reason, StartedUnixMs: time.Now().UnixMilli()}
+	if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpStartMove, Move: mv}); err != nil {
+		return nil, fmt.Errorf("record the move: %w", err)
+	}
+	return func() {
+		if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpEndMove, Shard: step.Shard}); err != nil {
+			d.n.log.Warn("placement driver: end a move", "shard", step.Shard, "err", err)
+		}
+	}, nil
+}
+
+// metaShard is the meta group's configuration for the planner, from this
+// leader's replica, with each learner's catch-up judged from the nodes'
+// applied indexes. It records the configuration in the map first if the
+// map's differs (a change whose record was lost, or a map made before the
+// meta group's replicas were recorded).
+func (d *driver) metaShard(ctx context.Context, m *meta.Map, applied map[string]uint64) (placement.Shard, error) {
+	g := d.mr.group
+	c, err := g.Configuration()
+	if err != nil {
+		return placement.Shard{}, err
+	}
+	rs := make([]meta.Replica, 0, len(c.Members))
+	sh := placement.Shard{Leader: d.n.cfg.ID}
+	lead := g.AppliedIndex()
+	for _, mb := range c.Members {
+		rs = append(rs, meta.Replica{Node: mb.ID, Voter: mb.Voter})
+		pm := placement.Member{Node: mb.ID, Learner: !mb.Voter}
+		if pm.Learner {
+			got, ok := applied[mb.ID]
+			pm.CaughtUp = ok && got > 0 && got+catchUpEntries >= lead
+		}
+		sh.Members = append(sh.Members, pm)
+	}
+	if !slices.Equal(rs, m.Meta) {
+		if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{rs}}); err != nil {
+			return placement.Shard{}, fmt.Errorf("record: %w", err)
+		}
+	}
+	return sh, nil
+}
+
+// executeMeta carries out one step of the meta group on this node, its
+// leader, and records the resulting configuration in the map.
+func (d *driver) executeMeta(ctx context.Context, m *meta.Map, step placement.Step) error {
+	g := d.mr.group
+	target, ok := m.Node(step.Node)
+	if !ok {
+		return fmt.Errorf("node %s is not in the cluster map", step.Node)
+	}
+	c, err := g.Configuration()
+	if err != nil {
+		return err
+	}
+	switch step.Kind {
+	case placement.AddLearner:
+		end, err := d.startMove(ctx, step)
+		if err != nil {
+			return err
+		}
+		defer end()
+		err = g.AddLearner(ctx, step.Node, target.RaftAddr, c.Index)
+	case placement.Promote:
+		err = g.Promote(ctx, step.Node, c.Index)
+	case placement.RemoveReplica:
+		err = g.RemoveReplica(ctx, step.Node, c.Index)
+	case placement.TransferLeader:
+		return g.TransferLeadership(step.Node, target.RaftAddr)
+	default:
+		return fmt.Errorf("unknown step kind %v", step.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	if c, err = g.Configuration(); err != nil {
+		return err
+	}
+	rs := make([]meta.Replica, 0, len(c.Members))
+	for _, mb := range c.Members {
+		rs = append(rs, meta.Replica{Node: mb.ID, Voter: mb.Voter})
+	}
+	if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{rs}}); err != nil {
 		return fmt.Errorf("record the new configuration: %w", err)
 	}
 	return nil

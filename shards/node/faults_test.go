@@ -111,7 +111,7 @@ func TestLinearizabilityKillMidMove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const first = 4 // n5: not a meta voter
+	const first = 4 // n5: one of the meta group's five voters
 	dead := c.Node(first).ID()
 	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.2)
@@ -193,7 +193,7 @@ func TestLinearizabilityTwoOfFive(t *testing.T) {
 	res := linRun(t, c, faultWorkload, seed, func(p *linProgress) {
 		p.waitFraction(t, 0.2)
 		var wg sync.WaitGroup
-		for _, i := range []int{3, 4} { // n4 and n5: the meta group keeps its three voters
+		for _, i := range []int{3, 4} { // n4 and n5: the meta group keeps three of its five voters
 			wg.Add(1)
 			go func() { defer wg.Done(); c.Kill(i) }()
 		}

@@ -284,7 +284,7 @@ func TestDrainAndRemove(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{Nodes: 4, Shards: shards, Gossip: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	cli, err := client.New(c.URL(0), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	cli, err := client.New(c.URL(1), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,10 +294,10 @@ func TestDrainAndRemove(t *testing.T) {
 			t.Fatalf("put: %v", err)
 		}
 	}
-	const drained = 3
+	const drained = 0 // n1: a meta voter, so the meta group moves too
 	id := c.Node(drained).ID()
-	if !holdsAny(c.Node(drained)) {
-		t.Fatalf("%s holds no replica: draining it would prove nothing", id)
+	if !holdsAny(c.Node(drained)) || c.Node(drained).Meta() == nil {
+		t.Fatalf("%s holds no shard or meta replica: draining it would prove less", id)
 	}
 	if _, err := cli.DrainNode(ctx, "nobody", false); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Errorf("drain an unknown node = %v; want NotFound", err)
@@ -306,7 +306,7 @@ func TestDrainAndRemove(t *testing.T) {
 	if _, err := cli.DrainNode(ctx, id, false); err != nil {
 		t.Fatalf("drain %s: %v", id, err)
 	}
-	for holdsAny(c.Node(drained)) || !sameEpoch(c) || !allHealed(c, shards, id) {
+	for holdsAny(c.Node(drained)) || c.Node(drained).Meta() != nil || !sameEpoch(c) || !allHealed(c, shards, id) || !metaOn(c, id, 3) {
 		if ctx.Err() != nil {
 			t.Fatalf("%s still holds replicas %v after the drain began", id, time.Since(t0))
 		}
@@ -326,8 +326,8 @@ func TestDrainAndRemove(t *testing.T) {
 	if _, err := cli.RemoveNode(ctx, id); connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "running") {
 		t.Errorf("remove a running node = %v; want FailedPrecondition saying it runs", err)
 	}
-	if _, err := cli.RemoveNode(ctx, c.Node(0).ID()); connect.CodeOf(err) != connect.CodeFailedPrecondition {
-		t.Errorf("remove a meta voter = %v; want FailedPrecondition", err)
+	if _, err := cli.RemoveNode(ctx, c.Node(3).ID()); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Errorf("remove a running meta voter = %v; want FailedPrecondition", err)
 	}
 	c.Stop(drained)
 	for {
@@ -353,6 +353,54 @@ func TestDrainAndRemove(t *testing.T) {
 	if _, err := cli.RemoveNode(ctx, id); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Errorf("remove %s twice = %v; want NotFound", id, err)
 	}
+}
+
+// metaOn reports whether the meta group has settled on voters live nodes
+// other than gone, with no learner, in its leader's configuration, in the
+// map of every live node, and hosted by exactly those nodes.
+func metaOn(c *nodetest.Cluster, gone string, voters int) bool {
+	var conf []string
+	for i := range c.Size() {
+		n := c.Node(i)
+		if n == nil || n.Meta() == nil || !n.Meta().IsLeader() {
+			continue
+		}
+		cf, err := n.Meta().Configuration()
+		if err != nil {
+			return false
+		}
+		for _, m := range cf.Members {
+			if !m.Voter || m.ID == gone {
+				return false
+			}
+			conf = append(conf, m.ID)
+		}
+	}
+	if len(conf) != voters {
+		return false
+	}
+	for i := range c.Size() {
+		n := c.Node(i)
+		if n == nil {
+			continue
+		}
+		if slices.Contains(conf, n.ID()) != (n.Meta() != nil) {
+			return false
+		}
+		var recorded []string
+		for _, r := range n.ClusterMap().Meta {
+			if !r.Voter {
+				return false
+			}
+			recorded = append(recorded, r.Node)
+		}
+		slices.Sort(recorded)
+		slices.Sort(conf)
+		if !slices.Equal(recorded, conf) {
+			return false
+		}
+	}
+	return true
 }
 
 // allHealed reports whether every shard is healed (see healed) with no
@@ -434,4 +482,74 @@ func freeLoopback(t *testing.T, n int) []string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// TestMetaGroupHeals: the node leading the meta group is killed. The
+// others elect a new leader, whose placement driver rebuilds the meta
+// group's lost replica on the fourth node (learner, catch-up, promote,
+// remove the dead one) as it does the shards' replicas. Once no replica is
+// left on it, the dead node can be removed, and the cluster is ready.
+func TestMetaGroupHeals(t *testing.T) {
+	const shards = 2
+	c := healCluster(t, 4, shards, time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	for !metaOn(c, "", 3) {
+		if ctx.Err() != nil {
+			t.Fatal("the meta group's replicas were never recorded in the cluster map")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	victim := metaLeader(t, ctx, c)
+	dead := c.Node(victim).ID()
+	spare := -1
+	for i := range c.Size() {
+		if c.Node(i).Meta() == nil {
+			spare = i
+		}
+	}
+	if spare < 0 {
+		t.Fatal("every node holds a meta replica: nothing to heal onto")
+	}
+	t0 := time.Now()
+	c.Kill(victim)
+	live := (victim + 1) % c.Size()
+	cli, err := client.New(c.URL(live), client.WithTimeout(5*time.Second), client.WithMaxAttempts(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !metaOn(c, dead, 3) || c.Node(spare).Meta() == nil || !sameEpoch(c) {
+		if ctx.Err() != nil {
+			t.Fatalf("the meta group not rebuilt %v after its leader %s died", time.Since(t0), dead)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("meta group rebuilt on %s %v after its leader %s died", c.Node(spare).ID(), time.Since(t0).Round(time.Millisecond), dead)
+	waitHealed(t, ctx, c, dead)
+	for {
+		_, err := cli.RemoveNode(ctx, dead)
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || ctx.Err() != nil {
+			t.Fatalf("remove the dead %s: %v", dead, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for {
+		st, err := cli.Status(ctx)
+		if err == nil && st.Ready {
+			if st.Meta == nil || len(st.Meta.Replicas) != 3 || st.Meta.LeaderId == "" {
+				t.Fatalf("status reports the meta group as %v; want three replicas and a leader", st.Meta)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not ready after removing %s: %v %v", dead, st.GetNotReady(), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := cli.Put(ctx, "after", []byte("heal")); err != nil {
+		t.Fatalf("put after the meta group healed: %v", err)
+	}
 }

@@ -28,6 +28,17 @@ type metaReplica struct {
 	store *metastore.Store
 }
 
+// metaGroup returns this node's meta replica, nil if it hosts none. The
+// replica can be dropped (reconcile) while a caller holds it: its calls
+// then fail as on a closed group.
+func (n *Node) metaGroup() *metaReplica { return n.metaRep.Load() }
+
+// hasLeader reports whether the replica knows the group's leader.
+func (mr *metaReplica) hasLeader() bool {
+	id, _ := mr.group.Leader()
+	return id != ""
+}
+
 func (n *Node) shardDir(id int) string {
 	return filepath.Join(n.cfg.DataDir, fmt.Sprintf("shard-%d", id))
 }
@@ -144,7 +155,33 @@ func (n *Node) openMeta(peers []raftgroup.Peer) error {
 	if err != nil {
 		return fmt.Errorf("meta group: %w", err)
 	}
-	n.meta = &metaReplica{group: g, store: metastore.New(g)}
+	n.metaRep.Store(&metaReplica{group: g, store: metastore.New(g)})
+	return nil
+}
+
+// dropMeta stops this node's meta replica and deletes its data, as
+// dropShard does a shard's.
+func (n *Node) dropMeta() error {
+	mr := n.metaGroup()
+	if mr == nil {
+		return nil
+	}
+	n.metaRep.Store(nil)
+	var errs []error
+	if err := mr.group.Kill(); err != nil {
+		errs = append(errs, err)
+	}
+	if n.logs != nil {
+		if err := n.logs.Drop(metaGroupID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(n.metaDir()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("drop the meta replica: %w", err)
+	}
 	return nil
 }
 
@@ -174,5 +211,23 @@ func (n *Node) reconcile(m *meta.Map) {
 			}
 			n.log.Info("dropped a replica the cluster map moved away", "shard", s, "epoch", m.Epoch)
 		}
+	}
+	if len(m.Meta) == 0 {
+		return // the meta group's replicas are not recorded yet: keep ours
+	}
+	want, have := hostsShard(m, n.cfg.ID, meta.MetaShard), n.metaGroup() != nil
+	switch {
+	case want && !have:
+		if err := n.openMeta(nil); err != nil {
+			n.log.Error("could not open the meta replica the cluster map gives this node", "err", err)
+			return
+		}
+		n.log.Info("opened a meta replica to join the meta group", "epoch", m.Epoch)
+	case !want && have:
+		if err := n.dropMeta(); err != nil {
+			n.log.Error("could not drop the meta replica", "err", err)
+			return
+		}
+		n.log.Info("dropped the meta replica the cluster map moved away", "epoch", m.Epoch)
 	}
 }

@@ -13,13 +13,19 @@ import (
 )
 
 // The map watcher keeps the node's view on the latest cluster map: from its
-// own meta replica if it has one (woken by each apply), otherwise from a
-// node that has one, by long poll (ControlService.Map). Every new map is
-// saved in the data directory, becomes the view, and decides which
+// own meta replica if it has one that hears from a leader (woken by each
+// apply), otherwise from a node that has one, by long poll
+// (ControlService.Map). A replica the group removed hears from no leader,
+// so its node learns from the others that it is to drop it. Every new map
+// is saved in the data directory, becomes the view, and decides which
 // replicas the node hosts (reconcile).
 
 // mapWatchWait is how long one Map call waits for a change.
 const mapWatchWait = 30 * time.Second
+
+// localWatchWait is how long one wait on the node's own meta replica
+// lasts, so that a replica that lost its leader is noticed.
+const localWatchWait = 5 * time.Second
 
 // mapRetry is the pause after a failed watch before the next attempt.
 const mapRetry = time.Second
@@ -32,8 +38,8 @@ func (n *Node) watchMaps(ctx context.Context) {
 			err error
 		)
 		after := n.view().epoch
-		if n.meta != nil {
-			m, err = n.localMap(ctx, after, mapWatchWait)
+		if mr := n.metaGroup(); mr != nil && mr.hasLeader() {
+			m, err = mr.mapAfter(ctx, after, localWatchWait)
 		} else {
 			m, next, err = n.remoteMap(ctx, after, next)
 		}

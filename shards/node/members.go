@@ -75,11 +75,12 @@ func (n *Node) changeNode(ctx context.Context, id string, change controlv1.NodeC
 // group's leader.
 func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[controlv1.ChangeNodeRequest]) (*connect.Response[controlv1.ChangeNodeResponse], error) {
 	n := s.n
-	if n.meta == nil || !n.meta.group.IsLeader() {
+	mr := n.metaGroup()
+	if mr == nil || !mr.group.IsLeader() {
 		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))
 	}
 	id := req.Msg.NodeId
-	m, _, err := n.meta.store.Map(ctx, raftgroup.Linearizable)
+	m, _, err := mr.store.Map(ctx, raftgroup.Linearizable)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
@@ -93,9 +94,6 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 	case controlv1.NodeChange_NODE_CHANGE_ACTIVATE:
 		cmd = &meta.Command{Op: meta.OpSetNodeState, NodeID: id, State: meta.Active}
 	case controlv1.NodeChange_NODE_CHANGE_REMOVE:
-		if c, err := n.meta.group.Configuration(); err == nil && slices.ContainsFunc(c.Members, func(mb raftgroup.Member) bool { return mb.ID == id }) {
-			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s holds a replica of the meta group (the cluster map), which does not move yet: it cannot be removed", id))
-		}
 		if h := n.liveness(id); h == membership.StatusAlive.String() || h == membership.StatusSuspect.String() {
 			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s is running (%s in gossip): stop it before removing it; to move its replicas off it first, drain it", id, h))
 		}
@@ -103,13 +101,24 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 	default:
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown change %v", req.Msg.Change))
 	}
-	next, err := n.meta.store.Apply(ctx, cmd)
+	if cmd.Op == meta.OpRemoveNode {
+		// The map may lag the meta group's configuration by a step.
+		if c, err := mr.group.Configuration(); err == nil && slices.ContainsFunc(c.Members, func(mb raftgroup.Member) bool { return mb.ID == id }) {
+			return nil, errInUse(id)
+		}
+	}
+	next, err := mr.store.Apply(ctx, cmd)
 	switch {
 	case errors.Is(err, meta.ErrInUse):
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s still holds replicas: drain it and wait until it holds none, or, if it is dead, until they are rebuilt elsewhere", id))
+		return nil, errInUse(id)
 	case err != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
 	n.log.Info("cluster member changed", "member", id, "change", req.Msg.Change.String(), "epoch", next.Epoch)
 	return connect.NewResponse(&controlv1.ChangeNodeResponse{Epoch: next.Epoch}), nil
+}
+
+// errInUse refuses to remove a node that holds replicas.
+func errInUse(id string) error {
+	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s still holds replicas: drain it and wait until it holds none, or, if it is dead, until they are rebuilt elsewhere", id))
 }

@@ -38,17 +38,17 @@ type Node struct {
 	// views holds the current view: members, placement, epoch.
 	views atomic.Pointer[view]
 
-	mux      *transport.Mux             // the node's one Raft port
-	hub      *transport.Hub             // its groups' batched RPCs; nil with RaftNetPerGroup
-	logs     *raftlog.Store             // the shared Raft log; nil with LogPerGroup
-	reps     atomic.Pointer[replicaSet] // the replicas the node hosts
-	hostMu   sync.Mutex                 // serialises changes of reps after Open
-	inflight int                        // MaxInflightPacks of the node's groups
-	meta     *metaReplica               // nil unless the node hosts a meta replica; set in Open
-	boot     *meta.Command              // the command that bootstraps the cluster map
-	ctl      *control                   // the control plane (ControlService)
-	gossip   *membership.Membership     // nil without Config.GossipAddr
-	idTaken  atomic.Pointer[error]      // set if gossip refused this node's id (membership.ErrIDTaken)
+	mux      *transport.Mux              // the node's one Raft port
+	hub      *transport.Hub              // its groups' batched RPCs; nil with RaftNetPerGroup
+	logs     *raftlog.Store              // the shared Raft log; nil with LogPerGroup
+	reps     atomic.Pointer[replicaSet]  // the replicas the node hosts
+	hostMu   sync.Mutex                  // serialises changes of reps after Open
+	inflight int                         // MaxInflightPacks of the node's groups
+	metaRep  atomic.Pointer[metaReplica] // this node's meta replica; nil if it hosts none (see reconcile)
+	boot     *meta.Command               // the command that bootstraps the cluster map
+	ctl      *control                    // the control plane (ControlService)
+	gossip   *membership.Membership      // nil without Config.GossipAddr
+	idTaken  atomic.Pointer[error]       // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
 
 	// bg owns the background loops (map watch, placement driver, gossip
@@ -293,7 +293,7 @@ func (n *Node) openReplicas(m *meta.Map, bootstrap bool) error {
 			}
 		}
 	}
-	if n.meta == nil && fileExists(n.metaDir()) {
+	if n.metaGroup() == nil && fileExists(n.metaDir()) {
 		if err := n.openMeta(nil); err != nil {
 			return err
 		}
@@ -389,13 +389,13 @@ func (n *Node) closeReplicas(kill bool) error {
 			}
 		}()
 	}
-	if n.meta != nil {
+	if mr := n.metaGroup(); mr != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			close := n.meta.group.Close
+			close := mr.group.Close
 			if kill {
-				close = n.meta.group.Kill
+				close = mr.group.Kill
 			}
 			if err := close(); err != nil {
 				mu.Lock()
@@ -440,11 +440,24 @@ func (n *Node) Shard(id int) *raftgroup.Group {
 	return n.replicas().byShard[id].group
 }
 
+// Meta returns the node's replica of the meta group (the cluster map's
+// group), nil if it holds none.
+func (n *Node) Meta() *raftgroup.Group {
+	if mr := n.metaGroup(); mr != nil {
+		return mr.group
+	}
+	return nil
+}
+
 // ShardOf returns the shard that owns key.
 func (n *Node) ShardOf(key []byte) int { return n.keys.Shard(key) }
 
 // Epoch returns the epoch of the cluster map the node routes by.
 func (n *Node) Epoch() uint64 { return n.view().epoch }
+
+// ClusterMap returns the cluster map the node routes by. It is shared:
+// callers must not modify it.
+func (n *Node) ClusterMap() *meta.Map { return n.view().m }
 
 // Placement returns where the shards' replicas live.
 func (n *Node) Placement() ring.Placement { return n.view().place }

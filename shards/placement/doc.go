@@ -86,6 +86,19 @@ Steps are ordered: shards with a voter on a dead node or fewer live voters
 than |T| first (fewest failures from losing their quorum first), then
 balance and drain moves, then rule 5's transfers; by shard index within.
 
+# The meta group
+
+PlanMeta plans the meta group, the Raft group holding the cluster map, with
+the same rules over a target of its own: it is not placed by the ring, since
+moving it for balance buys nothing. Its size is 3 voters, or 5 once five
+nodes are not draining (MetaVoters), so a large cluster's map survives two
+failures. Its target keeps its live, non-draining members (voters, then
+learners) and fills up from the other eligible nodes by ID, one per zone
+before a second in any. So the meta group moves only when one of its nodes
+dies, drains, or the cluster grows past five or shrinks below it, and heals
+like a shard: add a learner, catch up, promote, remove. The move limit does
+not apply to it: it is small and everything else is recorded in it.
+
 # Invariants
 
 Each is asserted by the tests named.
@@ -112,5 +125,8 @@ Each is asserted by the tests named.
     learner added to replace it is removed (TestPlanSteps, TestChurn).
   - Determinism: shuffling the nodes and members does not change the Result
     (TestConverge, every tick).
+  - The meta group converges like a shard, keeping every step's majority,
+    to its size (or every eligible node) with no learner and no dead voter
+    (TestPlanMeta, TestPlanMetaConverges).
 */
 package placement

@@ -197,7 +197,15 @@ type Step struct {
 
 // String formats the step for logs: "shard 3: promote n5 (learner caught up)".
 func (s Step) String() string {
-	return fmt.Sprintf("shard %d: %v %s (%s)", s.Shard, s.Kind, s.Node, s.Reason)
+	return fmt.Sprintf("%s: %v %s (%s)", shardName(s.Shard), s.Kind, s.Node, s.Reason)
+}
+
+// shardName is "shard N", or "meta group" for MetaShard.
+func shardName(s int) string {
+	if s == MetaShard {
+		return "meta group"
+	}
+	return fmt.Sprintf("shard %d", s)
 }
 
 // Stuck is a shard that needs a change Plan did not plan this tick, for a
@@ -216,7 +224,7 @@ type Stuck struct {
 
 // String formats the entry for logs: "shard 3: stuck (no quorum: ...)".
 func (s Stuck) String() string {
-	return fmt.Sprintf("shard %d: stuck (%s)", s.Shard, s.Reason)
+	return fmt.Sprintf("%s: stuck (%s)", shardName(s.Shard), s.Reason)
 }
 
 // Result is the output of Plan.

@@ -519,7 +519,11 @@ type StatusResponse struct {
 	// placement is what the placement driver saw and did on its last tick,
 	// as the meta group's leader reports it; absent if no node reported one
 	// recently (no gossip, or the leader did not answer).
-	Placement     *PlacementStatus `protobuf:"bytes,8,opt,name=placement,proto3" json:"placement,omitempty"`
+	Placement *PlacementStatus `protobuf:"bytes,8,opt,name=placement,proto3" json:"placement,omitempty"`
+	// meta is the meta group (the Raft group that holds the cluster map),
+	// reported like a shard; its id is 0 and means nothing. With local_only,
+	// this node's meta replica, absent if it has none.
+	Meta          *ShardStatus `protobuf:"bytes,9,opt,name=meta,proto3" json:"meta,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,6 +610,13 @@ func (x *StatusResponse) GetMoves() []*MoveStatus {
 func (x *StatusResponse) GetPlacement() *PlacementStatus {
 	if x != nil {
 		return x.Placement
+	}
+	return nil
+}
+
+func (x *StatusResponse) GetMeta() *ShardStatus {
+	if x != nil {
+		return x.Meta
 	}
 	return nil
 }
@@ -715,13 +726,17 @@ func (x *PlacementStatus) GetErrors() []string {
 // MoveStatus is one membership change of a shard under way.
 type MoveStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Shard uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	// shard is the shard moving; unset when meta_group is.
+	Shard uint32 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
 	// kind is the step: add-learner, promote, remove, transfer-leader.
 	Kind   string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	NodeId string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// reason says why, for people.
 	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	StartedUnixMs int64  `protobuf:"varint,5,opt,name=started_unix_ms,json=startedUnixMs,proto3" json:"started_unix_ms,omitempty"`
+	// meta_group is true for a move of the meta group (the cluster map's own
+	// Raft group).
+	MetaGroup     bool `protobuf:"varint,6,opt,name=meta_group,json=metaGroup,proto3" json:"meta_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -789,6 +804,13 @@ func (x *MoveStatus) GetStartedUnixMs() int64 {
 		return x.StartedUnixMs
 	}
 	return 0
+}
+
+func (x *MoveStatus) GetMetaGroup() bool {
+	if x != nil {
+		return x.MetaGroup
+	}
+	return false
 }
 
 type NodeStatus struct {
@@ -1475,7 +1497,7 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\teffective\x18\x02 \x01(\v2\x16.wisp.v1.ClusterConfigR\teffective\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xae\x02\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xd8\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x13.wisp.v1.NodeStatusR\x05nodes\x12,\n" +
@@ -1484,7 +1506,8 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\tnot_ready\x18\x05 \x03(\tR\bnotReady\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12)\n" +
 	"\x05moves\x18\a \x03(\v2\x13.wisp.v1.MoveStatusR\x05moves\x126\n" +
-	"\tplacement\x18\b \x01(\v2\x18.wisp.v1.PlacementStatusR\tplacement\"\xbc\x01\n" +
+	"\tplacement\x18\b \x01(\v2\x18.wisp.v1.PlacementStatusR\tplacement\x12(\n" +
+	"\x04meta\x18\t \x01(\v2\x14.wisp.v1.ShardStatusR\x04meta\"\xbc\x01\n" +
 	"\x0fPlacementStatus\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x1c\n" +
 	"\n" +
@@ -1493,14 +1516,16 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	"\x05steps\x18\x04 \x03(\tR\x05steps\x12\x14\n" +
 	"\x05stuck\x18\x05 \x03(\tR\x05stuck\x12\x16\n" +
 	"\x06queued\x18\x06 \x01(\rR\x06queued\x12\x16\n" +
-	"\x06errors\x18\a \x03(\tR\x06errors\"\x8f\x01\n" +
+	"\x06errors\x18\a \x03(\tR\x06errors\"\xae\x01\n" +
 	"\n" +
 	"MoveStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x17\n" +
 	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12&\n" +
-	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\"\xe9\x02\n" +
+	"\x0fstarted_unix_ms\x18\x05 \x01(\x03R\rstartedUnixMs\x12\x1d\n" +
+	"\n" +
+	"meta_group\x18\x06 \x01(\bR\tmetaGroup\"\xe9\x02\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -1612,26 +1637,27 @@ var file_wisp_v1_cluster_proto_depIdxs = []int32{
 	14, // 6: wisp.v1.StatusResponse.shards:type_name -> wisp.v1.ShardStatus
 	12, // 7: wisp.v1.StatusResponse.moves:type_name -> wisp.v1.MoveStatus
 	11, // 8: wisp.v1.StatusResponse.placement:type_name -> wisp.v1.PlacementStatus
-	15, // 9: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
-	18, // 10: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
-	19, // 11: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
-	9,  // 12: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
-	5,  // 13: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
-	7,  // 14: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
-	16, // 15: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
-	0,  // 16: wisp.v1.ClusterService.DrainNode:input_type -> wisp.v1.DrainNodeRequest
-	2,  // 17: wisp.v1.ClusterService.RemoveNode:input_type -> wisp.v1.RemoveNodeRequest
-	10, // 18: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
-	6,  // 19: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
-	8,  // 20: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
-	17, // 21: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
-	1,  // 22: wisp.v1.ClusterService.DrainNode:output_type -> wisp.v1.DrainNodeResponse
-	3,  // 23: wisp.v1.ClusterService.RemoveNode:output_type -> wisp.v1.RemoveNodeResponse
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 9: wisp.v1.StatusResponse.meta:type_name -> wisp.v1.ShardStatus
+	15, // 10: wisp.v1.ShardStatus.replicas:type_name -> wisp.v1.ReplicaStatus
+	18, // 11: wisp.v1.ShardMapResponse.nodes:type_name -> wisp.v1.ShardMapNode
+	19, // 12: wisp.v1.ShardMapResponse.shards:type_name -> wisp.v1.ShardPlacement
+	9,  // 13: wisp.v1.ClusterService.Status:input_type -> wisp.v1.StatusRequest
+	5,  // 14: wisp.v1.ClusterService.GetConfig:input_type -> wisp.v1.GetConfigRequest
+	7,  // 15: wisp.v1.ClusterService.SetConfig:input_type -> wisp.v1.SetConfigRequest
+	16, // 16: wisp.v1.ClusterService.ShardMap:input_type -> wisp.v1.ShardMapRequest
+	0,  // 17: wisp.v1.ClusterService.DrainNode:input_type -> wisp.v1.DrainNodeRequest
+	2,  // 18: wisp.v1.ClusterService.RemoveNode:input_type -> wisp.v1.RemoveNodeRequest
+	10, // 19: wisp.v1.ClusterService.Status:output_type -> wisp.v1.StatusResponse
+	6,  // 20: wisp.v1.ClusterService.GetConfig:output_type -> wisp.v1.GetConfigResponse
+	8,  // 21: wisp.v1.ClusterService.SetConfig:output_type -> wisp.v1.SetConfigResponse
+	17, // 22: wisp.v1.ClusterService.ShardMap:output_type -> wisp.v1.ShardMapResponse
+	1,  // 23: wisp.v1.ClusterService.DrainNode:output_type -> wisp.v1.DrainNodeResponse
+	3,  // 24: wisp.v1.ClusterService.RemoveNode:output_type -> wisp.v1.RemoveNodeResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_cluster_proto_init() }
