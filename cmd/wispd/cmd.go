@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +56,7 @@ type serverFlags struct {
 	join          []string
 	deadAfter     time.Duration
 	maxMoves      int
+	gossipKeyFile string
 }
 
 // gossipPortOffset: unless --gossip-addr says otherwise, a node gossips on
@@ -91,8 +94,21 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "an origin (scheme://host[:port]) whose web pages may call the API, repeatable; * allows any page on the web (default: none; the console is same-origin and needs none)")
 	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", nil, "Host header names accepted on a loopback --http-addr besides localhost, loopback IPs and the listen address, comma-separated or repeated; * turns the check off (it guards against DNS rebinding)")
 	fl.IntVar(&f.maxMoves, "max-concurrent-moves", 0, "most shards re-replicated or moved at once (0: 4)")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "`path` of the gossip encryption key: the base64 of 16, 24 or 32 random bytes (make one with wispd keygen), readable by its owner only (chmod 600), the same file on every node (default: gossip unencrypted; the Raft and API ports stay unencrypted either way)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// gossipKey reads --gossip-key-file; nil without it.
+func (f *serverFlags) gossipKey() ([]byte, error) {
+	if f.gossipKeyFile == "" {
+		return nil, nil
+	}
+	key, err := membership.ReadKeyFile(f.gossipKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--gossip-key-file: %w", err)
+	}
+	return key, nil
 }
 
 // logger returns the process's logger and the switch that quiets Raft's
@@ -228,7 +244,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newStartCmd(), newVersionCmd())
+	root.AddCommand(newDevCmd(), newStartCmd(), newKeygenCmd(), newVersionCmd())
 	return root
 }
 
@@ -251,6 +267,28 @@ func newVersionCmd() *cobra.Command {
 	return cmd
 }
 
+// keygenSizeBytes is the size of the keys `wispd keygen` makes: AES-256.
+const keygenSizeBytes = 32
+
+func newKeygenCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "keygen",
+		Short: "Print a new gossip encryption key for --gossip-key-file",
+		Long: `keygen prints a new random key (32 bytes from crypto/rand, base64) for
+--gossip-key-file. Write it to a file only you can read, and give every node
+of the cluster a copy:
+
+  (umask 077; wispd keygen > gossip.key)`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key := make([]byte, keygenSizeBytes)
+			rand.Read(key) // never fails (crypto/rand)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), base64.StdEncoding.EncodeToString(key))
+			return err
+		},
+	}
+}
+
 func newDevCmd() *cobra.Command {
 	var (
 		f     serverFlags
@@ -263,7 +301,8 @@ func newDevCmd() *cobra.Command {
 (n1, n2, ...) serves the API on --http-addr's port + i-1, Raft on --raft-addr's
 port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 --shards shards, each replicated on 3 of the nodes. Restarting on the same
---data-dir recovers every acknowledged write.`,
+--data-dir recovers every acknowledged write. --gossip-key-file encrypts the
+nodes' gossip (see wispd keygen).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 1 {
@@ -355,7 +394,11 @@ one of two ways:
 A node started later with only --join (and its own --node-id, --http-addr and
 --raft-addr) joins the running cluster: replicas move onto it. When a node is
 gone for --dead-node-timeout, its replicas are rebuilt on the others. A node
-restarted on its --data-dir rejoins with the cluster map it kept there.`,
+restarted on its --data-dir rejoins with the cluster map it kept there.
+
+--gossip-key-file encrypts and authenticates gossip: give every node the
+same key file (make one with wispd keygen); a node with another key or none
+is not admitted. It covers gossip only, not the Raft or API ports.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := membership.ValidateID(nodeID); err != nil {
@@ -489,6 +532,10 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 	if f.maxMoves < 0 {
 		return fmt.Errorf("--max-concurrent-moves %d: want 0 (default) or more", f.maxMoves)
 	}
+	gossipKey, err := f.gossipKey()
+	if err != nil {
+		return err
+	}
 	// LAN timing for dev too: its nodes share one process and fail
 	// together, so faster detection would buy nothing, and FastTiming's
 	// gossip every 50 ms cost a 3-node dev cluster ~4 % of a core idle
@@ -566,7 +613,7 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 			Limits: limits, Shards: f.shards, KeyVnodes: f.keyVnodes,
 			LogPerGroup: f.logPerGroup, RaftNetPerGroup: f.netPerGroup,
 			Logger: log, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
-			GossipAddr: m.gossip, Join: f.join, GossipTiming: timing,
+			GossipAddr: m.gossip, Join: f.join, GossipTiming: timing, GossipKey: gossipKey,
 			DeadNodeTimeout: f.deadAfter, MaxConcurrentMoves: f.maxMoves,
 		}
 		if m.peers == nil && !node.HasClusterMap(dir) {

@@ -71,6 +71,18 @@
 //
 // Each refusal is logged at WARN, at most once a minute per peer and reason.
 //
+// # Encryption
+//
+// With Config.SecretKey, memberlist seals every gossip message, UDP and
+// TCP, with AES-GCM under that key, and drops whatever is not sealed with
+// it: a node with another key or none neither joins nor is joined, and its
+// packets are ignored. The refusing node logs each refused connection at
+// WARN (memberlist's "failed to receive", with the peer's address); the
+// refused node's Join logs the first refusal of each call at WARN. The key
+// is one per cluster: memberlist's keyring can hold several for rotation,
+// which this package does not offer. ReadKeyFile reads a key from a file
+// (key.go gives the format).
+//
 // # What it owns
 //
 // A Membership owns its memberlist (listeners on one UDP and one TCP port,

@@ -135,10 +135,12 @@ type Config struct {
 	// Timing sets probe, suspicion and gossip intervals; zero fields take
 	// LANTiming's. FastTiming is for dev clusters and tests.
 	Timing Timing
-	// SecretKey, when set, encrypts and authenticates all gossip with
-	// AES-GCM: 16, 24 or 32 bytes (AES-128, -192, -256), the same on every
-	// node. A node without it, or with another key, cannot join. nil: no
-	// encryption.
+	// SecretKey, when set, encrypts and authenticates all gossip, UDP and
+	// TCP, with AES-GCM: 16, 24 or 32 bytes (AES-128, -192, -256), the same
+	// on every node. Gossip that is not sealed with it is dropped, so a
+	// node without it, or with another key, cannot join nor be joined, and
+	// its packets are ignored. ReadKeyFile reads one from a file. nil: no
+	// encryption (anyone who reaches the gossip port takes part).
 	SecretKey []byte
 }
 
@@ -208,8 +210,10 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("membership %s: Timing: %w", cfg.NodeID, err)
 	}
-	if n := len(cfg.SecretKey); n != 0 && n != 16 && n != 24 && n != 32 {
-		return nil, fmt.Errorf("membership %s: SecretKey is %d bytes; want 16, 24 or 32", cfg.NodeID, n)
+	if len(cfg.SecretKey) > 0 {
+		if err := checkKeySize(len(cfg.SecretKey)); err != nil {
+			return nil, fmt.Errorf("membership %s: SecretKey: %w", cfg.NodeID, err)
+		}
 	}
 	meta, err := completeMeta(cfg.NodeID, cfg.Meta, false)
 	if err != nil {
@@ -234,7 +238,14 @@ func Start(ctx context.Context, cfg Config) (*Membership, error) {
 		}
 	}
 	if len(cfg.SecretKey) > 0 {
-		mc.SecretKey = slices.Clone(cfg.SecretKey)
+		// The keyring's one key seals every message; verifying both ways
+		// (DefaultLANConfig's values, set here so that a changed default
+		// cannot turn them off) drops whatever is not sealed with it
+		// rather than reading it as plain text.
+		if mc.Keyring, err = memberlist.NewKeyring(nil, slices.Clone(cfg.SecretKey)); err != nil {
+			return nil, fmt.Errorf("membership %s: SecretKey: %w", cfg.NodeID, err)
+		}
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 
 	m := &Membership{
@@ -356,6 +367,7 @@ func (m *Membership) Join(ctx context.Context, addrs ...string) (int, error) {
 		return 0, nil
 	}
 	backoff := joinBackoffFirst
+	keyWarned := false // a refusal over the gossip key is logged at WARN once per Join
 	for attempt := 1; ; attempt++ {
 		if m.closing.Load() {
 			return 0, ErrClosed
@@ -379,7 +391,15 @@ func (m *Membership) Join(ctx context.Context, addrs ...string) (int, error) {
 		}
 		// Jitter keeps nodes that started together from retrying in step.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		m.log.Debug("join failed; retrying", "addrs", addrs, "attempt", attempt, "in", wait, "err", err)
+		level, msg := slog.LevelDebug, "join failed; retrying" // nodes start in any order: routine
+		if !keyWarned && strings.Contains(err.Error(), "crypt") {
+			// memberlist's errors when one side seals gossip with a key
+			// the other lacks ("... could decrypt ...", "encryption is
+			// not configured", "... not encrypted"): not routine, and the
+			// other side's WARN names only this node's address.
+			level, msg, keyWarned = slog.LevelWarn, "join refused: gossip keys differ; retrying", true
+		}
+		m.log.Log(ctx, level, msg, "addrs", addrs, "attempt", attempt, "in", wait, "err", err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

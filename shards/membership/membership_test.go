@@ -469,30 +469,81 @@ func TestHostileGossip(t *testing.T) {
 	}
 }
 
+// TestEncryption: nodes with the same SecretKey form a cluster; a node with
+// no key or another key is not admitted, either way round: it cannot join
+// through a member, nor a member through it, and no member lists it.
 func TestEncryption(t *testing.T) {
 	logs := newLogSink(t)
-	key := []byte("0123456789abcdef")
-	cfg := testConfig(logs, "n1")
-	cfg.SecretKey = key
-	n1 := startNode(t, cfg)
-	cfg = testConfig(logs, "n2", n1.Addr())
-	cfg.SecretKey = key
-	n2 := startNode(t, cfg)
-	waitFor(t, 5*time.Second, "n1 sees n2", func() error { return sees(n1, []*testNode{n1, n2}, StatusAlive) })
-
-	for _, k := range [][]byte{nil, []byte("fedcba9876543210")} {
-		cfg := testConfig(logs, "n3", n1.Addr())
+	key := []byte("0123456789abcdef0123456789abcdef") // AES-256
+	start := func(id string, k []byte, join ...string) *testNode {
+		cfg := testConfig(logs, id, join...)
 		cfg.SecretKey = k
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		m, err := Start(ctx, cfg)
-		cancel()
-		if err == nil {
-			m.Close()
-			t.Errorf("Start with key %q joined a cluster keyed %q", k, key)
-		}
+		return startNode(t, cfg)
 	}
-	if _, ok := n1.Member("n3"); ok {
-		t.Error("n1 lists n3, which had the wrong key")
+	n1 := start("n1", key)
+	n2 := start("n2", key, n1.Addr())
+	members := []*testNode{n1, n2}
+	waitFor(t, 5*time.Second, "n1 and n2 see each other", func() error {
+		for _, obs := range members {
+			if err := sees(obs, members, StatusAlive); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	for _, tc := range []struct {
+		name    string
+		key     []byte
+		refusal string // in the joiner's error: the members refused it for its key
+	}{
+		{"no key", nil, "remote state is encrypted and encryption is not configured"},
+		{"another key", []byte("fedcba9876543210"), "no installed keys could decrypt the message"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each bounded wait below is a few join attempts: a right key
+			// joins on the first, within milliseconds on loopback.
+			const wait = 500 * time.Millisecond
+			cfg := testConfig(logs, "n3", n1.Addr())
+			cfg.SecretKey = tc.key
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			m, err := Start(ctx, cfg)
+			cancel()
+			if err == nil {
+				m.Close()
+				t.Fatalf("Start with key %q joined a cluster keyed %q", tc.key, key)
+			}
+			if !strings.Contains(err.Error(), tc.refusal) {
+				t.Errorf("Start with key %q = %v; want a join refused with %q", tc.key, err, tc.refusal)
+			}
+			if n := logs.count("WARN join refused: gossip keys differ", "node=n3", tc.refusal); n != 1 {
+				t.Errorf("%d WARN lines about the key from n3's Start; want 1 (the first refusal)", n)
+			}
+
+			outsider := start("n3", tc.key) // alone
+			ctx, cancel = context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			if _, err := outsider.Join(ctx, n1.Addr()); err == nil {
+				t.Errorf("n3 with key %q joined n1", tc.key)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			if _, err := n2.Join(ctx, outsider.Addr()); err == nil {
+				t.Errorf("n2 joined n3, which has key %q", tc.key)
+			}
+			for _, n := range members {
+				if _, ok := n.Member("n3"); ok {
+					t.Errorf("%s lists n3, which has key %q", n.ID(), tc.key)
+				}
+			}
+			if got := len(outsider.Members()); got != 1 {
+				t.Errorf("n3 with key %q knows %d members; want 1 (itself)", tc.key, got)
+			}
+			outsider.Close()
+		})
+	}
+	if err := sees(n1, members, StatusAlive); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -509,6 +560,7 @@ func TestStartErrors(t *testing.T) {
 		{"bind no port", func(c *Config) { c.BindAddr = "127.0.0.1" }},
 		{"advertise no port", func(c *Config) { c.AdvertiseAddr = "127.0.0.1:0" }},
 		{"key length", func(c *Config) { c.SecretKey = []byte("short") }},
+		{"key length 20", func(c *Config) { c.SecretKey = make([]byte, 20) }},
 		{"timeout above interval", func(c *Config) { c.Timing.ProbeTimeout = time.Second }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

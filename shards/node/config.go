@@ -144,6 +144,12 @@ type Config struct {
 	// GossipTiming sets gossip's probe and suspicion intervals; the zero
 	// value is membership.LANTiming.
 	GossipTiming membership.Timing
+	// GossipKey encrypts and authenticates gossip (membership.Config's
+	// SecretKey): 16, 24 or 32 bytes, the same on every node; a member
+	// with another key or none is not admitted. It covers gossip only, not
+	// the Raft or API ports. nil: gossip in plain text. Ignored without
+	// GossipAddr.
+	GossipKey []byte
 	// DeadNodeTimeout is how long a member must be gone before the
 	// placement driver rebuilds its replicas elsewhere; default
 	// DefaultDeadNodeTimeout.

@@ -22,8 +22,9 @@ func (n *Node) startGossip(ctx context.Context, bootstrapped bool) error {
 			MemoryBudgetBytes: uint64(max(n.cfg.MaxMemoryBytes, 0)),
 			Bootstrapped:      bootstrapped, Expecting: !bootstrapped && n.cfg.BootstrapExpect > 0,
 		},
-		Logger: n.cfg.Logger,
-		Timing: n.cfg.GossipTiming,
+		Logger:    n.cfg.Logger,
+		Timing:    n.cfg.GossipTiming,
+		SecretKey: n.cfg.GossipKey,
 	})
 	if err != nil {
 		return fmt.Errorf("gossip: %w", err)
