@@ -39,13 +39,13 @@ func TestStartThreeProcesses(t *testing.T) {
 	}
 	type proc struct {
 		cmd  *exec.Cmd
-		logs *strings.Builder
+		logs *lockedBuffer
 		url  string
 		data string
 	}
 	var procs []proc
 	for i := range 3 {
-		p := proc{logs: &strings.Builder{}, url: fmt.Sprintf("http://127.0.0.1:%d", httpBase+i), data: filepath.Join(dir, fmt.Sprintf("d%d", i+1))}
+		p := proc{logs: &lockedBuffer{}, url: fmt.Sprintf("http://127.0.0.1:%d", httpBase+i), data: filepath.Join(dir, fmt.Sprintf("d%d", i+1))}
 		p.cmd = exec.Command(bin, "start", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", p.data,
 			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase+i), "--peers", strings.Join(peers, ","), "--shards", "4",
 			"--gossip-addr", join[i], "--join", strings.Join(join, ","))
@@ -71,6 +71,16 @@ func TestStartThreeProcesses(t *testing.T) {
 				t.Fatalf("%s not healthy: %v\n%s", p.url, err, p.logs)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Each logs its ready line once it sees every shard led: a moment
+	// after /healthz may already say so.
+	for _, p := range procs {
+		for !strings.Contains(p.logs.String(), "msg=\"node ready\"") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s logged no ready line:\n%s", p.url, p.logs)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -324,4 +334,22 @@ func TestStartBootstrapExpectThenJoin(t *testing.T) {
 			t.Errorf("a node logged an ERROR:\n%s", l)
 		}
 	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

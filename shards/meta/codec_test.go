@@ -47,7 +47,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpAddNode, Node: ptr(node(4))},
 		{Op: OpSetNodeState, NodeID: "n2", State: Draining},
 		{Op: OpRemoveNode, NodeID: "n3"},
-		{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: 1 << 20, EvictionPolicy: "allkeys-lru"}},
+		{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr[int64](1 << 20), EvictionPolicy: ptr("allkeys-lru")}},
 		{Op: OpStartMove, Move: &Move{Shard: 1, Kind: "add-learner", Node: "n1"}},
 		{Op: OpEndMove, Shard: 1},
 	} {

@@ -67,13 +67,25 @@ type Replica struct {
 	Voter bool   `json:"voter"` // false: a learner, catching up
 }
 
-// Settings are the cluster-wide settings. Zero values mean "unset": each
-// node then uses its flags.
+// Settings are the cluster-wide settings. A nil field was never set: each
+// node then uses its flag.
 type Settings struct {
-	// MaxMemoryBytes is the memory budget for data on each node; 0: unset.
-	MaxMemoryBytes int64 `json:"max_memory_bytes,omitempty"`
-	// EvictionPolicy is the eviction policy's name; empty: unset.
-	EvictionPolicy string `json:"eviction_policy,omitempty"`
+	// MaxMemoryBytes is the memory budget for data on each node; 0 means
+	// no limit.
+	MaxMemoryBytes *int64 `json:"max_memory_bytes,omitempty"`
+	// EvictionPolicy is the eviction policy's name (the node checks it).
+	EvictionPolicy *string `json:"eviction_policy,omitempty"`
+}
+
+// check validates s's values.
+func (s *Settings) check() error {
+	if s.MaxMemoryBytes != nil && *s.MaxMemoryBytes < 0 {
+		return fmt.Errorf("max_memory_bytes %d: must not be negative", *s.MaxMemoryBytes)
+	}
+	if s.EvictionPolicy != nil && (*s.EvictionPolicy == "" || len(*s.EvictionPolicy) > maxPolicyBytes) {
+		return fmt.Errorf("eviction policy %q: want 1 to %d bytes", *s.EvictionPolicy, maxPolicyBytes)
+	}
+	return nil
 }
 
 // Move is one membership change of a shard under way, as the placement
@@ -112,7 +124,8 @@ const (
 	// OpSetReplicas sets Shard's replicas to Replicas (a committed
 	// membership change of its group); Shard MetaShard sets Meta.
 	OpSetReplicas Op = "set-replicas"
-	// OpSetSettings replaces the settings.
+	// OpSetSettings sets the settings Settings gives (non-nil fields); the
+	// others keep their values.
 	OpSetSettings Op = "set-settings"
 	// OpStartMove records Move, replacing the shard's previous one.
 	OpStartMove Op = "start-move"
@@ -253,7 +266,18 @@ func Apply(m *Map, cmd *Command) (*Map, error) {
 			return m, err
 		}
 	case OpSetSettings:
-		next.Settings = *cmd.Settings
+		s := cmd.Settings
+		if s.MaxMemoryBytes == nil && s.EvictionPolicy == nil {
+			return m, nil
+		}
+		if s.MaxMemoryBytes != nil {
+			v := *s.MaxMemoryBytes
+			next.Settings.MaxMemoryBytes = &v
+		}
+		if s.EvictionPolicy != nil {
+			v := *s.EvictionPolicy
+			next.Settings.EvictionPolicy = &v
+		}
 	case OpStartMove:
 		mv := *cmd.Move
 		if mv.Shard >= next.Shards {
@@ -422,9 +446,8 @@ func (c *Command) check() error {
 			return bad("%v", err)
 		}
 	case OpSetSettings:
-		s := c.Settings
-		if s.MaxMemoryBytes < 0 || len(s.EvictionPolicy) > maxPolicyBytes {
-			return bad("settings %+v", *s)
+		if err := c.Settings.check(); err != nil {
+			return bad("%v", err)
 		}
 	case OpStartMove:
 		mv := c.Move
@@ -565,8 +588,8 @@ func (m *Map) Validate() error {
 			}
 		}
 	}
-	if m.Settings.MaxMemoryBytes < 0 || len(m.Settings.EvictionPolicy) > maxPolicyBytes {
-		return fmt.Errorf("meta: settings %+v", m.Settings)
+	if err := m.Settings.check(); err != nil {
+		return fmt.Errorf("meta: settings: %w", err)
 	}
 	for i, mv := range m.Moves {
 		if i > 0 && m.Moves[i-1].Shard >= mv.Shard {

@@ -99,12 +99,19 @@ func TestApply(t *testing.T) {
 			}
 		}},
 		{name: "remove an unknown node", cmd: Command{Op: OpRemoveNode, NodeID: "n7"}, err: ErrUnknownNode},
-		{name: "settings", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: 1 << 30, EvictionPolicy: "allkeys-lru"}}, check: func(t *testing.T, m *Map) {
-			if m.Settings.MaxMemoryBytes != 1<<30 || m.Settings.EvictionPolicy != "allkeys-lru" {
+		{name: "settings", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr[int64](1 << 30), EvictionPolicy: ptr("allkeys-lru")}}, check: func(t *testing.T, m *Map) {
+			if *m.Settings.MaxMemoryBytes != 1<<30 || *m.Settings.EvictionPolicy != "allkeys-lru" {
 				t.Errorf("settings %+v", m.Settings)
 			}
 		}},
-		{name: "negative budget", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: -1}}, err: ErrInvalid},
+		{name: "a budget of 0: no limit, and set", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr[int64](0)}}, check: func(t *testing.T, m *Map) {
+			if m.Settings.MaxMemoryBytes == nil || *m.Settings.MaxMemoryBytes != 0 || m.Settings.EvictionPolicy != nil {
+				t.Errorf("settings %+v; want the budget set to 0 and the policy unset", m.Settings)
+			}
+		}},
+		{name: "settings that set nothing", cmd: Command{Op: OpSetSettings, Settings: &Settings{}}, sameEpoch: true},
+		{name: "negative budget", cmd: Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr[int64](-1)}}, err: ErrInvalid},
+		{name: "empty policy", cmd: Command{Op: OpSetSettings, Settings: &Settings{EvictionPolicy: ptr("")}}, err: ErrInvalid},
 		{name: "start a move", cmd: Command{Op: OpStartMove, Move: &Move{Shard: 5, Kind: "add-learner", Node: "n1", StartedUnixMs: 42}}, check: func(t *testing.T, m *Map) {
 			if mv, ok := m.Move(5); !ok || mv.Node != "n1" {
 				t.Errorf("Move(5) = %+v, %v", mv, ok)
@@ -268,7 +275,7 @@ func randomCommand(r *rand.Rand) *Command {
 		}
 		return &Command{Op: OpSetReplicas, Shard: r.IntN(11) - 1, Replicas: [][]Replica{set}} // -1: the meta group
 	case 3:
-		return &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: int64(r.IntN(3)) << 20}}
+		return &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr(int64(r.IntN(3)) << 20)}}
 	case 4, 5:
 		return &Command{Op: OpStartMove, Move: &Move{Shard: r.IntN(11) - 1, Kind: "add-learner", Node: id}}
 	default:
@@ -292,4 +299,15 @@ func encodeMap(m *Map) ([]byte, error) {
 	var buf bytes.Buffer
 	err := WriteMap(&buf, m)
 	return buf.Bytes(), err
+}
+
+// TestSettingsMerge: each OpSetSettings sets the fields it gives and keeps
+// the others, so two operators setting different fields lose nothing.
+func TestSettingsMerge(t *testing.T) {
+	m := bootstrapped(t, 3)
+	m = mustApply(t, m, &Command{Op: OpSetSettings, Settings: &Settings{MaxMemoryBytes: ptr[int64](1 << 20)}})
+	m = mustApply(t, m, &Command{Op: OpSetSettings, Settings: &Settings{EvictionPolicy: ptr("allkeys-lfu")}})
+	if s := m.Settings; s.MaxMemoryBytes == nil || *s.MaxMemoryBytes != 1<<20 || s.EvictionPolicy == nil || *s.EvictionPolicy != "allkeys-lfu" {
+		t.Fatalf("settings %+v; want both fields", s)
+	}
 }

@@ -308,6 +308,9 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		Id: n.cfg.ID, Url: n.self.URL, RaftAddr: n.self.RaftAddr, Reachable: true, Replicas: uint32(len(n.replicas().hosted)),
 		Zone: n.self.Zone, Build: buildinfo.Get().Version,
 	}
+	if m := n.memSelf.Load(); m != nil {
+		self.MemoryBudgetBytes = m.budget
+	}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}, Placement: n.placementStatus()}
 	if mr := n.metaGroup(); mr != nil {
 		st := mr.group.Status()
@@ -325,7 +328,6 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		rep.MemoryUsedBytes, rep.MemoryBudgetBytes, rep.EvictionPolicy = stats.MemoryUsedBytes, set.MaxMemoryBytes, set.Policy.Name()
 		rep.ExpiredKeys, rep.EvictedKeys = stats.ExpiredTotal, stats.EvictedTotal
 		self.MemoryUsedBytes += rep.MemoryUsedBytes
-		self.MemoryBudgetBytes += rep.MemoryBudgetBytes
 		resp.Shards = append(resp.Shards, &wispv1.ShardStatus{
 			Id: uint32(sh.id), LeaderId: st.LeaderID, KeyCount: st.KeyCount, Replicas: []*wispv1.ReplicaStatus{rep},
 			MemoryUsedBytes: rep.MemoryUsedBytes, MemoryBudgetBytes: rep.MemoryBudgetBytes,

@@ -40,6 +40,7 @@ const catchUpEntries = 256
 type driver struct {
 	n         *Node
 	mr        *metaReplica         // the meta replica this tick runs on (the leader)
+	migrated  bool                 // migrateSettings ran in this term as leader
 	downSince map[string]time.Time // nodes seen gone, since when (this leader's clock)
 	refused   map[string]time.Time // ids in conflict (admit refused them, or health met an impostor): when last logged, for warnings once a minute
 
@@ -67,6 +68,7 @@ func (n *Node) runDriver(ctx context.Context, d *driver) {
 		mr := n.metaGroup()
 		if mr == nil || !mr.group.IsLeader() {
 			clear(d.downSince)
+			d.migrated = false
 			continue
 		}
 		d.mr = mr
@@ -91,6 +93,13 @@ func (d *driver) tick(ctx context.Context) {
 			n.log.Warn("placement driver: bootstrap the cluster map", "err", err)
 		}
 		return
+	}
+	if !d.migrated {
+		if err := d.migrateSettings(ctx, m); err != nil {
+			n.log.Warn("placement driver", "err", err)
+			return
+		}
+		d.migrated = true
 	}
 	if n.gossip == nil {
 		return // no failure detection: nothing to heal from

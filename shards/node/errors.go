@@ -40,11 +40,7 @@ func (n *Node) connectError(shard int, err error) error {
 	case errors.As(err, &pe):
 		return preconditionError(pe)
 	case errors.Is(err, engine.ErrMemoryFull):
-		var budget int64
-		if sh := n.replicas().byShard[shard]; sh != nil {
-			budget = n.settings(sh).MaxMemoryBytes
-		}
-		return memoryFullError(shard, budget)
+		return n.memoryFullError(shard)
 	case errors.Is(err, engine.ErrNotInteger):
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, engine.ErrInvalidCommand):

@@ -170,3 +170,48 @@ func (n *Node) incrementMutation(m *wispv1.IncrementRequest) ([]engine.Mutation,
 	}
 	return []engine.Mutation{{Op: engine.OpIncrement, Key: m.Key, Delta: m.Delta}}, nil
 }
+
+func (s *kvService) Expire(ctx context.Context, req *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
+	m := req.Msg
+	if err := s.n.checkKey(m.Key); err != nil {
+		return nil, err
+	}
+	if m.TtlMs <= 0 {
+		return nil, invalidArgument("ttl_ms must be positive (got %d); use Persist to remove an expiry", m.TtlMs)
+	}
+	mut := []engine.Mutation{{Op: engine.OpSetTTL, Key: m.Key, TTLMs: m.TtlMs, IfVersion: m.IfVersion}}
+	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.ExpireResponse, error) {
+		res, now, err := s.n.proposeAt(ctx, sh, mut)
+		if err != nil {
+			return nil, err
+		}
+		r := &wispv1.ExpireResponse{Found: res[0].Existed}
+		if r.Found {
+			r.Version, r.ExpiresAtUnixMs = res[0].Version, now+m.TtlMs
+		}
+		return r, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
+		return s.n.fwd.kv(url).Expire(ctx, r)
+	})
+}
+
+func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
+	m := req.Msg
+	if err := s.n.checkKey(m.Key); err != nil {
+		return nil, err
+	}
+	mut := []engine.Mutation{{Op: engine.OpPersist, Key: m.Key, IfVersion: m.IfVersion}}
+	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.PersistResponse, error) {
+		res, err := s.n.propose(ctx, sh, mut)
+		if err != nil {
+			return nil, err
+		}
+		r := &wispv1.PersistResponse{Found: res[0].Existed}
+		if r.Found {
+			r.Version = res[0].Version
+		}
+		return r, nil
+	}, func(ctx context.Context, url string, r *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
+		return s.n.fwd.kv(url).Persist(ctx, r)
+	})
+}

@@ -103,6 +103,7 @@ func (n *Node) install(m *meta.Map) {
 	n.views.Store(v)
 	n.log.Debug("cluster map changed", "epoch", m.Epoch)
 	n.reconcile(m)
+	n.refreshMemory() // settings or replicas may have changed
 }
 
 // sleep waits d or until ctx ends.

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	controlv1 "github.com/wisp-db/wisp/gen/wisp/control/v1"
+	"github.com/wisp-db/wisp/gen/wisp/control/v1/controlv1connect"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
@@ -44,31 +45,47 @@ func (s *clusterService) RemoveNode(ctx context.Context, req *connect.Request[wi
 	return connect.NewResponse(&wispv1.RemoveNodeResponse{Epoch: epoch}), nil
 }
 
-// changeNode asks the members in turn until the meta group's leader
-// applies the change, and returns the map's epoch after it. The leader's
-// refusals (not found, in use, running) are written for the operator and
-// passed on as they are.
+// changeNode has the meta group's leader apply a member change and
+// returns the map's epoch after it.
 func (n *Node) changeNode(ctx context.Context, id string, change controlv1.NodeChange) (uint64, error) {
 	if err := membership.ValidateID(id); err != nil {
 		return 0, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	req := &controlv1.ChangeNodeRequest{NodeId: id, Change: change}
+	var epoch uint64
+	err := n.onMetaLeader(ctx, func(ctx context.Context, c controlClient) error {
+		res, err := c.ChangeNode(ctx, connect.NewRequest(&controlv1.ChangeNodeRequest{NodeId: id, Change: change}))
+		if err == nil {
+			epoch = res.Msg.Epoch
+		}
+		return err
+	})
+	return epoch, err
+}
+
+// controlClient is the control plane's client, as onMetaLeader passes it.
+type controlClient = controlv1connect.ControlServiceClient
+
+// onMetaLeader runs call against the members in turn until one, the meta
+// group's leader, does not answer UNAVAILABLE. The leader's refusals (not
+// found, failed precondition, invalid argument) are written for the
+// operator and passed on as they are.
+func (n *Node) onMetaLeader(ctx context.Context, call func(context.Context, controlClient) error) error {
 	for _, nd := range n.view().m.Nodes {
 		cctx, cancel := context.WithTimeout(ctx, controlCallTimeout)
-		res, err := n.ctl.client(nd.RaftAddr).ChangeNode(cctx, connect.NewRequest(req))
+		err := call(cctx, n.ctl.client(nd.RaftAddr))
 		cancel()
 		if err == nil {
-			return res.Msg.Epoch, nil
+			return nil
 		}
 		switch code := connect.CodeOf(err); code {
 		case connect.CodeNotFound, connect.CodeFailedPrecondition, connect.CodeInvalidArgument:
-			return 0, connect.NewError(code, errors.New(errMessage(err)))
+			return connect.NewError(code, errors.New(errMessage(err)))
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return 0, connect.NewError(connect.CodeUnavailable, errors.New("no node leading the meta group answered; try again"))
+	return connect.NewError(connect.CodeUnavailable, errors.New("no node leading the meta group answered; try again"))
 }
 
 // ChangeNode applies a member change to the cluster map on the meta

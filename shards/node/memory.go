@@ -1,99 +1,94 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
-	"sync"
+	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/engine/eviction"
-	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/reclaim"
 )
 
-// Names of the cluster settings in every shard's replicated settings map
-// (engine OpSetMeta): SetConfig writes them to each shard. They move to the
-// meta group once it exists.
-const (
-	metaMaxMemory = "max_memory_bytes"
-	metaPolicy    = "eviction_policy"
-)
+// Memory. A node's budget (--max-memory, or the cluster-wide
+// max_memory_bytes setting) bounds the data it holds. Only a shard's
+// leader can act on it, since only its decisions reach every replica: it
+// stamps a budget into each write, which the engine refuses past it on
+// every replica alike (noeviction), and its reclaimer evicts down to that
+// budget (any other policy). The shard's budget is where the node budgets
+// meet:
+//
+//   - Every node measures the memory its data takes (the engines' own
+//     accounting) every memoryInterval and gossips it with its budget when
+//     either moved by more than publishStep, or moved at all for
+//     publishQuiet.
+//   - For each node r holding a voter of the shard, with U_r used, B_r its
+//     budget and k_r the replicas it holds, the shard may use its used
+//     bytes u plus a part of r's room: (B_r − U_r) × (u + U_r/k_r)/(2·U_r),
+//     half in proportion to its size and half in equal parts, so the parts
+//     of all r's replicas add up to r's room. Once r is over its budget
+//     the shard may use u × B_r/U_r instead: the shards on a full node
+//     shrink in proportion.
+//   - The shard's budget is the least of these; nodes without a budget do
+//     not limit it, and without any the shard has none.
+//
+// So a shard grows while every node holding it has room: a busy shard
+// takes about half a node's room each measure, however unevenly keys fill
+// the shards, and the node fills to within a few values of its budget. A
+// full node stops its shards' writes (noeviction) or makes them evict (any
+// other policy). A remote node's term is computed once per measurement it
+// gossips: a leader that evicted on a figure does not evict again on the
+// same, now stale, figure; the node's own term is always fresh. Since the
+// parts add up to the room, a node's shards together stay within its
+// budget, give or take what changed since its last measure (less than
+// publishStep, or publishQuiet's worth of writes).
 
-// DefaultEvictionPolicy is used when neither the cluster setting nor the
-// node's flag names one. Like Redis: never drop data unless told to.
-const DefaultEvictionPolicy = "noeviction"
+// memoryInterval is how often a node measures its memory and recomputes
+// its shards' budgets.
+const memoryInterval = 500 * time.Millisecond
 
-// settingsCache resolves a shard's memory settings in force: the
-// cluster-wide values stored in the shard's settings map, else the node's
-// flags. It
-// re-parses only when the stored bytes change, and keeps one Policy instance
-// per name so the evictor's pool survives between cycles.
-type settingsCache struct {
-	mu       sync.Mutex
-	rawMax   []byte // guarded by mu: the stored values last parsed
-	rawPol   []byte
-	settings reclaim.Settings // guarded by mu
-	valid    bool
+// publishQuiet is how long a small change of a node's memory waits before
+// it is gossiped anyway.
+const publishQuiet = 2 * time.Second
+
+// publishStep is the change of a node's memory gossiped at once: 1/64 of
+// its budget, at least 64 KiB.
+func publishStep(budget int64) int64 { return max(budget/64, 64<<10) }
+
+// nodeMemory is one node's data memory and budget (0: none) as measured.
+type nodeMemory struct{ used, budget int64 }
+
+// shardMemory is the memory settings in force for a replica, as
+// refreshMemory last set them.
+type shardMemory struct {
+	settings  reclaim.Settings
+	limitedBy string     // the node whose room sets the budget; "" without one
+	room      nodeMemory // that node's memory
 }
 
-// settings returns the memory settings in force for sh, its budget being
-// its share of the node's (see shardBudget). Cheap: two map lookups under
-// the engine's read lock, then a cached parse.
+// memTerm is the budget a remote node's measurement gave a shard.
+type memTerm struct {
+	seen  nodeMemory
+	allow int64
+}
+
+// settings returns the memory settings in force for sh: its budget (see
+// above) and the eviction policy. Lock-free: refreshMemory sets them.
 func (n *Node) settings(sh *shard) reclaim.Settings {
-	var rawMax, rawPol []byte
-	_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
-		rawMax, _ = e.Meta(metaMaxMemory)
-		rawPol, _ = e.Meta(metaPolicy)
-	})
-	c := &sh.settings
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.valid && bytes.Equal(rawMax, c.rawMax) && bytes.Equal(rawPol, c.rawPol) {
-		return c.settings
+	if m := sh.mem.Load(); m != nil {
+		return m.settings
 	}
-	s := reclaim.Settings{MaxMemoryBytes: n.shardBudget(n.cfg.MaxMemoryBytes)}
-	if v, err := strconv.ParseInt(string(rawMax), 10, 64); err == nil && v >= 0 {
-		s.MaxMemoryBytes = n.shardBudget(v)
+	n.refreshMemory() // opened since the last refresh
+	if m := sh.mem.Load(); m != nil {
+		return m.settings
 	}
-	name := n.cfg.EvictionPolicy
-	if len(rawPol) > 0 {
-		name = string(rawPol)
-	}
-	p, err := eviction.New(name)
-	if err != nil {
-		n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
-		p, _ = eviction.New(DefaultEvictionPolicy)
-	}
-	if c.valid && c.settings.Policy != nil && c.settings.Policy.Name() == p.Name() {
-		p = c.settings.Policy
-	}
-	s.Policy = p
-	c.rawMax, c.rawPol, c.settings, c.valid = bytes.Clone(rawMax), bytes.Clone(rawPol), s, true
-	return s
-}
-
-// shardBudget is one replica's share of a node's memory budget: the node
-// budget divided by the most replicas the placement puts on any node, so
-// that no node holds more than its budget when its shards are full. Keys
-// spread evenly over shards (within a few percent at the default key
-// vnodes), so the shares fill evenly too. 0 (no budget) stays 0.
-func (n *Node) shardBudget(nodeBudget int64) int64 {
-	if nodeBudget <= 0 {
-		return 0
-	}
-	most := 1
-	for _, l := range n.view().place.Nodes {
-		most = max(most, l.Replicas)
-	}
-	return max(1, nodeBudget/int64(most))
+	p, _ := eviction.New(DefaultEvictionPolicy)
+	return reclaim.Settings{Policy: p}
 }
 
 // stampBudget sets the noeviction budget on a write command for sh.
@@ -104,167 +99,165 @@ func (n *Node) stampBudget(sh *shard, cmd *engine.Command) {
 	}
 }
 
-func (s *kvService) Expire(ctx context.Context, req *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
-	m := req.Msg
-	if err := s.n.checkKey(m.Key); err != nil {
-		return nil, err
-	}
-	if m.TtlMs <= 0 {
-		return nil, invalidArgument("ttl_ms must be positive (got %d); use Persist to remove an expiry", m.TtlMs)
-	}
-	mut := []engine.Mutation{{Op: engine.OpSetTTL, Key: m.Key, TTLMs: m.TtlMs, IfVersion: m.IfVersion}}
-	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.ExpireResponse, error) {
-		res, now, err := s.n.proposeAt(ctx, sh, mut)
-		if err != nil {
-			return nil, err
-		}
-		r := &wispv1.ExpireResponse{Found: res[0].Existed}
-		if r.Found {
-			r.Version, r.ExpiresAtUnixMs = res[0].Version, now+m.TtlMs
-		}
-		return r, nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.ExpireRequest]) (*connect.Response[wispv1.ExpireResponse], error) {
-		return s.n.fwd.kv(url).Expire(ctx, r)
-	})
-}
-
-func (s *kvService) Persist(ctx context.Context, req *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
-	m := req.Msg
-	if err := s.n.checkKey(m.Key); err != nil {
-		return nil, err
-	}
-	mut := []engine.Mutation{{Op: engine.OpPersist, Key: m.Key, IfVersion: m.IfVersion}}
-	return serve(ctx, s.n, s.n.ShardOf(m.Key), req, false, func(sh *shard) (*wispv1.PersistResponse, error) {
-		res, err := s.n.propose(ctx, sh, mut)
-		if err != nil {
-			return nil, err
-		}
-		r := &wispv1.PersistResponse{Found: res[0].Existed}
-		if r.Found {
-			r.Version = res[0].Version
-		}
-		return r, nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.PersistRequest]) (*connect.Response[wispv1.PersistResponse], error) {
-		return s.n.fwd.kv(url).Persist(ctx, r)
-	})
-}
-
-// GetConfig reads every shard's stored settings linearizably (each on its
-// leader, after a read-index check), so a GetConfig after a SetConfig sees
-// it whichever nodes answer them. If the shards disagree (a SetConfig that
-// failed part way) it fails with FAILED_PRECONDITION naming them, since no
-// single answer would be true; setting the values again mends it.
-func (s *clusterService) GetConfig(ctx context.Context, req *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-	n := s.n
-	one := func(ctx context.Context, id int) (*connect.Response[wispv1.GetConfigResponse], error) {
-		return serve(ctx, n, id, req, true, func(sh *shard) (*wispv1.GetConfigResponse, error) {
-			if err := sh.group.Read(ctx, raftgroup.Linearizable, func(*engine.Engine) {}); err != nil {
-				return nil, err
-			}
-			set, eff := n.config(sh)
-			return &wispv1.GetConfigResponse{Config: set, Effective: eff}, nil
-		}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-			return n.fwd.cluster(url).GetConfig(ctx, r)
-		})
-	}
-	if id, ok := targetShard(req.Header(), n.cfg.Shards); ok {
-		return one(ctx, id) // one shard's part of another node's GetConfig
-	}
-	resps, errs := fanOut(ctx, n.cfg.Shards, one)
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	var differ []string
-	for id, r := range resps[1:] {
-		if !proto.Equal(r.Msg.Config, resps[0].Msg.Config) {
-			differ = append(differ, strconv.Itoa(id+1))
-		}
-	}
-	if len(differ) > 0 {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
-			"the settings stored in shard(s) %s differ from shard 0's (a config set failed part way): set them again with wisp config set",
-			strings.Join(differ, ", ")))
-	}
-	return resps[0], nil
-}
-
-// SetConfig validates the new settings and replicates them through every
-// shard's log (concurrently); every replica picks them up when it applies
-// the entry. If some shard fails, the call fails and says how many took
-// the change: setting the same values again is safe.
-func (s *clusterService) SetConfig(ctx context.Context, req *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
-	c := req.Msg.Config
-	if c == nil || (c.MaxMemoryBytes == nil && c.EvictionPolicy == nil) {
-		return nil, invalidArgument("config sets nothing: give max_memory_bytes or eviction_policy")
-	}
-	var muts []engine.Mutation
-	if c.MaxMemoryBytes != nil {
-		if *c.MaxMemoryBytes < 0 {
-			return nil, invalidArgument("max_memory_bytes must not be negative (got %d); 0 means no limit", *c.MaxMemoryBytes)
-		}
-		muts = append(muts, engine.Mutation{Op: engine.OpSetMeta, Key: []byte(metaMaxMemory), Value: strconv.AppendInt(nil, *c.MaxMemoryBytes, 10)})
-	}
-	if c.EvictionPolicy != nil {
-		if _, err := eviction.New(*c.EvictionPolicy); err != nil {
-			return nil, invalidArgument("%v", err)
-		}
-		muts = append(muts, engine.Mutation{Op: engine.OpSetMeta, Key: []byte(metaPolicy), Value: []byte(*c.EvictionPolicy)})
-	}
-	one := func(ctx context.Context, id int) (*connect.Response[wispv1.SetConfigResponse], error) {
-		return serve(ctx, s.n, id, req, false, func(sh *shard) (*wispv1.SetConfigResponse, error) {
-			if _, err := sh.group.Propose(ctx, &engine.Command{Mutations: muts}); err != nil {
-				return nil, err
-			}
-			set, eff := s.n.config(sh)
-			return &wispv1.SetConfigResponse{Config: set, Effective: eff}, nil
-		}, func(ctx context.Context, url string, r *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
-			return s.n.fwd.cluster(url).SetConfig(ctx, r)
-		})
-	}
-	if id, ok := targetShard(req.Header(), s.n.cfg.Shards); ok {
-		return one(ctx, id) // one shard's part of another node's SetConfig
-	}
-	resps, errs := fanOut(ctx, s.n.cfg.Shards, one)
-	var failed []error
-	for id, err := range errs {
-		if err != nil {
-			failed = append(failed, fmt.Errorf("shard %d: %w", id, err))
-		}
-	}
-	if len(failed) > 0 {
-		first := failed[0]
-		return nil, connect.NewError(connect.CodeOf(errors.Unwrap(first)), fmt.Errorf(
-			"config applied to %d of %d shards; setting it again is safe: %s", s.n.cfg.Shards-len(failed), s.n.cfg.Shards, errMessage(errors.Unwrap(first))))
-	}
-	return resps[0], nil
-}
-
-// config returns the cluster-wide settings as stored in sh and as in force
-// on this node (the node budget, not sh's share of it).
-func (n *Node) config(sh *shard) (set, effective *wispv1.ClusterConfig) {
-	set = &wispv1.ClusterConfig{}
-	_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) {
-		if v, ok := e.Meta(metaMaxMemory); ok {
-			if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-				set.MaxMemoryBytes = &i
-			}
-		}
-		if v, ok := e.Meta(metaPolicy); ok {
-			p := string(v)
-			set.EvictionPolicy = &p
-		}
-	})
-	budget := n.cfg.MaxMemoryBytes
+// refreshMemory measures the node's memory, takes the other nodes' from
+// gossip, and sets every hosted replica's memory settings. It returns the
+// node's own measure. Called every memoryInterval, with each new map, and
+// after a settings change.
+func (n *Node) refreshMemory() nodeMemory {
+	n.memMu.Lock()
+	defer n.memMu.Unlock()
+	v, rs := n.view(), n.replicas()
+	set := n.clusterSettings(v, rs)
+	self := nodeMemory{budget: n.cfg.MaxMemoryBytes}
 	if set.MaxMemoryBytes != nil {
-		budget = *set.MaxMemoryBytes
+		self.budget = *set.MaxMemoryBytes
 	}
-	name := n.settings(sh).Policy.Name()
-	return set, &wispv1.ClusterConfig{MaxMemoryBytes: &budget, EvictionPolicy: &name}
+	name := n.cfg.EvictionPolicy
+	if set.EvictionPolicy != nil {
+		name = *set.EvictionPolicy
+	}
+	if name == "" {
+		name = DefaultEvictionPolicy
+	}
+	used := make([]int64, len(rs.hosted))
+	for i, sh := range rs.hosted {
+		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used[i] = e.MemoryUsed() })
+		self.used += used[i]
+	}
+	nodes := map[string]nodeMemory{n.cfg.ID: self}
+	if n.gossip != nil {
+		for _, mem := range n.gossip.Members() {
+			if mem.ID != n.cfg.ID && mem.Status == membership.StatusAlive {
+				nodes[mem.ID] = nodeMemory{used: int64(mem.Meta.MemoryUsedBytes), budget: int64(mem.Meta.MemoryBudgetBytes)}
+			}
+		}
+	}
+	held := map[string]int{}
+	for _, l := range v.place.Nodes {
+		held[l.ID] = l.Replicas
+	}
+	for i, sh := range rs.hosted {
+		next := &shardMemory{}
+		next.settings.MaxMemoryBytes, next.limitedBy = n.shardBudget(sh, used[i], v.place.Shards[sh.id].Replicas, nodes, held)
+		next.room = nodes[next.limitedBy]
+		if old := sh.mem.Load(); old != nil && old.settings.Policy.Name() == name {
+			next.settings.Policy = old.settings.Policy // keeps the evictor's pool
+		} else if p, err := eviction.New(name); err == nil {
+			next.settings.Policy = p
+		} else {
+			n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
+			next.settings.Policy, _ = eviction.New(DefaultEvictionPolicy)
+		}
+		sh.mem.Store(next)
+	}
+	n.memSelf.Store(&self)
+	return self
 }
 
-func memoryFullError(shard int, budget int64) error {
+// shardBudget is the budget of shard sh, using used bytes with voters on
+// the nodes listed (see the rule above), and the node that sets it. Called
+// under memMu.
+func (n *Node) shardBudget(sh *shard, used int64, voters []string, nodes map[string]nodeMemory, held map[string]int) (int64, string) {
+	best, by := int64(-1), ""
+	if sh.memTerms == nil {
+		sh.memTerms = map[string]memTerm{}
+	}
+	for _, r := range voters {
+		nm, ok := nodes[r]
+		if !ok || nm.budget <= 0 {
+			continue
+		}
+		allow := allowance(used, nm, held[r])
+		if r != n.cfg.ID {
+			if t, ok := sh.memTerms[r]; ok && t.seen == nm {
+				allow = t.allow // acted on this measurement already
+			} else {
+				sh.memTerms[r] = memTerm{seen: nm, allow: allow}
+			}
+		}
+		if best < 0 || allow < best {
+			best, by = allow, r
+		}
+	}
+	if best < 0 {
+		return 0, ""
+	}
+	return max(best, 1), by // 0 would mean no budget
+}
+
+// allowance is what a shard using used bytes may use on a node with memory
+// nm holding k replicas (see the rule above).
+func allowance(used int64, nm nodeMemory, k int) int64 {
+	k = max(k, 1)
+	if nm.used > nm.budget {
+		return int64(float64(used) * float64(nm.budget) / float64(nm.used))
+	}
+	room := float64(nm.budget - nm.used)
+	if nm.used == 0 {
+		return used + int64(room/float64(k))
+	}
+	part := (float64(used) + float64(nm.used)/float64(k)) / (2 * float64(nm.used))
+	return used + int64(room*min(part, 1))
+}
+
+// runMemory refreshes the memory settings every memoryInterval and gossips
+// the node's memory (and, the first time, that it has a cluster map).
+func (n *Node) runMemory(ctx context.Context) {
+	t := time.NewTicker(memoryInterval)
+	defer t.Stop()
+	var (
+		last      nodeMemory
+		lastAt    time.Time
+		announced bool
+		warned    bool
+	)
+	for {
+		self := n.refreshMemory()
+		if n.gossip != nil {
+			moved := abs(self.used-last.used) > publishStep(self.budget) || self.budget != last.budget
+			if !announced || moved || self != last && time.Since(lastAt) >= publishQuiet {
+				meta := n.gossip.Meta()
+				meta.Bootstrapped, meta.Expecting = true, false
+				meta.MemoryUsedBytes, meta.MemoryBudgetBytes = uint64(self.used), uint64(self.budget)
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				err := n.gossip.UpdateMeta(cctx, meta)
+				cancel()
+				switch {
+				case err == nil || errors.Is(err, membership.ErrUnconfirmed):
+					// Unconfirmed: it spreads with later gossip.
+					last, lastAt, announced = self, time.Now(), true
+				case ctx.Err() == nil && !announced && !warned:
+					warned = true
+					n.log.Warn("gossip: could not announce that this node has a cluster map; retrying", "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// memoryFullError refuses a write to a shard whose budget is reached
+// under noeviction, naming the node whose budget sets it.
+func (n *Node) memoryFullError(shard int) error {
+	var m *shardMemory
+	if sh := n.replicas().byShard[shard]; sh != nil {
+		m = sh.mem.Load()
+	}
+	what := "its memory budget is reached"
+	if m != nil && m.limitedBy != "" {
+		what = fmt.Sprintf("node %s, which holds one of its replicas, has used %d of its %d bytes (shard budget now %d bytes)", m.limitedBy, m.room.used, m.room.budget, m.settings.MaxMemoryBytes)
+	}
 	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-		"shard %d's memory budget of %d bytes (its share of the node budget) is full and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", shard, budget))
+		"shard %d is full: %s, and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", shard, what))
 }

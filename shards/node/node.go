@@ -50,6 +50,8 @@ type Node struct {
 	gossip   *membership.Membership      // nil without Config.GossipAddr
 	idTaken  atomic.Pointer[error]       // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
+	memMu    sync.Mutex                 // serialises refreshMemory
+	memSelf  atomic.Pointer[nodeMemory] // the node's memory as last measured
 
 	// bg owns the background loops (map watch, placement driver, gossip
 	// join, control server): stop cancels them, Close waits for them.
@@ -301,24 +303,17 @@ func (n *Node) openReplicas(m *meta.Map, bootstrap bool) error {
 	return nil
 }
 
-// startBackground serves the control plane and starts the map watcher and
-// the placement driver, owned by ctx's cancel (n.stop) and n.bg. Gossip
-// started before: now the node tells it that it has a cluster map.
+// startBackground serves the control plane and starts the memory loop
+// (which also tells gossip, started before, that the node has a cluster
+// map), the map watcher and the placement driver, owned by ctx's cancel
+// (n.stop) and n.bg.
 func (n *Node) startBackground(ctx context.Context) {
 	n.serveControl()
-	if n.gossip != nil {
-		if meta := n.gossip.Meta(); !meta.Bootstrapped || meta.Expecting {
-			meta.Bootstrapped, meta.Expecting = true, false
-			n.bg.Add(1)
-			go func() {
-				defer n.bg.Done()
-				if err := n.gossip.UpdateMeta(ctx, meta); err != nil && ctx.Err() == nil {
-					n.log.Warn("gossip: could not announce that this node has a cluster map", "err", err)
-				}
-			}()
-		}
-	}
-	n.bg.Add(2)
+	n.bg.Add(3)
+	go func() {
+		defer n.bg.Done()
+		n.runMemory(ctx)
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.watchMaps(ctx)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,12 +12,13 @@ import (
 )
 
 // shard is this node's replica of one shard: its Raft group, the leader's
-// expiry and eviction loop, and the shard's settings as last parsed.
+// expiry and eviction loop, and its memory settings in force.
 type shard struct {
 	id       int
 	group    *raftgroup.Group
 	reclaim  *reclaim.Reclaimer // nil until startReclaim
-	settings settingsCache
+	mem      atomic.Pointer[shardMemory]
+	memTerms map[string]memTerm // guarded by Node.memMu: remote nodes' terms of its budget
 }
 
 // startReclaim starts the shard's expiry and eviction loop (it works only

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -325,38 +324,65 @@ func TestShardedKillNode(t *testing.T) {
 	}
 }
 
-// TestConfigAcrossShards: SetConfig reaches every shard, and a GetConfig
-// over shards whose stored settings differ (a SetConfig that failed part
-// way, made here by writing one shard directly) refuses to pick one and
-// names the shard; setting the value again mends it.
-func TestConfigAcrossShards(t *testing.T) {
+// TestConfigInTheMap: settings stored in the shards by an older SetConfig
+// are in force, and are moved into the cluster map when a meta leader
+// takes over; SetConfig through one node is then seen by GetConfig through
+// another at once, and is in force on every node.
+func TestConfigInTheMap(t *testing.T) {
 	c := nodetest.Start(t, nodetest.Options{Nodes: 3, Shards: 4})
 	ctx := ctxT(t)
-	cl := wispv1connect.NewClusterServiceClient(h2cClient(), c.URL(1))
+	for s := range c.Shards() {
+		l := c.ShardLeader(s)
+		if _, err := c.Node(l).Shard(s).Propose(ctx, &engine.Command{Mutations: []engine.Mutation{
+			{Op: engine.OpSetMeta, Key: []byte("eviction_policy"), Value: []byte("allkeys-lfu")},
+			{Op: engine.OpSetMeta, Key: []byte("max_memory_bytes"), Value: []byte("1048576")},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := -1
+	for i := range c.Size() {
+		if g := c.Node(i).Meta(); g != nil && g.IsLeader() {
+			leader = i
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no meta leader")
+	}
+	c.Kill(leader) // the next leader's driver moves the legacy settings into the map
+	via := (leader + 1) % c.Size()
+	cl := wispv1connect.NewClusterServiceClient(h2cClient(), c.URL(via))
+	for {
+		got, err := cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
+		if err == nil && got.Msg.Config.GetEvictionPolicy() == "allkeys-lfu" && got.Msg.Config.GetMaxMemoryBytes() == 1<<20 {
+			if got.Msg.Effective.GetEvictionPolicy() != "allkeys-lfu" || got.Msg.Effective.GetMaxMemoryBytes() != 1<<20 {
+				t.Fatalf("effective %v; want the migrated settings", got.Msg.Effective)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the legacy settings never reached the map: %v, %v", got, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Restart(leader)
+
 	lru := "allkeys-lru"
-	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &lru}})); err != nil {
+	if _, err := wispv1connect.NewClusterServiceClient(h2cClient(), c.URL(leader)).SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &lru}})); err != nil {
 		t.Fatalf("SetConfig: %v", err)
 	}
-	got, err := cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
-	if err != nil || got.Msg.Config.GetEvictionPolicy() != lru {
-		t.Fatalf("GetConfig = %v, %v; want %s", got, err, lru)
+	for i := range c.Size() {
+		got, err := wispv1connect.NewClusterServiceClient(h2cClient(), c.URL(i)).GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
+		if err != nil || got.Msg.Config.GetEvictionPolicy() != lru || got.Msg.Effective.GetEvictionPolicy() != lru || got.Msg.Config.GetMaxMemoryBytes() != 1<<20 {
+			t.Fatalf("GetConfig via node %d = %v, %v; want %s set and in force, the budget kept", i, got, err, lru)
+		}
 	}
-
-	// Shard 2 alone takes another policy.
-	l := c.ShardLeader(2)
-	if _, err := c.Node(l).Shard(2).Propose(ctx, &engine.Command{Mutations: []engine.Mutation{
-		{Op: engine.OpSetMeta, Key: []byte("eviction_policy"), Value: []byte("allkeys-lfu")},
-	}}); err != nil {
-		t.Fatal(err)
+	bad := int64(-1)
+	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{MaxMemoryBytes: &bad}})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("SetConfig of a negative budget = %v; want INVALID_ARGUMENT", err)
 	}
-	_, err = cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{}))
-	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "shard(s) 2 ") {
-		t.Fatalf("GetConfig over disagreeing shards = %v; want FAILED_PRECONDITION naming shard 2", err)
-	}
-	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &lru}})); err != nil {
-		t.Fatalf("SetConfig again: %v", err)
-	}
-	if got, err := cl.GetConfig(ctx, connect.NewRequest(&wispv1.GetConfigRequest{})); err != nil || got.Msg.Config.GetEvictionPolicy() != lru {
-		t.Fatalf("GetConfig after setting again = %v, %v; want %s", got, err, lru)
+	unknown := "most-recently-liked"
+	if _, err := cl.SetConfig(ctx, connect.NewRequest(&wispv1.SetConfigRequest{Config: &wispv1.ClusterConfig{EvictionPolicy: &unknown}})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("SetConfig of an unknown policy = %v; want INVALID_ARGUMENT", err)
 	}
 }

@@ -837,8 +837,8 @@ type NodeStatus struct {
 	Zone string `protobuf:"bytes,10,opt,name=zone,proto3" json:"zone,omitempty"`
 	// build is the node's version (its module version or VCS revision).
 	Build string `protobuf:"bytes,11,opt,name=build,proto3" json:"build,omitempty"`
-	// memory_used_bytes and memory_budget_bytes sum the node's replicas'
-	// (a budget of 0: none). Unset for an unreachable node.
+	// memory_used_bytes sums the node's replicas' data; memory_budget_bytes
+	// is the node's budget for it (0: none). Unset for an unreachable node.
 	MemoryUsedBytes   int64 `protobuf:"varint,12,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
 	MemoryBudgetBytes int64 `protobuf:"varint,13,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
 	unknownFields     protoimpl.UnknownFields
@@ -1069,7 +1069,9 @@ type ReplicaStatus struct {
 	KeyCount     uint64 `protobuf:"varint,8,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
 	// memory_used_bytes is the data's accounted memory on this replica.
 	MemoryUsedBytes int64 `protobuf:"varint,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
-	// memory_budget_bytes is the budget this replica's shard works to, 0: none.
+	// memory_budget_bytes is the budget this replica's shard works to, 0:
+	// none: what the nodes holding its replicas have room for (see
+	// docs/OPERATIONS.md, "Memory"). Its leader's is the one in force.
 	MemoryBudgetBytes int64  `protobuf:"varint,10,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
 	EvictionPolicy    string `protobuf:"bytes,11,opt,name=eviction_policy,json=evictionPolicy,proto3" json:"eviction_policy,omitempty"`
 	// expired_keys and evicted_keys count keys removed since the replica

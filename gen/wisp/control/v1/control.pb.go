@@ -128,6 +128,121 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
 }
 
+type SettingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Fields to set; unset fields keep their values.
+	MaxMemoryBytes *int64  `protobuf:"varint,1,opt,name=max_memory_bytes,json=maxMemoryBytes,proto3,oneof" json:"max_memory_bytes,omitempty"`
+	EvictionPolicy *string `protobuf:"bytes,2,opt,name=eviction_policy,json=evictionPolicy,proto3,oneof" json:"eviction_policy,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SettingsRequest) Reset() {
+	*x = SettingsRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingsRequest) ProtoMessage() {}
+
+func (x *SettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingsRequest.ProtoReflect.Descriptor instead.
+func (*SettingsRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SettingsRequest) GetMaxMemoryBytes() int64 {
+	if x != nil && x.MaxMemoryBytes != nil {
+		return *x.MaxMemoryBytes
+	}
+	return 0
+}
+
+func (x *SettingsRequest) GetEvictionPolicy() string {
+	if x != nil && x.EvictionPolicy != nil {
+		return *x.EvictionPolicy
+	}
+	return ""
+}
+
+type SettingsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster map's epoch the settings were read at.
+	Epoch uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The settings; unset fields were never set.
+	MaxMemoryBytes *int64  `protobuf:"varint,2,opt,name=max_memory_bytes,json=maxMemoryBytes,proto3,oneof" json:"max_memory_bytes,omitempty"`
+	EvictionPolicy *string `protobuf:"bytes,3,opt,name=eviction_policy,json=evictionPolicy,proto3,oneof" json:"eviction_policy,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SettingsResponse) Reset() {
+	*x = SettingsResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingsResponse) ProtoMessage() {}
+
+func (x *SettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingsResponse.ProtoReflect.Descriptor instead.
+func (*SettingsResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SettingsResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *SettingsResponse) GetMaxMemoryBytes() int64 {
+	if x != nil && x.MaxMemoryBytes != nil {
+		return *x.MaxMemoryBytes
+	}
+	return 0
+}
+
+func (x *SettingsResponse) GetEvictionPolicy() string {
+	if x != nil && x.EvictionPolicy != nil {
+		return *x.EvictionPolicy
+	}
+	return ""
+}
+
 type ChangeNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -138,7 +253,7 @@ type ChangeNodeRequest struct {
 
 func (x *ChangeNodeRequest) Reset() {
 	*x = ChangeNodeRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +265,7 @@ func (x *ChangeNodeRequest) String() string {
 func (*ChangeNodeRequest) ProtoMessage() {}
 
 func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +278,7 @@ func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeRequest.ProtoReflect.Descriptor instead.
 func (*ChangeNodeRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChangeNodeRequest) GetNodeId() string {
@@ -190,7 +305,7 @@ type ChangeNodeResponse struct {
 
 func (x *ChangeNodeResponse) Reset() {
 	*x = ChangeNodeResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -202,7 +317,7 @@ func (x *ChangeNodeResponse) String() string {
 func (*ChangeNodeResponse) ProtoMessage() {}
 
 func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -215,7 +330,7 @@ func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeResponse.ProtoReflect.Descriptor instead.
 func (*ChangeNodeResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChangeNodeResponse) GetEpoch() uint64 {
@@ -235,7 +350,7 @@ type MapRequest struct {
 
 func (x *MapRequest) Reset() {
 	*x = MapRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +362,7 @@ func (x *MapRequest) String() string {
 func (*MapRequest) ProtoMessage() {}
 
 func (x *MapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +375,7 @@ func (x *MapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapRequest.ProtoReflect.Descriptor instead.
 func (*MapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MapRequest) GetAfterEpoch() uint64 {
@@ -288,7 +403,7 @@ type MapResponse struct {
 
 func (x *MapResponse) Reset() {
 	*x = MapResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +415,7 @@ func (x *MapResponse) String() string {
 func (*MapResponse) ProtoMessage() {}
 
 func (x *MapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +428,7 @@ func (x *MapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
 func (*MapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MapResponse) GetMap() []byte {
@@ -338,7 +453,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -350,7 +465,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -363,7 +478,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 type ReplicasResponse struct {
@@ -375,7 +490,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +502,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +515,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReplicasResponse) GetReplicas() []*ReplicaState {
@@ -429,7 +544,7 @@ type ReplicaState struct {
 
 func (x *ReplicaState) Reset() {
 	*x = ReplicaState{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +556,7 @@ func (x *ReplicaState) String() string {
 func (*ReplicaState) ProtoMessage() {}
 
 func (x *ReplicaState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +569,7 @@ func (x *ReplicaState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
 func (*ReplicaState) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReplicaState) GetGroup() uint64 {
@@ -510,7 +625,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +637,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +650,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Member) GetNodeId() string {
@@ -574,7 +689,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +701,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +714,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReconfigureRequest) GetGroup() uint64 {
@@ -648,7 +763,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -660,7 +775,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -673,7 +788,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReconfigureResponse) GetMembers() []*Member {
@@ -694,7 +809,18 @@ var File_wisp_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"a\n" +
+	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"\x97\x01\n" +
+	"\x0fSettingsRequest\x12-\n" +
+	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12,\n" +
+	"\x0feviction_policy\x18\x02 \x01(\tH\x01R\x0eevictionPolicy\x88\x01\x01B\x13\n" +
+	"\x11_max_memory_bytesB\x12\n" +
+	"\x10_eviction_policy\"\xae\x01\n" +
+	"\x10SettingsResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12-\n" +
+	"\x10max_memory_bytes\x18\x02 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12,\n" +
+	"\x0feviction_policy\x18\x03 \x01(\tH\x01R\x0eevictionPolicy\x88\x01\x01B\x13\n" +
+	"\x11_max_memory_bytesB\x12\n" +
+	"\x10_eviction_policy\"a\n" +
 	"\x11ChangeNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
 	"\x06change\x18\x02 \x01(\x0e2\x1b.wisp.control.v1.NodeChangeR\x06change\"*\n" +
@@ -745,13 +871,14 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\x17CHANGE_KIND_ADD_LEARNER\x10\x01\x12\x17\n" +
 	"\x13CHANGE_KIND_PROMOTE\x10\x02\x12\x16\n" +
 	"\x12CHANGE_KIND_REMOVE\x10\x03\x12\x1f\n" +
-	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xdc\x02\n" +
+	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xaf\x03\n" +
 	"\x0eControlService\x12B\n" +
 	"\x03Map\x12\x1b.wisp.control.v1.MapRequest\x1a\x1c.wisp.control.v1.MapResponse\"\x00\x12Q\n" +
 	"\bReplicas\x12 .wisp.control.v1.ReplicasRequest\x1a!.wisp.control.v1.ReplicasResponse\"\x00\x12Z\n" +
 	"\vReconfigure\x12#.wisp.control.v1.ReconfigureRequest\x1a$.wisp.control.v1.ReconfigureResponse\"\x00\x12W\n" +
 	"\n" +
-	"ChangeNode\x12\".wisp.control.v1.ChangeNodeRequest\x1a#.wisp.control.v1.ChangeNodeResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
+	"ChangeNode\x12\".wisp.control.v1.ChangeNodeRequest\x1a#.wisp.control.v1.ChangeNodeResponse\"\x00\x12Q\n" +
+	"\bSettings\x12 .wisp.control.v1.SettingsRequest\x1a!.wisp.control.v1.SettingsResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
 
 var (
 	file_wisp_control_v1_control_proto_rawDescOnce sync.Once
@@ -766,37 +893,41 @@ func file_wisp_control_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_wisp_control_v1_control_proto_goTypes = []any{
 	(NodeChange)(0),             // 0: wisp.control.v1.NodeChange
 	(ChangeKind)(0),             // 1: wisp.control.v1.ChangeKind
-	(*ChangeNodeRequest)(nil),   // 2: wisp.control.v1.ChangeNodeRequest
-	(*ChangeNodeResponse)(nil),  // 3: wisp.control.v1.ChangeNodeResponse
-	(*MapRequest)(nil),          // 4: wisp.control.v1.MapRequest
-	(*MapResponse)(nil),         // 5: wisp.control.v1.MapResponse
-	(*ReplicasRequest)(nil),     // 6: wisp.control.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),    // 7: wisp.control.v1.ReplicasResponse
-	(*ReplicaState)(nil),        // 8: wisp.control.v1.ReplicaState
-	(*Member)(nil),              // 9: wisp.control.v1.Member
-	(*ReconfigureRequest)(nil),  // 10: wisp.control.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil), // 11: wisp.control.v1.ReconfigureResponse
+	(*SettingsRequest)(nil),     // 2: wisp.control.v1.SettingsRequest
+	(*SettingsResponse)(nil),    // 3: wisp.control.v1.SettingsResponse
+	(*ChangeNodeRequest)(nil),   // 4: wisp.control.v1.ChangeNodeRequest
+	(*ChangeNodeResponse)(nil),  // 5: wisp.control.v1.ChangeNodeResponse
+	(*MapRequest)(nil),          // 6: wisp.control.v1.MapRequest
+	(*MapResponse)(nil),         // 7: wisp.control.v1.MapResponse
+	(*ReplicasRequest)(nil),     // 8: wisp.control.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),    // 9: wisp.control.v1.ReplicasResponse
+	(*ReplicaState)(nil),        // 10: wisp.control.v1.ReplicaState
+	(*Member)(nil),              // 11: wisp.control.v1.Member
+	(*ReconfigureRequest)(nil),  // 12: wisp.control.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil), // 13: wisp.control.v1.ReconfigureResponse
 }
 var file_wisp_control_v1_control_proto_depIdxs = []int32{
 	0,  // 0: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
-	8,  // 1: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
-	9,  // 2: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
+	10, // 1: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
+	11, // 2: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
 	1,  // 3: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
-	9,  // 4: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
-	4,  // 5: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
-	6,  // 6: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
-	10, // 7: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
-	2,  // 8: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
-	5,  // 9: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
-	7,  // 10: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
-	11, // 11: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
-	3,  // 12: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
+	11, // 4: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
+	6,  // 5: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
+	8,  // 6: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
+	12, // 7: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
+	4,  // 8: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
+	2,  // 9: wisp.control.v1.ControlService.Settings:input_type -> wisp.control.v1.SettingsRequest
+	7,  // 10: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
+	9,  // 11: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
+	13, // 12: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
+	5,  // 13: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
+	3,  // 14: wisp.control.v1.ControlService.Settings:output_type -> wisp.control.v1.SettingsResponse
+	10, // [10:15] is the sub-list for method output_type
+	5,  // [5:10] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -807,13 +938,15 @@ func file_wisp_control_v1_control_proto_init() {
 	if File_wisp_control_v1_control_proto != nil {
 		return
 	}
+	file_wisp_control_v1_control_proto_msgTypes[0].OneofWrappers = []any{}
+	file_wisp_control_v1_control_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_control_v1_control_proto_rawDesc), len(file_wisp_control_v1_control_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

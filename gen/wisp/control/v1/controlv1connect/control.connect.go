@@ -43,6 +43,8 @@ const (
 	// ControlServiceChangeNodeProcedure is the fully-qualified name of the ControlService's ChangeNode
 	// RPC.
 	ControlServiceChangeNodeProcedure = "/wisp.control.v1.ControlService/ChangeNode"
+	// ControlServiceSettingsProcedure is the fully-qualified name of the ControlService's Settings RPC.
+	ControlServiceSettingsProcedure = "/wisp.control.v1.ControlService/Settings"
 )
 
 // ControlServiceClient is a client for the wisp.control.v1.ControlService service.
@@ -59,6 +61,11 @@ type ControlServiceClient interface {
 	// remove). Only the meta group's leader applies it; any other node
 	// answers UNAVAILABLE, and the caller tries the next.
 	ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error)
+	// Settings sets the cluster-wide settings given, and returns them all as
+	// the cluster map holds them (read linearizably: with nothing to set, a
+	// read that sees every change acknowledged before it). Only the meta
+	// group's leader answers; any other node answers UNAVAILABLE.
+	Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error)
 }
 
 // NewControlServiceClient constructs a client for the wisp.control.v1.ControlService service. By
@@ -96,6 +103,12 @@ func NewControlServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(controlServiceMethods.ByName("ChangeNode")),
 			connect.WithClientOptions(opts...),
 		),
+		settings: connect.NewClient[v1.SettingsRequest, v1.SettingsResponse](
+			httpClient,
+			baseURL+ControlServiceSettingsProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("Settings")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -105,6 +118,7 @@ type controlServiceClient struct {
 	replicas    *connect.Client[v1.ReplicasRequest, v1.ReplicasResponse]
 	reconfigure *connect.Client[v1.ReconfigureRequest, v1.ReconfigureResponse]
 	changeNode  *connect.Client[v1.ChangeNodeRequest, v1.ChangeNodeResponse]
+	settings    *connect.Client[v1.SettingsRequest, v1.SettingsResponse]
 }
 
 // Map calls wisp.control.v1.ControlService.Map.
@@ -127,6 +141,11 @@ func (c *controlServiceClient) ChangeNode(ctx context.Context, req *connect.Requ
 	return c.changeNode.CallUnary(ctx, req)
 }
 
+// Settings calls wisp.control.v1.ControlService.Settings.
+func (c *controlServiceClient) Settings(ctx context.Context, req *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error) {
+	return c.settings.CallUnary(ctx, req)
+}
+
 // ControlServiceHandler is an implementation of the wisp.control.v1.ControlService service.
 type ControlServiceHandler interface {
 	// Map returns the cluster map once its epoch is above after_epoch,
@@ -141,6 +160,11 @@ type ControlServiceHandler interface {
 	// remove). Only the meta group's leader applies it; any other node
 	// answers UNAVAILABLE, and the caller tries the next.
 	ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error)
+	// Settings sets the cluster-wide settings given, and returns them all as
+	// the cluster map holds them (read linearizably: with nothing to set, a
+	// read that sees every change acknowledged before it). Only the meta
+	// group's leader answers; any other node answers UNAVAILABLE.
+	Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error)
 }
 
 // NewControlServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -174,6 +198,12 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 		connect.WithSchema(controlServiceMethods.ByName("ChangeNode")),
 		connect.WithHandlerOptions(opts...),
 	)
+	controlServiceSettingsHandler := connect.NewUnaryHandler(
+		ControlServiceSettingsProcedure,
+		svc.Settings,
+		connect.WithSchema(controlServiceMethods.ByName("Settings")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.control.v1.ControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ControlServiceMapProcedure:
@@ -184,6 +214,8 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 			controlServiceReconfigureHandler.ServeHTTP(w, r)
 		case ControlServiceChangeNodeProcedure:
 			controlServiceChangeNodeHandler.ServeHTTP(w, r)
+		case ControlServiceSettingsProcedure:
+			controlServiceSettingsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -207,4 +239,8 @@ func (UnimplementedControlServiceHandler) Reconfigure(context.Context, *connect.
 
 func (UnimplementedControlServiceHandler) ChangeNode(context.Context, *connect.Request[v1.ChangeNodeRequest]) (*connect.Response[v1.ChangeNodeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.ChangeNode is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.Settings is not implemented"))
 }
