@@ -93,7 +93,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on every node's API port (for diagnosis; off by default)")
 	fl.StringSliceVar(&f.corsOrigins, "cors-origin", nil, "an origin (scheme://host[:port]) whose web pages may call the API, repeatable; * allows any page on the web (default: none; the console is same-origin and needs none)")
 	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", nil, "Host header names accepted on a loopback --http-addr besides localhost, loopback IPs and the listen address, comma-separated or repeated; * turns the check off (it guards against DNS rebinding)")
-	fl.IntVar(&f.maxMoves, "max-concurrent-moves", 0, "most shards re-replicated or moved at once (0: 4)")
+	fl.IntVar(&f.maxMoves, "max-concurrent-moves", 0, "most shards re-replicated or moved at once (0: 2)")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "`path` of the gossip encryption key: the base64 of 16, 24 or 32 random bytes (make one with wispd keygen), readable by its owner only (chmod 600), the same file on every node (default: gossip unencrypted; the Raft and API ports stay unencrypted either way)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -301,7 +301,10 @@ func newDevCmd() *cobra.Command {
 (n1, n2, ...) serves the API on --http-addr's port + i-1, Raft on --raft-addr's
 port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
 --shards shards, each replicated on 3 of the nodes. Restarting on the same
---data-dir recovers every acknowledged write. --gossip-key-file encrypts the
+--data-dir recovers every acknowledged write; with a larger --nodes the new
+nodes join, and with a smaller one the nodes past it are drained (their
+replicas move to the others), removed from the cluster and their data
+deleted. --gossip-key-file encrypts the
 nodes' gossip (see wispd keygen).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -326,9 +329,15 @@ nodes' gossip (see wispd keygen).`,
 			if err != nil {
 				return err
 			}
+			// Nodes of the data directory past --nodes start too, and are
+			// then retired (retire.go).
+			all := nodes
+			for fileExists(filepath.Join(f.dataDir, fmt.Sprintf("n%d", all+1), "cluster-map.json")) {
+				all++
+			}
 			var peers []node.Peer
 			f.join = nil
-			for i := range nodes {
+			for i := range all {
 				peers = append(peers, node.Peer{
 					ID:       fmt.Sprintf("n%d", i+1),
 					URL:      "http://" + net.JoinHostPort(httpHost, strconv.Itoa(httpPort+i)),
@@ -349,6 +358,7 @@ nodes' gossip (see wispd keygen).`,
 				if grown && !node.HasClusterMap(filepath.Join(f.dataDir, p.ID)) {
 					m.peers = nil
 				}
+				m.retire = i >= nodes
 				local = append(local, m)
 			}
 			err = run(cmd.Context(), &f, local)
@@ -503,6 +513,7 @@ type member struct {
 	peers  []node.Peer // the static member list; nil: join or bootstrap by gossip
 	gossip string      // its gossip address
 	expect int         // --bootstrap-expect
+	retire bool        // dev: a node past --nodes, to drain and remove
 }
 
 // run starts the nodes in local (each listening on its URL's host:port, or
@@ -642,7 +653,11 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		}
-		go func() { errc <- n.Serve(lis[i], access.Guard(lis[i].Addr().String(), mux)) }()
+		go func() {
+			if err := n.Serve(lis[i], access.Guard(lis[i].Addr().String(), mux)); err != nil {
+				errc <- err
+			}
+		}()
 	}
 	// One line per node once it is ready, then (dev) the banner, last, so
 	// that it is what the terminal shows.
@@ -651,14 +666,26 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 	ready.Add(1)
 	go func() {
 		defer ready.Done()
+		var gone []int
 		for i, n := range nodes {
 			if err := waitReady(readyCtx, log, n); err != nil {
 				return
 			}
 			log.Info("node ready", "node", n.ID(), "api", n.URL(), "raft", local[i].self.RaftAddr, "data", dirs[i])
+			if local[i].retire {
+				gone = append(gone, i)
+			}
+		}
+		if len(gone) > 0 {
+			if err := retire(readyCtx, log, nodes[0].URL(), nodes, dirs, gone); err != nil {
+				if readyCtx.Err() == nil {
+					log.Error("dev: could not retire the nodes past --nodes; they keep running", "err", err)
+				}
+				return
+			}
 		}
 		if len(nodes) > 1 {
-			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes), nodes[0].Shards(), nodes[0].URL())
+			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes)-len(gone), nodes[0].Shards(), nodes[0].URL())
 		}
 	}()
 

@@ -84,19 +84,19 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	httpBase, raftBase, gossipBase := freeRange(t, 4), freeRange(t, 4), freeRange(t, 4)
 	gossip := fmt.Sprintf("127.0.0.1:%d", gossipBase)
 	data := filepath.Join(dir, "data")
-	start := func(extra ...string) (*exec.Cmd, *strings.Builder) {
+	start := func(extra ...string) (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(bin, append([]string{"dev", "--data-dir", data,
 			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpBase),
 			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", raftBase), "--gossip-addr", gossip}, extra...)...)
-		var logs strings.Builder
-		cmd.Stdout, cmd.Stderr = &logs, &logs
+		logs := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		return cmd, &logs
+		return cmd, logs
 	}
-	stop := func(cmd *exec.Cmd, logs *strings.Builder) {
+	stop := func(cmd *exec.Cmd, logs *lockedBuffer) {
 		t.Helper()
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -114,7 +114,7 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 	for i := range 3 {
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", httpBase+i))
 	}
-	waitHealthy := func(logs *strings.Builder) {
+	waitHealthy := func(logs *lockedBuffer) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for _, u := range urls {
@@ -215,6 +215,40 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 			if !resp.Msg.Found || string(resp.Msg.Value) != "v"+key || resp.Msg.Version != version {
 				t.Fatalf("Get(%q) after restart = %v; want v%s at version %d", key, resp.Msg, key, version)
 			}
+		}
+	}
+	stop(cmd, logs)
+
+	// Restarted with three nodes again: n4 starts, is drained (its
+	// replicas move back to n1-n3), removed from the cluster and its data
+	// deleted; every write is still there.
+	cmd, logs = start()
+	urls = urls[:3]
+	ctx, cancel = context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	for deadline := time.Now().Add(90 * time.Second); !strings.Contains(logs.String(), "node retired"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 not retired 90s after the restart with --nodes 3:\n%s", logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(data, "n4")); !os.IsNotExist(err) {
+		t.Errorf("n4's data directory after its retirement: %v; want it gone", err)
+	}
+	for { // n1's map may trail the meta leader's by a moment
+		st, err := wispv1connect.NewClusterServiceClient(http.DefaultClient, urls[0]).Status(ctx, connect.NewRequest(&wispv1.StatusRequest{}))
+		if err == nil && len(st.Msg.Nodes) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("status after retiring n4: %v, %v; want three nodes", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for key, version := range want {
+		resp, err := wispv1connect.NewKVServiceClient(http.DefaultClient, urls[1]).Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: []byte(key)}))
+		if err != nil || !resp.Msg.Found || resp.Msg.Version != version {
+			t.Fatalf("Get(%q) after retiring n4 = %v, %v; want version %d", key, resp, err, version)
 		}
 	}
 	stop(cmd, logs)

@@ -125,8 +125,9 @@ type Config struct {
 	// NoSync turns off fsync of the Raft log. Unsafe: benchmarks only.
 	NoSync bool
 	// MaxMemoryBytes is the node's memory budget for data (0: none), used
-	// unless set cluster-wide (ClusterService/SetConfig). Each hosted
-	// replica gets an equal share: see Node.shardBudget.
+	// unless set cluster-wide (ClusterService/SetConfig). Each shard's
+	// leader works to what the nodes holding its replicas have room for:
+	// see memory.go.
 	MaxMemoryBytes int64
 	// EvictionPolicy is used unless set cluster-wide; default noeviction.
 	EvictionPolicy string

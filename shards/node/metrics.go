@@ -137,7 +137,7 @@ var (
 	descApplyLag  = prometheus.NewDesc("wisp_raft_apply_lag_entries", "Entries the local replica knows committed and has not applied yet (commit index minus applied index).", shardLabels, nil)
 	descKeys      = prometheus.NewDesc("wisp_keys", "Keys stored in the local replica, expired ones not yet removed included.", shardLabels, nil)
 	descMemUsed   = prometheus.NewDesc("wisp_memory_used_bytes", "Accounted memory of the local replica's data.", shardLabels, nil)
-	descMemBudget = prometheus.NewDesc("wisp_memory_budget_bytes", "Memory budget in force for the local replica (its share of the node budget; 0: none).", shardLabels, nil)
+	descMemBudget = prometheus.NewDesc("wisp_memory_budget_bytes", "Memory budget the local replica's shard works to (what the nodes holding its replicas have room for; 0: none). Its leader's is in force.", shardLabels, nil)
 
 	descLogCommits  = prometheus.NewDesc("wisp_raftlog_commits_total", "Transactions (each two fsyncs) the node's shared Raft log committed.", nil, nil)
 	descLogRequests = prometheus.NewDesc("wisp_raftlog_requests_total", "Writes (appends, truncations, stable-store sets) from all groups those commits carried.", nil, nil)

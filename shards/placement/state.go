@@ -13,11 +13,12 @@ const DefaultReplicas = 3
 // DefaultMaxConcurrentMoves is the bound on shards in motion when
 // Options.MaxConcurrentMoves is 0. Each move streams a snapshot to the new
 // replica and, until the old replica is removed, makes the shard need one
-// more voter for a quorum; four keeps a 2-core node's disk and network
-// mostly for clients while a lost node's ~R·S/N replicas are rebuilt a few at
-// a time. It is a starting point, to be measured by the executor's benchmark
-// (issue 10: kill -9 to fully replicated).
-const DefaultMaxConcurrentMoves = 4
+// more voter for a quorum. Two is measured (docs/BENCHMARKS.md,
+// "Self-healing, third slice"): on five loopback nodes sharing two cores,
+// rebuilding 217 MiB of a dead node's replicas kept a client at 0.75 of its
+// rate before (median; the goal is 0.70) and healed in about 20 s, where
+// four moves left it 0.63 and one move healed in 26 s.
+const DefaultMaxConcurrentMoves = 2
 
 // maxReplicas is the most replicas per shard Options may ask for; it is
 // ring.Place's own limit.
