@@ -27,6 +27,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/wisp-db/wisp/access"
 	"github.com/wisp-db/wisp/buildinfo"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
@@ -173,14 +174,14 @@ func (q *stopQuiet) WithGroup(name string) slog.Handler {
 
 // access returns the browser access policy. The hosts of the peers' URLs
 // are accepted too: nodes forward requests to each other by them.
-func (f *serverFlags) access(peers []node.Peer) (node.Access, error) {
+func (f *serverFlags) access(peers []node.Peer) (access.Policy, error) {
 	for _, o := range f.corsOrigins {
 		if o == "*" {
 			continue
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return node.Access{}, fmt.Errorf("--cors-origin %q: want an origin such as http://localhost:5173, or *", o)
+			return access.Policy{}, fmt.Errorf("--cors-origin %q: want an origin such as http://localhost:5173, or *", o)
 		}
 	}
 	hosts := slices.Clone(f.allowedHosts)
@@ -189,7 +190,7 @@ func (f *serverFlags) access(peers []node.Peer) (node.Access, error) {
 			hosts = append(hosts, u.Hostname())
 		}
 	}
-	return node.Access{CORSOrigins: f.corsOrigins, AllowedHosts: hosts}, nil
+	return access.Policy{CORSOrigins: f.corsOrigins, AllowedHosts: hosts}, nil
 }
 
 func (f *serverFlags) memory() (int64, error) {
@@ -557,11 +558,11 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 		known = append(known, m.self)
 		known = append(known, m.peers...)
 	}
-	access, err := f.access(known)
+	policy, err := f.access(known)
 	if err != nil {
 		return err
 	}
-	if slices.Contains(access.CORSOrigins, "*") {
+	if slices.Contains(policy.CORSOrigins, "*") {
 		log.Warn("--cors-origin * lets every web page its users open read and write this cluster")
 	}
 	if f.procs < 0 {
@@ -654,7 +655,7 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		}
 		go func() {
-			if err := n.Serve(lis[i], access.Guard(lis[i].Addr().String(), mux)); err != nil {
+			if err := n.Serve(lis[i], policy.Guard(lis[i].Addr().String(), mux)); err != nil {
 				errc <- err
 			}
 		}()

@@ -117,17 +117,17 @@ func (s *controlService) Map(ctx context.Context, req *connect.Request[controlv1
 		}
 		held, err := mr.mapAfter(ctx, req.Msg.AfterEpoch, wait)
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, controlError(connect.CodeUnavailable, err)
 		}
 		if held.Epoch >= m.Epoch {
 			m = held
 		}
 	} else if m.Epoch <= req.Msg.AfterEpoch {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("this node holds no replica of the meta group"))
+		return nil, controlError(connect.CodeFailedPrecondition, errors.New("this node holds no replica of the meta group"))
 	}
 	var buf bytes.Buffer
 	if err := meta.WriteMap(&buf, m); err != nil {
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, controlError(connect.CodeInternal, err)
 	}
 	return connect.NewResponse(&controlv1.MapResponse{Map: buf.Bytes(), Epoch: m.Epoch}), nil
 }
@@ -200,7 +200,7 @@ func (s *controlService) Reconfigure(ctx context.Context, req *connect.Request[c
 		g = s.n.Shard(int(r.Group))
 	}
 	if g == nil {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("no replica of group %d here", r.Group))
+		return nil, controlError(connect.CodeNotFound, fmt.Errorf("no replica of group %d here", r.Group))
 	}
 	var err error
 	switch r.Kind {
@@ -217,19 +217,19 @@ func (s *controlService) Reconfigure(ctx context.Context, req *connect.Request[c
 			err = g.TransferLeadership(r.NodeId, r.RaftAddr)
 		}
 	default:
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown change kind %v", r.Kind))
+		return nil, controlError(connect.CodeInvalidArgument, fmt.Errorf("unknown change kind %v", r.Kind))
 	}
 	switch {
 	case errors.Is(err, raftgroup.ErrNotLeader):
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %d: this replica does not lead", r.Group))
+		return nil, controlError(connect.CodeFailedPrecondition, fmt.Errorf("group %d: this replica does not lead", r.Group))
 	case errors.Is(err, raftgroup.ErrConfigChanged):
-		return nil, connect.NewError(connect.CodeAborted, err)
+		return nil, controlError(connect.CodeAborted, err)
 	case err != nil:
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, controlError(connect.CodeUnavailable, err)
 	}
 	c, err := g.Configuration()
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, controlError(connect.CodeUnavailable, err)
 	}
 	return connect.NewResponse(&controlv1.ReconfigureResponse{Members: membersProto(c), ConfigIndex: c.Index}), nil
 }

@@ -18,10 +18,66 @@ import (
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
+// Every Connect code this package sets, it sets in this file: the
+// constructors below for refusals whose messages are written for clients
+// and operators, connectError for errors from the engine, Raft and the
+// network (whose text never reaches a client), and controlError for the
+// control plane between nodes. TestCodesInOneFile keeps it so.
+
 // invalidArgument builds an INVALID_ARGUMENT error from a message that is
 // safe to show to clients.
 func invalidArgument(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+}
+
+// unavailable is UNAVAILABLE (retry) with a message for clients.
+func unavailable(format string, args ...any) error {
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf(format, args...))
+}
+
+// failedPrecondition is FAILED_PRECONDITION with a message for clients.
+func failedPrecondition(format string, args ...any) error {
+	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(format, args...))
+}
+
+// notFound is NOT_FOUND with a message for clients.
+func notFound(format string, args ...any) error {
+	return connect.NewError(connect.CodeNotFound, fmt.Errorf(format, args...))
+}
+
+// relayed passes on a refusal another node wrote for the operator (its
+// code and message, without this node's wrapping).
+func relayed(err error) error {
+	return connect.NewError(connect.CodeOf(err), errors.New(errMessage(err)))
+}
+
+// controlError gives an error of the control plane its code. The control
+// plane runs between nodes only: its text may be internal (the peer logs
+// it), and what reaches a client is relayed or replaced on the way.
+func controlError(code connect.Code, err error) error {
+	return connect.NewError(code, err)
+}
+
+// forwardFailed is the error of a forward to shard id's leader at target
+// that failed in transit: UNAVAILABLE for a read (retry), ABORTED for a
+// write, whose outcome is unknown.
+func forwardFailed(id int, target string, read bool) error {
+	if read {
+		return unavailable("forward to the leader of shard %d (%s) failed; retry", id, target)
+	}
+	return connect.NewError(connect.CodeAborted, fmt.Errorf("connection to the leader of shard %d (%s) failed with the write in flight; it may or may not have been applied", id, target))
+}
+
+// errNotMetaLeader: a control call only the meta group's leader answers
+// reached another node; the caller tries the next (onMetaLeader).
+var errNotMetaLeader = controlError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))
+
+// requestTooLarge refuses a request body over the request limit, naming
+// the limits a user can change.
+func (n *Node) requestTooLarge(size int64) error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"request is %d bytes, over the %d-byte request limit: a value may be at most %d bytes (--max-value-bytes), a key %d (--max-key-bytes)",
+		size, n.limits.MaxRequestBytes, n.limits.MaxValueBytes, n.limits.MaxKeyBytes))
 }
 
 // connectError gives err, from serving shard, its Connect code. It is the
@@ -151,4 +207,67 @@ func (n *Node) notLeaderError(shard int) error {
 		ce.AddDetail(d)
 	}
 	return ce
+}
+
+// quoteShort quotes s for an error message, cut to 64 bytes: a message
+// must not echo a client's long key back whole.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q (%d bytes)", s[:max]+"...", len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// memoryFullError refuses a write to a shard whose budget is reached
+// under noeviction, naming the node whose budget sets it.
+func (n *Node) memoryFullError(shard int) error {
+	var m *shardMemory
+	if sh := n.replicas().byShard[shard]; sh != nil {
+		m = sh.mem.Load()
+	}
+	what := "its memory budget is reached"
+	if m != nil && m.limitedBy != "" {
+		what = fmt.Sprintf("node %s, which holds one of its replicas, has used %d of its %d bytes (shard budget now %d bytes)", m.limitedBy, m.room.Used, m.room.Budget, m.settings.MaxMemoryBytes)
+	}
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"shard %d is full: %s, and the eviction policy is noeviction: delete keys, raise the budget (wisp config set max-memory), or choose an eviction policy", shard, what))
+}
+
+// remapBatchError rewrites the op index of a PreconditionFailure detail from
+// a part of a batch (whose op j was op idx[j] of the whole) to the whole
+// batch's numbering.
+func remapBatchError(err error, idx []int) error {
+	var ce *connect.Error
+	if err == nil || !errors.As(err, &ce) {
+		return err
+	}
+	out := connect.NewError(ce.Code(), errors.New(ce.Message()))
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if pf, ok := v.(*wispv1.PreconditionFailure); ok && int(pf.OpIndex) < len(idx) {
+				pf.OpIndex = uint32(idx[pf.OpIndex])
+				if nd, nerr := connect.NewErrorDetail(pf); nerr == nil {
+					out.AddDetail(nd)
+					continue
+				}
+			}
+		}
+		out.AddDetail(d)
+	}
+	return out
+}
+
+// withMessage returns err (a *connect.Error) with another message, keeping
+// its code and details.
+func withMessage(err error, msg string) error {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	out := connect.NewError(ce.Code(), errors.New(msg))
+	for _, d := range ce.Details() {
+		out.AddDetail(d)
+	}
+	return out
 }

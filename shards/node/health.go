@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -61,7 +60,7 @@ type healthChecker struct{ n *Node }
 
 func (c healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
 	if req.Service != "" && req.Service != grpchealth.HealthV1ServiceName && !slices.Contains(services, req.Service) {
-		return nil, connect.NewError(connect.CodeNotFound, errors.New("unknown service"))
+		return nil, notFound("unknown service")
 	}
 	if leaderless, _ := c.n.health(); len(leaderless) > 0 {
 		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil

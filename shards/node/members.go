@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 
 	"connectrpc.com/connect"
@@ -49,7 +48,7 @@ func (s *clusterService) RemoveNode(ctx context.Context, req *connect.Request[wi
 // returns the map's epoch after it.
 func (n *Node) changeNode(ctx context.Context, id string, change controlv1.NodeChange) (uint64, error) {
 	if err := membership.ValidateID(id); err != nil {
-		return 0, connect.NewError(connect.CodeInvalidArgument, err)
+		return 0, invalidArgument("%v", err)
 	}
 	var epoch uint64
 	err := n.onMetaLeader(ctx, func(ctx context.Context, c controlClient) error {
@@ -79,13 +78,13 @@ func (n *Node) onMetaLeader(ctx context.Context, call func(context.Context, cont
 		}
 		switch code := connect.CodeOf(err); code {
 		case connect.CodeNotFound, connect.CodeFailedPrecondition, connect.CodeInvalidArgument:
-			return connect.NewError(code, errors.New(errMessage(err)))
+			return relayed(err)
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return connect.NewError(connect.CodeUnavailable, errors.New("no node leading the meta group answered; try again"))
+	return unavailable("no node leading the meta group answered; try again")
 }
 
 // ChangeNode applies a member change to the cluster map on the meta
@@ -94,15 +93,15 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 	n := s.n
 	mr := n.metaGroup()
 	if mr == nil || !mr.group.IsLeader() {
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))
+		return nil, errNotMetaLeader
 	}
 	id := req.Msg.NodeId
 	m, _, err := mr.store.Map(ctx, raftgroup.Linearizable)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, controlError(connect.CodeUnavailable, err)
 	}
 	if _, ok := m.Node(id); !ok {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %s is not a member of the cluster", id))
+		return nil, notFound("node %s is not a member of the cluster", id)
 	}
 	var cmd *meta.Command
 	switch req.Msg.Change {
@@ -112,11 +111,11 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 		cmd = &meta.Command{Op: meta.OpSetNodeState, NodeID: id, State: meta.Active}
 	case controlv1.NodeChange_NODE_CHANGE_REMOVE:
 		if h := n.liveness(id); h == membership.StatusAlive.String() || h == membership.StatusSuspect.String() {
-			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s is running (%s in gossip): stop it before removing it; to move its replicas off it first, drain it", id, h))
+			return nil, failedPrecondition("node %s is running (%s in gossip): stop it before removing it; to move its replicas off it first, drain it", id, h)
 		}
 		cmd = &meta.Command{Op: meta.OpRemoveNode, NodeID: id}
 	default:
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("unknown change %v", req.Msg.Change))
+		return nil, invalidArgument("unknown change %v", req.Msg.Change)
 	}
 	if cmd.Op == meta.OpRemoveNode {
 		// The map may lag the meta group's configuration by a step.
@@ -129,7 +128,7 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 	case errors.Is(err, meta.ErrInUse):
 		return nil, errInUse(id)
 	case err != nil:
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, controlError(connect.CodeUnavailable, err)
 	}
 	n.log.Info("cluster member changed", "member", id, "change", req.Msg.Change.String(), "epoch", next.Epoch)
 	return connect.NewResponse(&controlv1.ChangeNodeResponse{Epoch: next.Epoch}), nil
@@ -137,5 +136,5 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 
 // errInUse refuses to remove a node that holds replicas.
 func errInUse(id string) error {
-	return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %s still holds replicas: drain it and wait until it holds none, or, if it is dead, until they are rebuilt elsewhere", id))
+	return failedPrecondition("node %s still holds replicas: drain it and wait until it holds none, or, if it is dead, until they are rebuilt elsewhere", id)
 }

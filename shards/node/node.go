@@ -17,6 +17,7 @@ import (
 
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/budget"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -50,8 +51,8 @@ type Node struct {
 	gossip   *membership.Membership      // nil without Config.GossipAddr
 	idTaken  atomic.Pointer[error]       // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
-	memMu    sync.Mutex                 // serialises refreshMemory
-	memSelf  atomic.Pointer[nodeMemory] // the node's memory as last measured
+	memMu    sync.Mutex                  // serialises refreshMemory
+	memSelf  atomic.Pointer[budget.Node] // the node's memory as last measured
 
 	// bg owns the background loops (map watch, placement driver, gossip
 	// join, control server): stop cancels them, Close waits for them.
@@ -494,9 +495,7 @@ func (n *Node) limitBody(h http.Handler, max int64) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > int64(n.limits.MaxRequestBytes) && errw.IsSupported(r) {
-			errw.Write(w, r, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-				"request is %d bytes, over the %d-byte request limit: a value may be at most %d bytes (--max-value-bytes), a key %d (--max-key-bytes)",
-				r.ContentLength, n.limits.MaxRequestBytes, n.limits.MaxValueBytes, n.limits.MaxKeyBytes)))
+			errw.Write(w, r, n.requestTooLarge(r.ContentLength))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, max)

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -147,11 +146,11 @@ func serve[Req, Res any](
 			n.known.forget(id, target)
 		case ctx.Err() != nil:
 			return nil, n.connectError(id, ctx.Err())
-		case read:
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("forward to the leader of shard %d (%s) failed; retry", id, target))
 		default:
-			n.log.Warn("forward failed in transit", "shard", id, "leader", target, "err", ferr)
-			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("connection to the leader of shard %d (%s) failed with the write in flight; it may or may not have been applied", id, target))
+			if !read {
+				n.log.Warn("forward failed in transit", "shard", id, "leader", target, "err", ferr)
+			}
+			return nil, forwardFailed(id, target, read)
 		}
 	}
 }

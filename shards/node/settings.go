@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -180,7 +179,7 @@ func (n *Node) applySettings(ctx context.Context, req *controlv1.SettingsRequest
 	}
 	self := n.refreshMemory()
 	set = &wispv1.ClusterConfig{MaxMemoryBytes: res.MaxMemoryBytes, EvictionPolicy: res.EvictionPolicy}
-	effective = &wispv1.ClusterConfig{MaxMemoryBytes: &self.budget}
+	effective = &wispv1.ClusterConfig{MaxMemoryBytes: &self.Budget}
 	name := n.cfg.EvictionPolicy
 	if p := n.clusterSettings(n.view(), n.replicas()).EvictionPolicy; p != nil {
 		name = *p
@@ -197,7 +196,7 @@ func (n *Node) applySettings(ctx context.Context, req *controlv1.SettingsRequest
 func (s *controlService) Settings(ctx context.Context, req *connect.Request[controlv1.SettingsRequest]) (*connect.Response[controlv1.SettingsResponse], error) {
 	mr := s.n.metaGroup()
 	if mr == nil || !mr.group.IsLeader() {
-		return nil, connect.NewError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))
+		return nil, errNotMetaLeader
 	}
 	r := req.Msg
 	if r.MaxMemoryBytes != nil || r.EvictionPolicy != nil {
@@ -206,12 +205,12 @@ func (s *controlService) Settings(ctx context.Context, req *connect.Request[cont
 		}
 		cmd := &meta.Command{Op: meta.OpSetSettings, Settings: &meta.Settings{MaxMemoryBytes: r.MaxMemoryBytes, EvictionPolicy: r.EvictionPolicy}}
 		if _, err := mr.store.Apply(ctx, cmd); err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, controlError(connect.CodeUnavailable, err)
 		}
 	}
 	m, _, err := mr.store.Map(ctx, raftgroup.Linearizable)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, controlError(connect.CodeUnavailable, err)
 	}
 	return connect.NewResponse(&controlv1.SettingsResponse{Epoch: m.Epoch, MaxMemoryBytes: m.Settings.MaxMemoryBytes, EvictionPolicy: m.Settings.EvictionPolicy}), nil
 }

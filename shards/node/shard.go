@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wisp-db/wisp/shards/budget"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/reclaim"
 )
@@ -14,11 +15,11 @@ import (
 // shard is this node's replica of one shard: its Raft group, the leader's
 // expiry and eviction loop, and its memory settings in force.
 type shard struct {
-	id       int
-	group    *raftgroup.Group
-	reclaim  *reclaim.Reclaimer // nil until startReclaim
-	mem      atomic.Pointer[shardMemory]
-	memTerms map[string]memTerm // guarded by Node.memMu: remote nodes' terms of its budget
+	id      int
+	group   *raftgroup.Group
+	reclaim *reclaim.Reclaimer // nil until startReclaim
+	mem     atomic.Pointer[shardMemory]
+	budget  budget.Shard // guarded by Node.memMu
 }
 
 // startReclaim starts the shard's expiry and eviction loop (it works only

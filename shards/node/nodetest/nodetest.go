@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wisp-db/wisp/access"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -40,7 +41,7 @@ type Options struct {
 	Wrap func(http.Handler) http.Handler
 	// Access is every node's browser access policy (default: none but
 	// same-origin, Host checked).
-	Access node.Access
+	Access access.Policy
 	// Gossip runs membership and failure detection (fast timing, each
 	// node joining the others), so the placement driver heals the cluster.
 	Gossip bool

@@ -1,4 +1,7 @@
-package node
+// Package access decides who may reach a node's HTTP port: the CORS policy
+// for browsers on other origins, and, on a loopback listener, a Host check
+// against DNS rebinding. It wraps any http.Handler.
+package access
 
 import (
 	"fmt"
@@ -9,13 +12,13 @@ import (
 	"strings"
 )
 
-// Access is who may reach a node's HTTP port through a browser. A listener on
+// Policy is who may reach a node's HTTP port through a browser. A listener on
 // loopback is reachable from every web page its user opens (the browser is
 // the bridge), so the default lets no other origin in: a page elsewhere
 // cannot read or write the store, and on a loopback listener a request whose
 // Host header names a foreign domain (DNS rebinding, which gets around any
 // CORS policy) is refused. The zero value is that default.
-type Access struct {
+type Policy struct {
 	// CORSOrigins are the origins (scheme://host[:port], as browsers send
 	// them) whose pages may call the API cross-origin with Connect or
 	// gRPC-Web. "*" allows any origin. Empty: none; same-origin pages (the
@@ -32,7 +35,7 @@ type Access struct {
 // Guard wraps h with the access policy for a server listening on addr
 // (host:port). Requests it refuses get 403 and a plain-text reason; they
 // never reach h.
-func (a Access) Guard(addr string, h http.Handler) http.Handler {
+func (a Policy) Guard(addr string, h http.Handler) http.Handler {
 	g := &guard{next: h, anyOrigin: slices.Contains(a.CORSOrigins, "*")}
 	for _, o := range a.CORSOrigins {
 		g.origins = append(g.origins, strings.ToLower(strings.TrimSuffix(o, "/")))

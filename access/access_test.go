@@ -1,4 +1,4 @@
-package node
+package access
 
 import (
 	"io"
@@ -11,7 +11,7 @@ import (
 
 // serveGuarded serves a handler that answers "ok" behind a's guard on a real
 // loopback listener.
-func serveGuarded(t *testing.T, a Access) string {
+func serveGuarded(t *testing.T, a Policy) string {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Config.Handler = a.Guard(srv.Listener.Addr().String(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +65,7 @@ func runGuardCases(t *testing.T, base string, cases []guardCase) {
 }
 
 func TestGuardDefault(t *testing.T) {
-	base := serveGuarded(t, Access{})
+	base := serveGuarded(t, Policy{})
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
 	preflight := map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
 	runGuardCases(t, base, []guardCase{
@@ -83,7 +83,7 @@ func TestGuardDefault(t *testing.T) {
 }
 
 func TestGuardListed(t *testing.T) {
-	base := serveGuarded(t, Access{CORSOrigins: []string{"http://localhost:5173"}, AllowedHosts: []string{"wisp.internal"}})
+	base := serveGuarded(t, Policy{CORSOrigins: []string{"http://localhost:5173"}, AllowedHosts: []string{"wisp.internal"}})
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
 	runGuardCases(t, base, []guardCase{
 		{name: "preflight from a listed origin", method: "OPTIONS", wantStatus: 204, wantACAO: "http://localhost:5173",
@@ -99,7 +99,7 @@ func TestGuardListed(t *testing.T) {
 }
 
 func TestGuardAnyOrigin(t *testing.T) {
-	base := serveGuarded(t, Access{CORSOrigins: []string{"*"}, AllowedHosts: []string{"*"}})
+	base := serveGuarded(t, Policy{CORSOrigins: []string{"*"}, AllowedHosts: []string{"*"}})
 	runGuardCases(t, base, []guardCase{
 		{name: "any origin", method: "POST", wantStatus: 200, wantACAO: "https://anything.example",
 			header: map[string]string{"Origin": "https://anything.example"}},
@@ -110,7 +110,7 @@ func TestGuardAnyOrigin(t *testing.T) {
 // A listener on a non-loopback address is reached by name from other
 // machines: the Host check is for loopback listeners only.
 func TestGuardNonLoopbackListener(t *testing.T) {
-	h := Access{}.Guard("10.0.0.1:8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	h := Policy{}.Guard("10.0.0.1:8080", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	req := httptest.NewRequest("POST", "http://db.example:8080/x", nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
