@@ -370,6 +370,15 @@ func (d *driver) record(ctx context.Context, m *meta.Map, leaders []*shardLeader
 	}
 }
 
+// configReplicas is a group configuration as the map records it.
+func configReplicas(c raftgroup.Configuration) []meta.Replica {
+	rs := make([]meta.Replica, 0, len(c.Members))
+	for _, mb := range c.Members {
+		rs = append(rs, meta.Replica{Node: mb.ID, Voter: mb.Voter})
+	}
+	return rs
+}
+
 func replicasOf(members []*controlv1.Member) []meta.Replica {
 	rs := make([]meta.Replica, 0, len(members))
 	for _, mem := range members {
@@ -453,11 +462,10 @@ func (d *driver) metaShard(ctx context.Context, m *meta.Map, applied map[string]
 	if err != nil {
 		return placement.Shard{}, err
 	}
-	rs := make([]meta.Replica, 0, len(c.Members))
+	rs := configReplicas(c)
 	sh := placement.Shard{Leader: d.n.cfg.ID}
 	lead := g.AppliedIndex()
 	for _, mb := range c.Members {
-		rs = append(rs, meta.Replica{Node: mb.ID, Voter: mb.Voter})
 		pm := placement.Member{Node: mb.ID, Learner: !mb.Voter}
 		if pm.Learner {
 			got, ok := applied[mb.ID]
@@ -508,11 +516,7 @@ func (d *driver) executeMeta(ctx context.Context, m *meta.Map, step placement.St
 	if c, err = g.Configuration(); err != nil {
 		return err
 	}
-	rs := make([]meta.Replica, 0, len(c.Members))
-	for _, mb := range c.Members {
-		rs = append(rs, meta.Replica{Node: mb.ID, Voter: mb.Voter})
-	}
-	if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{rs}}); err != nil {
+	if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{configReplicas(c)}}); err != nil {
 		return fmt.Errorf("record the new configuration: %w", err)
 	}
 	return nil
