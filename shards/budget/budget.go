@@ -12,24 +12,25 @@
 //   - Every node measures the memory its data takes and gossips it with its
 //     budget when either moved (shards/node: every 500 ms, when it moved by
 //     1/64 of the budget, at least 64 KiB, or moved at all for 2 s).
-//   - For each node r holding a voter of the shard, with U_r used, B_r its
-//     budget and k_r the replicas it holds, the shard may use its used bytes
-//     u plus a part of r's room: (B_r − U_r) × (u + U_r/k_r)/(2·U_r), half
-//     in proportion to its size and half in equal parts, so the parts of all
-//     r's replicas add up to r's room (Allowance). Once r is over its budget
-//     the shard may use u × B_r/U_r instead: the shards on a full node
-//     shrink in proportion.
+//   - For each node r holding a voter of the shard, with U_r used and B_r
+//     its budget, the shard may use its used bytes u plus r's room,
+//     B_r − U_r, while r has room (Allowance): like Redis, a write goes in
+//     if the node has room for it. Once r is over its budget the shard may
+//     use u × B_r/U_r instead: the shards on a full node shrink in
+//     proportion, together to the budget.
 //   - The shard's budget is the least of these; nodes without a budget do
 //     not limit it, and without any the shard has none (Shard.Budget).
 //
-// So a shard grows while every node holding it has room: a busy shard
-// takes about half a node's room each measure, however unevenly keys fill
-// the shards, and the node fills to within a few values of its budget. A
-// remote node's term is computed once per measurement it gossips: a leader
-// that evicted on a figure does not evict again on the same, now stale,
-// figure; the leader's own node's term is always fresh. Since the parts add
-// up to the room, a node's shards together stay within its budget, give or
-// take what changed since its last measure.
+// So any shard may take what room every node holding it has, however
+// unevenly keys fill the shards, and a node fills to within a value of
+// its budget. The price is the bound: the shards on one node draw on the
+// same room until its next measure reaches their leaders, so a node can
+// pass its budget by what its shards were written in that time (about a
+// second; with noeviction the excess stays until keys are deleted, with
+// any other policy it is evicted again). A remote node's term is computed
+// once per measurement it gossips: a leader that evicted on a figure does
+// not evict again on the same, now stale, figure; the leader's own node's
+// term is always fresh.
 //
 // Pure: no I/O, clock or goroutines.
 package budget
@@ -38,18 +39,12 @@ package budget
 type Node struct{ Used, Budget int64 }
 
 // Allowance is what a shard using used bytes may use on a node with memory
-// nm holding k replicas (see the rule above).
-func Allowance(used int64, nm Node, k int) int64 {
-	k = max(k, 1)
+// nm (see the rule above).
+func Allowance(used int64, nm Node) int64 {
 	if nm.Used > nm.Budget {
 		return int64(float64(used) * float64(nm.Budget) / float64(nm.Used))
 	}
-	room := float64(nm.Budget - nm.Used)
-	if nm.Used == 0 {
-		return used + int64(room/float64(k))
-	}
-	part := (float64(used) + float64(nm.Used)/float64(k)) / (2 * float64(nm.Used))
-	return used + int64(room*min(part, 1))
+	return used + nm.Budget - nm.Used
 }
 
 // Shard is one shard's budget over time: it remembers the term each remote
@@ -68,9 +63,9 @@ type term struct {
 // Budget returns the budget of a shard using used bytes whose voters are on
 // the nodes listed, and the node that sets it ("" and 0, no budget, when
 // none of them has one). nodes holds each node's memory (the caller's own,
-// self, measured now; the others' as gossiped), held the replicas each
-// node holds. A budget is never 0, which means none: at least 1.
-func (s *Shard) Budget(self string, used int64, voters []string, nodes map[string]Node, held map[string]int) (int64, string) {
+// self, measured now; the others' as gossiped). A budget is never 0, which
+// means none: at least 1.
+func (s *Shard) Budget(self string, used int64, voters []string, nodes map[string]Node) (int64, string) {
 	if s.terms == nil {
 		s.terms = map[string]term{}
 	}
@@ -80,7 +75,7 @@ func (s *Shard) Budget(self string, used int64, voters []string, nodes map[strin
 		if !ok || nm.Budget <= 0 {
 			continue
 		}
-		allow := Allowance(used, nm, held[r])
+		allow := Allowance(used, nm)
 		if r != self {
 			if t, ok := s.terms[r]; ok && t.seen == nm {
 				allow = t.allow // acted on this measurement already

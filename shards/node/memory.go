@@ -101,13 +101,9 @@ func (n *Node) refreshMemory() budget.Node {
 			}
 		}
 	}
-	held := map[string]int{}
-	for _, l := range v.place.Nodes {
-		held[l.ID] = l.Replicas
-	}
 	for i, sh := range rs.hosted {
 		next := &shardMemory{}
-		next.settings.MaxMemoryBytes, next.limitedBy = sh.budget.Budget(n.cfg.ID, used[i], v.place.Shards[sh.id].Replicas, nodes, held)
+		next.settings.MaxMemoryBytes, next.limitedBy = sh.budget.Budget(n.cfg.ID, used[i], v.place.Shards[sh.id].Replicas, nodes)
 		next.room = nodes[next.limitedBy]
 		if old := sh.mem.Load(); old != nil && old.settings.Policy.Name() == name {
 			next.settings.Policy = old.settings.Policy // keeps the evictor's pool
