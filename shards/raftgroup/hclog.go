@@ -32,7 +32,23 @@ func newHCLogger(l *slog.Logger) hclog.Logger {
 // and a rolling restart would otherwise log ERROR on every other node. So
 // is "peer has newer term": a leader learning it was replaced, as every
 // leadership transfer does.
+//
+// Raft's WARN lines that are the routine of elections and catch-up after
+// a restart or a move (routineWarnings) are DEBUG too: a follower behind
+// the leader's log, a vote refused by a replica that knows a later term,
+// a replica the group removed declining to stand. A cluster restart
+// logged dozens of them per node.
 type slogWriter struct{ l *slog.Logger }
+
+// routineWarnings are the prefixes of raft's WARN lines logged as DEBUG.
+var routineWarnings = [][]byte{
+	[]byte("raft: failed to get previous log"),
+	[]byte("raft: appendEntries rejected, sending older logs"),
+	[]byte("raft: rejecting pre-vote request"),
+	[]byte("raft: rejecting vote request"),
+	[]byte("raft: Election timeout reached, restarting election"),
+	[]byte("raft: not part of stable configuration, aborting election"),
+}
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	line := bytes.TrimSpace(p)
@@ -53,6 +69,14 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	if level == slog.LevelError && (bytes.HasPrefix(line, []byte("raft: failed to heartbeat to")) || bytes.HasPrefix(line, []byte("raft: failed to appendEntries to")) ||
 		bytes.HasPrefix(line, []byte("raft: peer has newer term, stopping replication"))) {
 		level = slog.LevelWarn
+	}
+	if level == slog.LevelWarn {
+		for _, routine := range routineWarnings {
+			if bytes.HasPrefix(line, routine) {
+				level = slog.LevelDebug
+				break
+			}
+		}
 	}
 	w.l.Log(context.Background(), level, string(line), "component", "raft")
 	return len(p), nil
