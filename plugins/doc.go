@@ -1,0 +1,42 @@
+/*
+Package plugins is Wisp's WebAssembly plugin host: it validates, compiles and
+runs guest modules in wazero, every one of them treated as hostile until its
+answer has been checked.
+
+A Host owns one wazero runtime. Its guests get no filesystem, network, clock
+or randomness: the only imports offered are the WASI functions a Go guest's
+runtime needs, stubbed deterministically (plugins/internal/wasi), and the
+only time a guest sees is the one the host hands in. Each instance's memory
+is capped (WithMemoryLimitPages), each call has a deadline (WithCallTimeout,
+enforced by wazero's close-on-context-done, and by the host, which returns at
+the deadline even when wazero cannot stop the guest yet), and each answer is
+bounded in size and checked before use.
+
+LoadEviction validates an eviction plugin (size, compilation, imports,
+exports, ABI version, a self-test call) and returns an Eviction, whose
+Victims asks it for one batched decision. A failed call returns an error and
+leaves the caller's slice as it was, so that the caller falls back to its
+built-in policy for that decision.
+
+# Compile once, instantiate many
+
+Compiled modules are cached in the Host by the SHA-256 of their bytes, in
+memory. Each loaded plugin has a pool of instances (WithInstancesMax), made
+when it is loaded; an instance runs one call at a time, and one whose call
+failed is closed and replaced in the background, so that a guest left in a
+bad state is never called again.
+
+# Invariants
+
+  - An instance serves one call at a time; a pool holds at most its bound of
+    instances, counting the ones being made or abandoned at a deadline.
+  - Nothing a guest returns is used before abi.DecodeVictims has checked it:
+    at most VictimsMax distinct indexes of the candidates.
+  - Victims returns by its deadline (the earlier of its context's and the
+    call timeout), plus the time to schedule a goroutine.
+
+The byte layout shared with guests lives in plugins/abi, the Go guest SDK in
+sdk/plugin, and the ABI's description in docs/PLUGINS.md. Design decisions
+are in RATIONALE.md beside this file.
+*/
+package plugins
