@@ -64,6 +64,10 @@ type serverFlags struct {
 // its Raft host at its Raft port + gossipPortOffset.
 const gossipPortOffset = 100
 
+// devRaftOffset is how far below the API port `wispd dev` puts the Raft
+// port when --raft-addr is not given: 8080 → 7080.
+const devRaftOffset = 1000
+
 // gossipAddrOf is the gossip address derived from a Raft address.
 func gossipAddrOf(raftAddr string) (string, error) {
 	host, port, err := splitHostPort(raftAddr, "raft address")
@@ -300,7 +304,9 @@ func newDevCmd() *cobra.Command {
 		Short: "Run a local cluster in one process (nodes on consecutive ports)",
 		Long: `dev starts --nodes nodes (default 3) in this process on loopback. Node i
 (n1, n2, ...) serves the API on --http-addr's port + i-1, Raft on --raft-addr's
-port + i-1, and keeps its data in --data-dir/n<i>. The keyspace is split into
+port + i-1 (default: --http-addr's port - 1000, so two dev clusters side by
+side need only their own --http-addr and --data-dir, such as 127.0.0.1:8090),
+and keeps its data in --data-dir/n<i>. The keyspace is split into
 --shards shards, each replicated on 3 of the nodes. Restarting on the same
 --data-dir recovers every acknowledged write; with a larger --nodes the new
 nodes join, and with a smaller one the nodes past it are drained (their
@@ -315,6 +321,12 @@ nodes' gossip (see wispd keygen).`,
 			httpHost, httpPort, err := splitHostPort(f.httpAddr, "--http-addr")
 			if err != nil {
 				return err
+			}
+			if !cmd.Flags().Changed("raft-addr") {
+				if httpPort <= devRaftOffset {
+					return fmt.Errorf("--http-addr %s: port too low to derive the Raft port (-%d): set --raft-addr", f.httpAddr, devRaftOffset)
+				}
+				f.raftAddr = net.JoinHostPort(httpHost, strconv.Itoa(httpPort-devRaftOffset))
 			}
 			raftHost, raftPort, err := splitHostPort(f.raftAddr, "--raft-addr")
 			if err != nil {
@@ -371,7 +383,7 @@ nodes' gossip (see wispd keygen).`,
 	}
 	f.register(cmd)
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
-	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7080", "first node's Raft transport address (host:port)")
+	cmd.Flags().StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:7080", "first node's Raft transport address (host:port; default: --http-addr's port - 1000)")
 	cmd.Flags().StringVar(&f.gossipAddr, "gossip-addr", "", "first node's gossip address, UDP and TCP (host:port; default: --raft-addr's port + 100)")
 	cmd.Flags().DurationVar(&f.deadAfter, "dead-node-timeout", 5*time.Second, "how long a node must be gone before its replicas are rebuilt on the others")
 	return cmd

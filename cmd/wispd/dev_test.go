@@ -259,3 +259,87 @@ func TestDevRestartKeepsWrites(t *testing.T) {
 		t.Errorf("restart with --shards 4 on an 8-shard data dir: err %v, output:\n%s", err, out)
 	}
 }
+
+// TestDevSideBySide: two dev clusters run at once given only their own
+// --http-addr and --data-dir: Raft and gossip ports follow the API port.
+func TestDevSideBySide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wispd")
+	}
+	dir := t.TempDir()
+	bin := buildWispd(t, dir)
+	base := 0
+	for try := 0; try < 50 && base == 0; try++ {
+		b := freeRange(t, 13)
+		if b-devRaftOffset < 1024 {
+			continue
+		}
+		free := true
+		for _, start := range []int{b - devRaftOffset, b - devRaftOffset + gossipPortOffset} {
+			for i := range 13 {
+				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", start+i))
+				if err != nil {
+					free = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if free {
+			base = b
+		}
+	}
+	if base == 0 {
+		t.Fatal("no free ports for two dev clusters")
+	}
+	var logs []*lockedBuffer
+	for c := range 2 {
+		out := &lockedBuffer{}
+		cmd := exec.Command(bin, "dev", "--data-dir", filepath.Join(dir, fmt.Sprint("data", c)),
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", base+10*c))
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		})
+		logs = append(logs, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for c := range 2 {
+		url := fmt.Sprintf("http://127.0.0.1:%d", base+10*c)
+		cl := wispv1connect.NewClusterServiceClient(http.DefaultClient, url)
+		for {
+			st, err := cl.Status(ctx, connect.NewRequest(&wispv1.StatusRequest{}))
+			if err == nil && st.Msg.Ready {
+				want := fmt.Sprintf("127.0.0.1:%d", base+10*c-devRaftOffset)
+				if len(st.Msg.Nodes) != 3 || st.Msg.Nodes[0].RaftAddr != want {
+					t.Fatalf("cluster %d: status %v; want 3 nodes, n1's Raft on %s", c, st.Msg.Nodes, want)
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("cluster %d at %s not ready: %v\n%s", c, url, err, logs[c])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	kv0 := wispv1connect.NewKVServiceClient(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d", base))
+	kv1 := wispv1connect.NewKVServiceClient(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d", base+10))
+	if _, err := kv0.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: []byte("only-in-0"), Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := kv1.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: []byte("only-in-0")})); err != nil || got.Msg.Found {
+		t.Errorf("the second cluster sees the first's key: %v, %v", got, err)
+	}
+}
