@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -261,12 +262,12 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 	}
 	fmt.Fprintln(tw)
 
-	fmt.Fprintln(tw, "SHARD\tLEADER\tREPLICAS\tKEYS\tMEMORY USED/BUDGET")
+	fmt.Fprintln(tw, "SHARD\tLEADER\tREPLICAS\tTARGET\tKEYS\tMEMORY USED/BUDGET")
 	if m := st.GetMeta(); m != nil {
-		fmt.Fprintf(tw, "meta\t%s\t%s\t-\t-\n", orDash(m.GetLeaderId()), replicaList(m))
+		fmt.Fprintf(tw, "meta\t%s\t%s\t-\t-\t-\n", orDash(m.GetLeaderId()), replicaList(m))
 	}
 	for _, s := range st.GetShards() {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", s.GetId(), orDash(s.GetLeaderId()), replicaList(s),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", s.GetId(), orDash(s.GetLeaderId()), replicaList(s), target(s),
 			s.GetKeyCount(), memory(s.GetMemoryUsedBytes(), s.GetMemoryBudgetBytes()))
 	}
 	if len(st.GetShards()) > 0 {
@@ -326,6 +327,26 @@ func writeStatus(w io.Writer, st *wispv1.StatusResponse, withReplicas bool) erro
 // replicaList is s's replicas as "n1* n2+ n3?": * marks the leader, + a
 // non-voting replica, ! one on a node that did not answer, ? one whose
 // state is unknown; "-" if there are none.
+// target is a shard's TARGET column: "=" when its voters are where the
+// placement wants them, else the nodes it wants.
+func target(s *wispv1.ShardStatus) string {
+	want := s.GetTargetNodeIds()
+	if len(want) == 0 {
+		return "-"
+	}
+	var voters []string
+	for _, r := range s.GetReplicas() {
+		if r.GetVoter() {
+			voters = append(voters, r.GetNodeId())
+		}
+	}
+	slices.Sort(voters)
+	if slices.Equal(voters, want) {
+		return "="
+	}
+	return strings.Join(want, " ")
+}
+
 func replicaList(s *wispv1.ShardStatus) string {
 	var b strings.Builder
 	for i, r := range s.GetReplicas() {

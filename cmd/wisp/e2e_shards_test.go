@@ -88,7 +88,7 @@ func TestE2EShards(t *testing.T) {
 			nodes, replicas*shards, shards, shards, written)
 	}
 	r = wisp(t, ep, "cluster", "status")
-	if n := len(regexp.MustCompile(`(?m)^\d+\s+n\d\s+(n\d\*? ?){3}\s+\d+\s`).FindAllString(r.stdout, -1)); r.code != 0 || n != shards {
-		t.Errorf("cluster status = exit %d, %d shard lines with a leader; want %d:\n%s", r.code, n, shards, r.stdout)
+	if n := len(regexp.MustCompile(`(?m)^\d+\s+n\d\s+(n\d\*? ?){3}\s+=\s+\d+\s`).FindAllString(r.stdout, -1)); r.code != 0 || n != shards {
+		t.Errorf("cluster status = exit %d, %d shard lines with a leader and voters where the placement wants them; want %d:\n%s", r.code, n, shards, r.stdout)
 	}
 }

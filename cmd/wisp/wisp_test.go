@@ -311,7 +311,8 @@ func TestStatusEmpty(t *testing.T) {
 
 // TestStatusUnreachable: a dead node stays in the table, marked so, with
 // its gossip health, and so do its replicas; the move that rebuilds one is
-// listed.
+// listed, the shard's target shown where its voters differ from it, and
+// the meta group has its row.
 func TestStatusUnreachable(t *testing.T) {
 	var buf bytes.Buffer
 	if err := writeStatus(&buf, &wispv1.StatusResponse{
@@ -325,8 +326,16 @@ func TestStatusUnreachable(t *testing.T) {
 			{NodeId: "n1", State: "leader", Voter: true},
 			{NodeId: "n2", State: "unreachable", Voter: true},
 			{NodeId: "n3", State: "follower"},
-		}}},
-		Moves:     []*wispv1.MoveStatus{{Shard: 0, Kind: "add-learner", NodeId: "n3", Reason: "replaces n2 (dead)", StartedUnixMs: 1_765_000_000_000}},
+		}, TargetNodeIds: []string{"n1", "n2", "n3"}}},
+		Meta: &wispv1.ShardStatus{LeaderId: "n3", Replicas: []*wispv1.ReplicaStatus{
+			{NodeId: "n1", State: "follower", Voter: true},
+			{NodeId: "n3", State: "leader", Voter: true},
+			{NodeId: "n2", State: "unreachable", Voter: true},
+		}},
+		Moves: []*wispv1.MoveStatus{
+			{Shard: 0, Kind: "add-learner", NodeId: "n3", Reason: "replaces n2 (dead)", StartedUnixMs: 1_765_000_000_000},
+			{MetaGroup: true, Kind: "promote", NodeId: "n1", Reason: "learner caught up", StartedUnixMs: 1_765_000_000_500},
+		},
 		Placement: &wispv1.PlacementStatus{LeaderId: "n1", AtUnixMs: 1_765_000_001_000, Steps: []string{"shard 0: promote n3 (learner caught up)"}, Stuck: []string{"shard 1: waits for a leader"}, Queued: 2, Errors: []string{"shard 2: remove n2: no leader known"}},
 	}, false); err != nil {
 		t.Fatal(err)

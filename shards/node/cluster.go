@@ -89,6 +89,9 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 	shards := make([]*wispv1.ShardStatus, n.cfg.Shards)
 	for id := range shards {
 		shards[id] = &wispv1.ShardStatus{Id: uint32(id)}
+		if id < len(v.target.Shards) {
+			shards[id].TargetNodeIds = sorted(v.target.Shards[id].Replicas)
+		}
 	}
 	for _, id := range ids {
 		p := v.peers[id]

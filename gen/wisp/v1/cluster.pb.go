@@ -977,8 +977,13 @@ type ShardStatus struct {
 	// memory_used_bytes and memory_budget_bytes as the leader reports them.
 	MemoryUsedBytes   int64 `protobuf:"varint,5,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
 	MemoryBudgetBytes int64 `protobuf:"varint,6,opt,name=memory_budget_bytes,json=memoryBudgetBytes,proto3" json:"memory_budget_bytes,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// target_node_ids are the nodes the placement wants the shard's voters
+	// on (ring.Place over the active members), as the answering node's map
+	// gives them; when they differ from the replicas, moves are under way or
+	// to come. Unset with local_only and for the meta group.
+	TargetNodeIds []string `protobuf:"bytes,7,rep,name=target_node_ids,json=targetNodeIds,proto3" json:"target_node_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShardStatus) Reset() {
@@ -1051,6 +1056,13 @@ func (x *ShardStatus) GetMemoryBudgetBytes() int64 {
 		return x.MemoryBudgetBytes
 	}
 	return 0
+}
+
+func (x *ShardStatus) GetTargetNodeIds() []string {
+	if x != nil {
+		return x.TargetNodeIds
+	}
+	return nil
 }
 
 type ReplicaStatus struct {
@@ -1543,14 +1555,15 @@ const file_wisp_v1_cluster_proto_rawDesc = "" +
 	" \x01(\tR\x04zone\x12\x14\n" +
 	"\x05build\x18\v \x01(\tR\x05build\x12*\n" +
 	"\x11memory_used_bytes\x18\f \x01(\x03R\x0fmemoryUsedBytes\x12.\n" +
-	"\x13memory_budget_bytes\x18\r \x01(\x03R\x11memoryBudgetBytes\"\xe7\x01\n" +
+	"\x13memory_budget_bytes\x18\r \x01(\x03R\x11memoryBudgetBytes\"\x8f\x02\n" +
 	"\vShardStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x122\n" +
 	"\breplicas\x18\x03 \x03(\v2\x16.wisp.v1.ReplicaStatusR\breplicas\x12\x1b\n" +
 	"\tkey_count\x18\x04 \x01(\x04R\bkeyCount\x12*\n" +
 	"\x11memory_used_bytes\x18\x05 \x01(\x03R\x0fmemoryUsedBytes\x12.\n" +
-	"\x13memory_budget_bytes\x18\x06 \x01(\x03R\x11memoryBudgetBytes\"\xbe\x03\n" +
+	"\x13memory_budget_bytes\x18\x06 \x01(\x03R\x11memoryBudgetBytes\x12&\n" +
+	"\x0ftarget_node_ids\x18\a \x03(\tR\rtargetNodeIds\"\xbe\x03\n" +
 	"\rReplicaStatus\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
