@@ -34,11 +34,15 @@ type instance struct {
 	// stack holds the entry point's parameters and result.
 	stack [2]uint64
 
-	// The result of the call in flight, set by its goroutine before it
-	// sends on done.
+	// calls carries each call to the instance's worker goroutine, which
+	// owns the guest while it runs and answers on done, after setting output
+	// and callErr. The worker keeps its goroutine stack, grown to what
+	// wazero needs, from call to call. close ends it.
+	calls   chan callRequest
+	done    chan struct{} // capacity 1
+	exited  chan struct{} // closed when the worker returns
 	output  []byte
 	callErr error
-	done    chan struct{} // capacity 1
 
 	// busy is true while a call is in flight. Invariant: one call at a
 	// time (the pool hands the instance to one caller).
@@ -66,8 +70,11 @@ func newInstance(ctx context.Context, r wazero.Runtime, m wazero.CompiledModule,
 		entry:     mod.ExportedFunction(entry),
 		entryName: entry,
 		state:     st,
+		calls:     make(chan callRequest),
 		done:      make(chan struct{}, 1),
+		exited:    make(chan struct{}),
 	}
+	go in.work()
 	if init := mod.ExportedFunction(abi.ExportInitialize); init != nil {
 		if _, err := init.Call(ctx); err != nil {
 			in.close()
@@ -86,9 +93,28 @@ func newInstance(ctx context.Context, r wazero.Runtime, m wazero.CompiledModule,
 	return in, nil
 }
 
-// close closes the guest. The instance is not used again.
+// callRequest is one call for the worker.
+type callRequest struct {
+	ctx context.Context
+	b   []byte
+}
+
+// work runs the calls sent on calls, one at a time, until calls is closed.
+func (in *instance) work() {
+	defer close(in.exited)
+	for r := range in.calls {
+		in.output, in.callErr = in.call(r.ctx, r.b)
+		in.busy.Store(false)
+		in.done <- struct{}{}
+	}
+}
+
+// close closes the guest and ends the worker. The instance is not used
+// again; no call may be in flight.
 func (in *instance) close() {
 	_ = in.module.Close(context.Background())
+	close(in.calls)
+	<-in.exited
 }
 
 // input returns a host-side buffer of n bytes for an input.
@@ -127,22 +153,18 @@ func (in *instance) call(ctx context.Context, b []byte) ([]byte, error) {
 	return out, nil
 }
 
-// start runs call(ctx, b) on a goroutine of its own; done receives when it
-// has returned, and output and callErr hold its results. The caller waits
-// for done or for ctx, whichever comes first: wazero stops a guest at its
-// deadline only at loop headers, so a guest recursing without end overruns
-// the deadline until wazero's call stack ceiling stops it (about a second,
-// measured), and the caller must not wait for that. An abandoned call keeps
-// its instance (and its pool slot) until the goroutine returns.
+// start runs call(ctx, b) on the instance's worker goroutine; done
+// receives when it has returned, and output and callErr hold its results.
+// The caller waits for done or for ctx, whichever comes first: wazero stops a
+// guest at its deadline only at loop headers, so a guest recursing without
+// end overruns the deadline until wazero's call stack ceiling stops it
+// (about a second, measured), and the caller must not wait for that. An
+// abandoned call keeps its instance (and its pool slot) until it returns.
 func (in *instance) start(ctx context.Context, b []byte) {
 	if !in.busy.CompareAndSwap(false, true) {
 		panic("plugins: two calls at once on one instance")
 	}
-	go func() {
-		in.output, in.callErr = in.call(ctx, b)
-		in.busy.Store(false)
-		in.done <- struct{}{}
-	}()
+	in.calls <- callRequest{ctx, b}
 }
 
 // inputCapBytesMin is the smallest input buffer the host asks a guest for.

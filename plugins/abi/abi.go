@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Version is the plugin ABI version this package lays out. A guest's
@@ -197,36 +198,68 @@ func AppendEvictionInput(dst []byte, in *EvictionInput) []byte {
 	return dst
 }
 
-// DecodeEvictionInput decodes b into in, reusing the capacity of
-// in.Candidates. b must be exactly one eviction input of this ABI version;
-// otherwise the error wraps ErrMalformed and in is unspecified.
-func DecodeEvictionInput(b []byte, in *EvictionInput) error {
+// EvictionHeader is an eviction input's header, decoded.
+type EvictionHeader struct {
+	NowUnixMs   int64
+	AccessClock uint64
+	// Count is the number of candidate records that follow, at most
+	// CandidatesMax.
+	Count int
+	// VictimsMax is at most Count.
+	VictimsMax int
+}
+
+// DecodeEvictionHeader decodes the header of the eviction input b and checks
+// that b is exactly one eviction input of this ABI version: the right
+// version, header and record sizes, bounded counts, and Count records after
+// the header. Otherwise the error wraps ErrMalformed.
+func DecodeEvictionHeader(b []byte) (EvictionHeader, error) {
 	if len(b) < EvictionHeaderSizeBytes {
-		return fmt.Errorf("%w: eviction input of %d bytes, shorter than its %d-byte header", ErrMalformed, len(b), EvictionHeaderSizeBytes)
+		return EvictionHeader{}, fmt.Errorf("%w: eviction input of %d bytes, shorter than its %d-byte header", ErrMalformed, len(b), EvictionHeaderSizeBytes)
 	}
 	if v := binary.LittleEndian.Uint32(b[0:]); v != Version {
-		return fmt.Errorf("%w: eviction input of ABI version %d, want %d", ErrMalformed, v, Version)
+		return EvictionHeader{}, fmt.Errorf("%w: eviction input of ABI version %d, want %d", ErrMalformed, v, Version)
 	}
 	if hs, rs := binary.LittleEndian.Uint16(b[4:]), binary.LittleEndian.Uint16(b[6:]); hs != EvictionHeaderSizeBytes || rs != CandidateSizeBytes {
-		return fmt.Errorf("%w: eviction header of %d bytes and records of %d, want %d and %d", ErrMalformed, hs, rs, EvictionHeaderSizeBytes, CandidateSizeBytes)
+		return EvictionHeader{}, fmt.Errorf("%w: eviction header of %d bytes and records of %d, want %d and %d", ErrMalformed, hs, rs, EvictionHeaderSizeBytes, CandidateSizeBytes)
 	}
 	count := binary.LittleEndian.Uint32(b[8:])
 	victimsMax := binary.LittleEndian.Uint32(b[12:])
 	if count > CandidatesMax {
-		return fmt.Errorf("%w: %d candidates, more than %d", ErrMalformed, count, CandidatesMax)
+		return EvictionHeader{}, fmt.Errorf("%w: %d candidates, more than %d", ErrMalformed, count, CandidatesMax)
 	}
 	if victimsMax > count {
-		return fmt.Errorf("%w: at most %d victims of %d candidates", ErrMalformed, victimsMax, count)
+		return EvictionHeader{}, fmt.Errorf("%w: at most %d victims of %d candidates", ErrMalformed, victimsMax, count)
 	}
 	if want := EvictionInputSizeBytes(int(count)); len(b) != want {
-		return fmt.Errorf("%w: eviction input of %d bytes for %d candidates, want %d", ErrMalformed, len(b), count, want)
+		return EvictionHeader{}, fmt.Errorf("%w: eviction input of %d bytes for %d candidates, want %d", ErrMalformed, len(b), count, want)
 	}
-	in.NowUnixMs = int64(binary.LittleEndian.Uint64(b[16:]))
-	in.AccessClock = binary.LittleEndian.Uint64(b[24:])
-	in.VictimsMax = int(victimsMax)
+	return EvictionHeader{
+		NowUnixMs:   int64(binary.LittleEndian.Uint64(b[16:])),
+		AccessClock: binary.LittleEndian.Uint64(b[24:]),
+		Count:       int(count),
+		VictimsMax:  int(victimsMax),
+	}, nil
+}
+
+// DecodeEvictionInput decodes b into in, reusing the capacity of
+// in.Candidates. b must be exactly one eviction input of this ABI version;
+// otherwise the error wraps ErrMalformed and in is unspecified.
+//
+// On a little-endian machine the records have the memory layout of
+// []Candidate (40 bytes, every field at its natural alignment), so a guest
+// may read them in place instead (the Go SDK does): see docs/PLUGINS.md.
+func DecodeEvictionInput(b []byte, in *EvictionInput) error {
+	h, err := DecodeEvictionHeader(b)
+	if err != nil {
+		return err
+	}
+	in.NowUnixMs = h.NowUnixMs
+	in.AccessClock = h.AccessClock
+	in.VictimsMax = h.VictimsMax
 	cands := in.Candidates[:0]
-	if cap(cands) < int(count) {
-		cands = make([]Candidate, 0, count)
+	if cap(cands) < h.Count {
+		cands = make([]Candidate, 0, h.Count)
 	}
 	for r := b[EvictionHeaderSizeBytes:]; len(r) >= CandidateSizeBytes; r = r[CandidateSizeBytes:] {
 		cands = append(cands, Candidate{
@@ -249,9 +282,13 @@ func VictimsSizeBytes(n int) int { return 4 + 4*n }
 // returns the extended slice. It does not check the indexes (an index that
 // does not fit in a u32 is written truncated): the host does.
 func AppendVictims(dst []byte, victims []int) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(victims)))
-	for _, v := range victims {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(v))
+	start := len(dst)
+	dst = slices.Grow(dst, VictimsSizeBytes(len(victims)))[:start+VictimsSizeBytes(len(victims))]
+	b := dst[start:]
+	binary.LittleEndian.PutUint32(b, uint32(len(victims)))
+	b = b[4:]
+	for k, v := range victims {
+		binary.LittleEndian.PutUint32(b[4*k:], uint32(v))
 	}
 	return dst
 }

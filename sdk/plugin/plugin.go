@@ -15,7 +15,9 @@ type EvictionInput = abi.EvictionInput
 // EvictionFunc is an eviction policy. It appends to victims the indexes into
 // in.Candidates of the keys to evict, best victim first, each at most once
 // and at most in.VictimsMax of them, and returns the extended slice. It must
-// not retain in or its candidates after it returns: the SDK reuses them.
+// not modify in.Candidates, nor retain in or its candidates after it
+// returns: in a guest they are the input buffer itself, which the host
+// overwrites with the next call's input.
 type EvictionFunc func(in *EvictionInput, victims []int) []int
 
 // handlers holds the registered functions. A module instance runs one call
@@ -44,7 +46,7 @@ func evict(b []byte) ([]byte, abi.ErrorCode) {
 		return nil, abi.CodeNoHandler
 	}
 	s := &evictionState
-	if err := abi.DecodeEvictionInput(b, &s.in); err != nil {
+	if err := decodeEvictionInput(b, &s.in); err != nil {
 		return nil, abi.CodeMalformedInput
 	}
 	s.victims = handlers.eviction(&s.in, s.victims[:0])

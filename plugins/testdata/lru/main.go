@@ -4,25 +4,36 @@
 // The host's tests compare its victims with the built-in's, and its
 // benchmarks compare their speed.
 //
+// It sorts one packed uint64 per candidate with slices.Sort rather than
+// structs with a comparison function: function calls are what Go code
+// compiled to WebAssembly pays most for (see plugins/RATIONALE.md).
+//
 // Build: go generate ./plugins (see plugins/generate.go).
 package main
 
 import (
 	"slices"
 
+	"github.com/wisp-db/wisp/plugins/abi"
 	"github.com/wisp-db/wisp/sdk/plugin"
 )
 
 func init() { plugin.HandleEviction(lru) }
 
-// rank is a candidate's place in the order, ascending: best victim first.
-type rank struct {
-	hi, lo uint64
-	i      int
-}
+// A rank packs a candidate's place in the order, ascending (best victim
+// first): a live bit (0 for an expired candidate), the expiry time (expired)
+// or last access (live), saturated at valueMax, and the index.
+const (
+	indexBits = 12 // abi.CandidatesMax = 4096
+	valueBits = 63 - indexBits
+	valueMax  = 1<<valueBits - 1
+	liveBit   = 1 << 63
+)
+
+var _ = [1]struct{}{}[abi.CandidatesMax-1<<indexBits] // indexes fit
 
 // ranks is reused from call to call: an instance runs one call at a time.
-var ranks []rank
+var ranks []uint64
 
 func lru(in *plugin.EvictionInput, victims []int) []int {
 	if in.VictimsMax <= 0 {
@@ -31,32 +42,19 @@ func lru(in *plugin.EvictionInput, victims []int) []int {
 	ranks = ranks[:0]
 	for i := range in.Candidates {
 		c := &in.Candidates[i]
+		r := uint64(i)
 		if c.ExpiresAtUnixMs != 0 && c.ExpiresAtUnixMs <= in.NowUnixMs {
-			ranks = append(ranks, rank{hi: 0, lo: uint64(c.ExpiresAtUnixMs), i: i})
+			r |= min(uint64(c.ExpiresAtUnixMs), valueMax) << indexBits
 		} else {
-			ranks = append(ranks, rank{hi: 1, lo: c.LastAccess, i: i})
+			r |= liveBit | min(c.LastAccess, valueMax)<<indexBits
 		}
+		ranks = append(ranks, r)
 	}
-	slices.SortFunc(ranks, func(a, b rank) int {
-		switch {
-		case a.hi != b.hi:
-			return cmpU64(a.hi, b.hi)
-		case a.lo != b.lo:
-			return cmpU64(a.lo, b.lo)
-		}
-		return a.i - b.i
-	})
+	slices.Sort(ranks)
 	for _, r := range ranks[:min(len(ranks), in.VictimsMax)] {
-		victims = append(victims, r.i)
+		victims = append(victims, int(r&(1<<indexBits-1)))
 	}
 	return victims
-}
-
-func cmpU64(a, b uint64) int {
-	if a < b {
-		return -1
-	}
-	return 1
 }
 
 func main() {}
