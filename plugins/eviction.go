@@ -107,10 +107,7 @@ func (e *Eviction) Victims(ctx context.Context, nowUnixMs int64, cands []engine.
 	defer cancel()
 	in, err := e.pool.get(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return out, fmt.Errorf("%w: waiting for an instance: %w", ErrTimeout, err)
-		}
-		return out, err
+		return out, ctxError(ctx, "waiting for an instance", err)
 	}
 	b := e.encode(in, nowUnixMs, cands, max)
 	in.start(wasi.WithState(ctx, in.state), b)
@@ -123,7 +120,7 @@ func (e *Eviction) Victims(ctx context.Context, nowUnixMs int64, cands []engine.
 			<-in.done
 			e.pool.put(in, false)
 		}()
-		return out, fmt.Errorf("%w: %s: %w", ErrTimeout, abi.ExportEvict, ctx.Err())
+		return out, ctxError(ctx, abi.ExportEvict, ctx.Err())
 	}
 	if in.callErr != nil {
 		e.pool.put(in, false)
@@ -161,6 +158,19 @@ func (e *Eviction) encode(in *instance, nowUnixMs int64, cands []engine.Candidat
 	in.state.NowUnixMs = nowUnixMs
 	in.state.ResetOutput()
 	return b
+}
+
+// ctxError describes err, which ended what at ctx's end: a timeout
+// (ErrTimeout) if ctx passed its deadline, the caller's cancellation
+// otherwise. Errors not due to ctx pass unchanged.
+func ctxError(ctx context.Context, what string, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %s: %w", ErrTimeout, what, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("plugins: %s: %w", what, err)
+	}
+	return err
 }
 
 func maxU64(a, b uint64) uint64 {

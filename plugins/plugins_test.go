@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/engine/eviction"
@@ -350,8 +354,14 @@ func TestCallerDeadline(t *testing.T) {
 	}
 	canceled, cancel2 := context.WithCancel(context.Background())
 	cancel2()
-	if _, err := e.Victims(canceled, 1000, cands, 2, nil); err == nil {
-		t.Errorf("Victims(canceled) = nil error")
+	if _, err := e.Victims(canceled, 1000, cands, 2, nil); !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Errorf("Victims(canceled) = %v; want context.Canceled, not ErrTimeout", err)
+	}
+	// Canceled while the guest loops.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	time.AfterFunc(10*time.Millisecond, cancel3)
+	if _, err := e.Victims(ctx3, 4, cands, 2, nil); !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Errorf("Victims(loop, canceled after 10 ms) = %v; want context.Canceled, not ErrTimeout", err)
 	}
 }
 
@@ -488,5 +498,31 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := h.LoadEviction(ctx, module(t, "victim0.wasm")); !errors.Is(err, ErrClosed) {
 		t.Errorf("LoadEviction after Host.Close = %v; want ErrClosed", err)
+	}
+}
+
+// TestEncode: what the host writes for a decision is what a guest decodes:
+// each engine.Candidate field in its place, the key as its XXH64, sizes
+// saturated, the access clock the largest LastAccess.
+func TestEncode(t *testing.T) {
+	cands := []engine.Candidate{
+		{Key: []byte("a"), Version: 9, SizeBytes: 1 << 40, ExpiresAtUnixMs: 77, LastAccess: 5, Frequency: 255},
+		{Key: []byte("b"), Version: 10, SizeBytes: 12, LastAccess: 50, Frequency: 3},
+	}
+	in := &instance{state: wasi.NewState()}
+	b := (&Eviction{}).encode(in, 1234, cands, 1)
+	var got abi.EvictionInput
+	if err := abi.DecodeEvictionInput(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := abi.EvictionInput{NowUnixMs: 1234, AccessClock: 50, VictimsMax: 1, Candidates: []abi.Candidate{
+		{KeyHash: xxhash.Sum64String("a"), Version: 9, LastAccess: 5, ExpiresAtUnixMs: 77, SizeBytes: math.MaxUint32, Frequency: 255},
+		{KeyHash: xxhash.Sum64String("b"), Version: 10, LastAccess: 50, SizeBytes: 12, Frequency: 3},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("encode = %+v; want %+v", got, want)
+	}
+	if in.state.NowUnixMs != 1234 {
+		t.Errorf("the WASI clock reads %d; want the decision's time, 1234", in.state.NowUnixMs)
 	}
 }
