@@ -102,6 +102,9 @@ func (e *Eviction) Victims(ctx context.Context, nowUnixMs int64, cands []engine.
 	if len(cands) > abi.CandidatesMax {
 		return out, fmt.Errorf("%w: %d, at most %d", ErrTooManyCandidates, len(cands), abi.CandidatesMax)
 	}
+	if err := ctx.Err(); err != nil {
+		return out, ctxError(ctx, abi.ExportEvict, err)
+	}
 	max = min(max, len(cands))
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
