@@ -160,7 +160,7 @@ type Config struct {
 	MaxConcurrentMoves int
 	// BalanceInterval is how often the node hands leaderships it holds
 	// against the placement's preference to the preferred replica; default
-	// DefaultBalanceInterval, negative turns balancing off.
+	// balance.DefaultInterval, negative turns balancing off.
 	BalanceInterval time.Duration
 }
 

@@ -68,6 +68,9 @@ func forwardFailed(id int, target string, read bool) error {
 	return connect.NewError(connect.CodeAborted, fmt.Errorf("connection to the leader of shard %d (%s) failed with the write in flight; it may or may not have been applied", id, target))
 }
 
+// errNotHosted: the node holds no replica of the shard (it moved away).
+var errNotHosted = errors.New("no replica of the shard on this node")
+
 // errNotMetaLeader: a control call only the meta group's leader answers
 // reached another node; the caller tries the next (onMetaLeader).
 var errNotMetaLeader = controlError(connect.CodeUnavailable, errors.New("this node does not lead the meta group"))

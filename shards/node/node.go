@@ -17,6 +17,7 @@ import (
 
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/balance"
 	"github.com/wisp-db/wisp/shards/budget"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
@@ -61,7 +62,7 @@ type Node struct {
 	closing atomic.Bool
 	known   leaderCache // leaders of shards this node does not host
 	fwd     *forwarder
-	balance *balancer
+	balance *balance.Balancer
 
 	metrics *metrics
 	handler http.Handler
@@ -221,7 +222,7 @@ func (n *Node) open(ctx context.Context) error {
 	for _, sh := range n.replicas().hosted {
 		sh.startReclaim(n)
 	}
-	n.balance = startBalancer(n, n.cfg.BalanceInterval)
+	n.balance = balance.Start(balanceNode{n}, n.cfg.BalanceInterval, n.log)
 	n.handler = n.newHandler()
 	n.startBackground(bg)
 	return nil
@@ -559,7 +560,7 @@ func (n *Node) Close() error {
 			}
 			cancel()
 		}
-		n.balance.close()
+		n.balance.Close()
 		n.stopBackground()
 		if err := n.closeReplicas(false); err != nil {
 			errs = append(errs, err)
@@ -584,7 +585,7 @@ func (n *Node) Kill() error {
 			n.server.Close()
 		}
 		n.mu.Unlock()
-		n.balance.close()
+		n.balance.Close()
 		n.stopBackground()
 		err = n.closeReplicas(true)
 		n.fwd.close()
