@@ -312,7 +312,7 @@ func (n *Node) localStatus() *wispv1.StatusResponse {
 		Zone: n.self.Zone, Build: buildinfo.Get().Version,
 	}
 	if m := n.memSelf.Load(); m != nil {
-		self.MemoryBudgetBytes = m.Budget
+		self.MemoryBudgetBytes = m.mem.Budget
 	}
 	resp := &wispv1.StatusResponse{NodeId: n.cfg.ID, Nodes: []*wispv1.NodeStatus{self}, Placement: n.placementStatus()}
 	if mr := n.metaGroup(); mr != nil {

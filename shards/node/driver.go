@@ -112,7 +112,7 @@ func (d *driver) tick(ctx context.Context) {
 	d.record(ctx, m, leaders)
 
 	// The meta group first: every other step is recorded in it.
-	group, err := d.metaShard(ctx, m, metaApplied)
+	group, metaLeader, err := d.metaShard(ctx, m, metaApplied)
 	if err != nil {
 		n.log.Warn("placement driver: the meta group's configuration", "err", err)
 		return
@@ -132,13 +132,11 @@ func (d *driver) tick(ctx context.Context) {
 	res.InMotion += metaRes.InMotion
 	rep.Result = res
 	for _, step := range res.Steps {
-		var err error
-		if step.Shard == placement.MetaShard {
-			err = d.executeMeta(ctx, m, step)
-		} else {
-			err = d.execute(ctx, m, step, leaders[step.Shard])
+		l := metaLeader
+		if step.Shard != placement.MetaShard {
+			l = leaders[step.Shard]
 		}
-		if err != nil {
+		if err := d.execute(ctx, m, step, l); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%v: %v", step, err))
 			n.log.Warn("placement step failed; planning again next tick", "step", step.String(), "err", err)
 			continue
@@ -390,9 +388,10 @@ func replicasOf(members []*controlv1.Member) []meta.Replica {
 // errNoLeader: the step's shard has no leader the driver could reach.
 var errNoLeader = errors.New("no leader known")
 
-// execute carries out one step on the shard's leader and records the
-// resulting configuration in the map. An added learner is first recorded
-// as a move, so that its node opens an empty replica for it.
+// execute carries out one step on the shard's leader (for the meta group,
+// this node) and records the resulting configuration in the map. An added
+// learner is first recorded as a move, so that its node opens an empty
+// replica for it.
 func (d *driver) execute(ctx context.Context, m *meta.Map, step placement.Step, l *shardLeader) error {
 	n := d.n
 	if l == nil || l.addr == "" {
@@ -402,7 +401,11 @@ func (d *driver) execute(ctx context.Context, m *meta.Map, step placement.Step, 
 	if !ok {
 		return fmt.Errorf("node %s is not in the cluster map", step.Node)
 	}
-	req := &controlv1.ReconfigureRequest{Group: uint64(step.Shard), NodeId: step.Node, RaftAddr: target.RaftAddr, PrevIndex: l.index}
+	group := uint64(step.Shard)
+	if step.Shard == placement.MetaShard {
+		group = metaGroupID
+	}
+	req := &controlv1.ReconfigureRequest{Group: group, NodeId: step.Node, RaftAddr: target.RaftAddr, PrevIndex: l.index}
 	switch step.Kind {
 	case placement.AddLearner:
 		req.Kind = controlv1.ChangeKind_CHANGE_KIND_ADD_LEARNER
@@ -453,14 +456,15 @@ func (d *driver) startMove(ctx context.Context, step placement.Step) (end func()
 
 // metaShard is the meta group's configuration for the planner, from this
 // leader's replica, with each learner's catch-up judged from the nodes'
-// applied indexes. It records the configuration in the map first if the
-// map's differs (a change whose record was lost, or a map made before the
-// meta group's replicas were recorded).
-func (d *driver) metaShard(ctx context.Context, m *meta.Map, applied map[string]uint64) (placement.Shard, error) {
+// applied indexes, and this node as its leader for execute. It records the
+// configuration in the map first if the map's differs (a change whose
+// record was lost, or a map made before the meta group's replicas were
+// recorded).
+func (d *driver) metaShard(ctx context.Context, m *meta.Map, applied map[string]uint64) (placement.Shard, *shardLeader, error) {
 	g := d.mr.group
 	c, err := g.Configuration()
 	if err != nil {
-		return placement.Shard{}, err
+		return placement.Shard{}, nil, err
 	}
 	rs := configReplicas(c)
 	sh := placement.Shard{Leader: d.n.cfg.ID}
@@ -475,49 +479,8 @@ func (d *driver) metaShard(ctx context.Context, m *meta.Map, applied map[string]
 	}
 	if !slices.Equal(rs, m.Meta) {
 		if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{rs}}); err != nil {
-			return placement.Shard{}, fmt.Errorf("record: %w", err)
+			return placement.Shard{}, nil, fmt.Errorf("record: %w", err)
 		}
 	}
-	return sh, nil
-}
-
-// executeMeta carries out one step of the meta group on this node, its
-// leader, and records the resulting configuration in the map.
-func (d *driver) executeMeta(ctx context.Context, m *meta.Map, step placement.Step) error {
-	g := d.mr.group
-	target, ok := m.Node(step.Node)
-	if !ok {
-		return fmt.Errorf("node %s is not in the cluster map", step.Node)
-	}
-	c, err := g.Configuration()
-	if err != nil {
-		return err
-	}
-	switch step.Kind {
-	case placement.AddLearner:
-		end, err := d.startMove(ctx, step)
-		if err != nil {
-			return err
-		}
-		defer end()
-		err = g.AddLearner(ctx, step.Node, target.RaftAddr, c.Index)
-	case placement.Promote:
-		err = g.Promote(ctx, step.Node, c.Index)
-	case placement.RemoveReplica:
-		err = g.RemoveReplica(ctx, step.Node, c.Index)
-	case placement.TransferLeader:
-		return g.TransferLeadership(step.Node, target.RaftAddr)
-	default:
-		return fmt.Errorf("unknown step kind %v", step.Kind)
-	}
-	if err != nil {
-		return err
-	}
-	if c, err = g.Configuration(); err != nil {
-		return err
-	}
-	if _, err := d.mr.store.Apply(ctx, &meta.Command{Op: meta.OpSetReplicas, Shard: meta.MetaShard, Replicas: [][]meta.Replica{configReplicas(c)}}); err != nil {
-		return fmt.Errorf("record the new configuration: %w", err)
-	}
-	return nil
+	return sh, &shardLeader{node: d.n.cfg.ID, addr: d.n.self.RaftAddr, index: c.Index}, nil
 }

@@ -131,22 +131,28 @@ func (n *Node) dropShard(id int) error {
 		return nil
 	}
 	n.reps.Store(rs.without(id))
-	var errs []error
-	if err := sh.close(true); err != nil {
-		errs = append(errs, err)
-	}
-	if n.logs != nil {
-		if err := n.logs.Drop(uint64(id)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.RemoveAll(n.shardDir(id)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := n.deleteGroup(uint64(id), n.shardDir(id), func() error { return sh.close(true) }); err != nil {
 		return fmt.Errorf("drop shard %d: %w", id, err)
 	}
 	return nil
+}
+
+// deleteGroup stops a replica no longer hosted (stop) and deletes its
+// data: its log and stable state in the shared log, and its folder dir.
+func (n *Node) deleteGroup(id uint64, dir string, stop func() error) error {
+	var errs []error
+	if err := stop(); err != nil {
+		errs = append(errs, err)
+	}
+	if n.logs != nil {
+		if err := n.logs.Drop(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // openMeta opens this node's replica of the meta group.
@@ -167,19 +173,7 @@ func (n *Node) dropMeta() error {
 		return nil
 	}
 	n.metaRep.Store(nil)
-	var errs []error
-	if err := mr.group.Kill(); err != nil {
-		errs = append(errs, err)
-	}
-	if n.logs != nil {
-		if err := n.logs.Drop(metaGroupID); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.RemoveAll(n.metaDir()); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := n.deleteGroup(metaGroupID, n.metaDir(), mr.group.Kill); err != nil {
 		return fmt.Errorf("drop the meta replica: %w", err)
 	}
 	return nil

@@ -38,6 +38,13 @@ func shouldPublish(last, now budget.Node, since time.Duration) bool {
 	return now.Budget != last.Budget || moved > step || now != last && since >= publishQuiet
 }
 
+// inForce is the node's memory as last measured, and the eviction policy
+// in force on it.
+type inForce struct {
+	mem    budget.Node
+	policy string
+}
+
 // shardMemory is the memory settings in force for a replica, as
 // refreshMemory last set them.
 type shardMemory struct {
@@ -70,9 +77,9 @@ func (n *Node) stampBudget(sh *shard, cmd *engine.Command) {
 
 // refreshMemory measures the node's memory, takes the other nodes' from
 // gossip, and sets every hosted replica's memory settings. It returns the
-// node's own measure. Called every memoryInterval, with each new map, and
-// after a settings change.
-func (n *Node) refreshMemory() budget.Node {
+// node's own measure and policy. Called every memoryInterval, with each new
+// map, and after a settings change.
+func (n *Node) refreshMemory() inForce {
 	n.memMu.Lock()
 	defer n.memMu.Unlock()
 	v, rs := n.view(), n.replicas()
@@ -86,6 +93,10 @@ func (n *Node) refreshMemory() budget.Node {
 		name = *set.EvictionPolicy
 	}
 	if name == "" {
+		name = DefaultEvictionPolicy
+	}
+	if _, err := eviction.New(name); err != nil {
+		n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
 		name = DefaultEvictionPolicy
 	}
 	used := make([]int64, len(rs.hosted))
@@ -107,16 +118,14 @@ func (n *Node) refreshMemory() budget.Node {
 		next.room = nodes[next.limitedBy]
 		if old := sh.mem.Load(); old != nil && old.settings.Policy.Name() == name {
 			next.settings.Policy = old.settings.Policy // keeps the evictor's pool
-		} else if p, err := eviction.New(name); err == nil {
-			next.settings.Policy = p
 		} else {
-			n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
-			next.settings.Policy, _ = eviction.New(DefaultEvictionPolicy)
+			next.settings.Policy, _ = eviction.New(name) // checked above
 		}
 		sh.mem.Store(next)
 	}
-	n.memSelf.Store(&self)
-	return self
+	now := inForce{mem: self, policy: name}
+	n.memSelf.Store(&now)
+	return now
 }
 
 // runMemory refreshes the memory settings every memoryInterval and gossips
@@ -131,7 +140,7 @@ func (n *Node) runMemory(ctx context.Context) {
 		warned    bool
 	)
 	for {
-		self := n.refreshMemory()
+		self := n.refreshMemory().mem
 		if n.gossip != nil {
 			if !announced || shouldPublish(last, self, time.Since(lastAt)) {
 				meta := n.gossip.Meta()

@@ -18,7 +18,6 @@ import (
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/balance"
-	"github.com/wisp-db/wisp/shards/budget"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -52,8 +51,8 @@ type Node struct {
 	gossip   *membership.Membership      // nil without Config.GossipAddr
 	idTaken  atomic.Pointer[error]       // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
-	memMu    sync.Mutex                  // serialises refreshMemory
-	memSelf  atomic.Pointer[budget.Node] // the node's memory as last measured
+	memMu    sync.Mutex              // serialises refreshMemory
+	memSelf  atomic.Pointer[inForce] // the node's memory and policy as last measured
 
 	// bg owns the background loops (map watch, placement driver, gossip
 	// join, control server): stop cancels them, Close waits for them.

@@ -177,17 +177,9 @@ func (n *Node) applySettings(ctx context.Context, req *controlv1.SettingsRequest
 	for n.view().epoch < res.Epoch && wctx.Err() == nil {
 		sleep(wctx, 10*time.Millisecond)
 	}
-	self := n.refreshMemory()
+	now := n.refreshMemory()
 	set = &wispv1.ClusterConfig{MaxMemoryBytes: res.MaxMemoryBytes, EvictionPolicy: res.EvictionPolicy}
-	effective = &wispv1.ClusterConfig{MaxMemoryBytes: &self.Budget}
-	name := n.cfg.EvictionPolicy
-	if p := n.clusterSettings(n.view(), n.replicas()).EvictionPolicy; p != nil {
-		name = *p
-	}
-	if name == "" {
-		name = DefaultEvictionPolicy
-	}
-	effective.EvictionPolicy = &name
+	effective = &wispv1.ClusterConfig{MaxMemoryBytes: &now.mem.Budget, EvictionPolicy: &now.policy}
 	return set, effective, nil
 }
 
