@@ -100,6 +100,11 @@ func (s *controlService) ChangeNode(ctx context.Context, req *connect.Request[co
 	if err != nil {
 		return nil, controlError(connect.CodeUnavailable, err)
 	}
+	if m.Epoch == 0 {
+		// A new cluster's map is made by the leader's first driver tick:
+		// every member is unknown until then. The caller retries.
+		return nil, controlError(connect.CodeUnavailable, errors.New("the cluster map is not made yet"))
+	}
 	if _, ok := m.Node(id); !ok {
 		return nil, notFound("node %s is not a member of the cluster", id)
 	}
