@@ -59,7 +59,7 @@ func BenchmarkLRU(b *testing.B) {
 		})
 		b.Run(name+"/builtin", func(b *testing.B) {
 			benchDecision(b, n, func(out []int) ([]int, error) {
-				return builtin.Victims(now, cands, max, out), nil
+				return builtin.Victims(context.Background(), now, cands, max, out)
 			})
 		})
 	}

@@ -11,22 +11,26 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/plugins/abi"
 	"github.com/wisp-db/wisp/plugins/internal/wasi"
 )
 
 // Eviction is a loaded eviction plugin: a validated, compiled module and its
-// pool of instances. Victims has the shape of the built-in policies'
-// (engine/eviction.Policy) plus a context and an error, so that a caller can
-// bound it and fall back to a built-in when it fails. An Eviction is safe for
-// concurrent use; at most WithInstancesMax calls run at once.
+// pool of instances. It is an engine/eviction.Policy, like the built-ins:
+// an Evictor can run it, and Guarded runs it with a built-in to fall back
+// on when a call fails. An Eviction is safe for concurrent use; at most
+// WithInstancesMax calls run at once.
 type Eviction struct {
 	host      *Host
 	compiled  *compiled
 	pool      *pool
 	timeout   time.Duration
+	name      string
 	closeOnce sync.Once
 }
+
+var _ eviction.Policy = (*Eviction)(nil)
 
 // LoadEviction validates an eviction plugin and loads it: the module must be
 // at most WithModuleSizeBytesMax bytes, compile, import nothing the host does
@@ -36,19 +40,19 @@ type Eviction struct {
 // error wraps ErrInvalidModule and the reason (see errors.go). The compiled
 // module is cached by SHA-256, so loading the same bytes again does not
 // compile them again. Close the Eviction when done.
-func (h *Host) LoadEviction(ctx context.Context, wasm []byte) (*Eviction, error) {
-	if len(wasm) > h.cfg.moduleSizeBytesMax {
-		return nil, fmt.Errorf("%w: %w: %d bytes, at most %d", ErrInvalidModule, ErrModuleTooLarge, len(wasm), h.cfg.moduleSizeBytesMax)
-	}
-	c, err := h.compile(ctx, moduleSum(wasm), wasm)
+//
+// WithName names it (Name); the default is "wasm:" and the first 12 hex
+// digits of the module's SHA-256.
+func (h *Host) LoadEviction(ctx context.Context, wasm []byte, opts ...LoadOption) (*Eviction, error) {
+	lc, err := newLoadConfig(wasm, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := check(c.module, abi.ExportEvict); err != nil {
-		h.release(ctx, c)
+	c, err := h.compileChecked(ctx, wasm, abi.ExportEvict)
+	if err != nil {
 		return nil, err
 	}
-	e := &Eviction{host: h, compiled: c, timeout: h.cfg.callTimeout}
+	e := &Eviction{host: h, compiled: c, timeout: h.cfg.callTimeout, name: lc.name}
 	e.pool = newPool(h.cfg.instancesMax, func(ctx context.Context) (*instance, error) {
 		return newInstance(ctx, h.runtime, c.module, abi.ExportEvict)
 	})
@@ -72,6 +76,14 @@ func (h *Host) LoadEviction(ctx context.Context, wasm []byte) (*Eviction, error)
 
 // SHA256 returns the SHA-256 of the module's bytes.
 func (e *Eviction) SHA256() [32]byte { return e.compiled.sum }
+
+// Name returns the name the plugin was loaded with (WithName), as
+// eviction.Policy asks: what logs, stats and the node's settings call it.
+func (e *Eviction) Name() string { return e.name }
+
+// VolatileOnly reports false: a plugin is offered every key, with its
+// expiry, and chooses for itself (eviction.Policy).
+func (e *Eviction) VolatileOnly() bool { return false }
 
 // Close waits for the calls in flight (each bounded by its deadline), then
 // closes the instances; later calls fail with ErrClosed. The compiled module

@@ -141,6 +141,24 @@ func (h *Host) release(ctx context.Context, c *compiled) {
 	}
 }
 
+// compileChecked returns the compiled module of wasm, with one more
+// reference, if it passes the checks before instantiation: its size, that
+// it compiles, and its imports and exports for the entry point entry.
+func (h *Host) compileChecked(ctx context.Context, wasm []byte, entry string) (*compiled, error) {
+	if len(wasm) > h.cfg.moduleSizeBytesMax {
+		return nil, fmt.Errorf("%w: %w: %d bytes, at most %d", ErrInvalidModule, ErrModuleTooLarge, len(wasm), h.cfg.moduleSizeBytesMax)
+	}
+	c, err := h.compile(ctx, moduleSum(wasm), wasm)
+	if err != nil {
+		return nil, err
+	}
+	if err := check(c.module, entry); err != nil {
+		h.release(ctx, c)
+		return nil, err
+	}
+	return c, nil
+}
+
 // check refuses a module that does not have the exports ABI version 1
 // requires, with entry as the kind's entry point, or that imports what the
 // host does not offer.

@@ -1,8 +1,12 @@
 package plugins
 
 import (
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/wisp-db/wisp/engine/eviction"
 )
 
 // Defaults of a Host.
@@ -109,4 +113,41 @@ func WithInstancesMax(n int) Option {
 			c.instancesMax = n
 		}
 	}
+}
+
+// LoadOption configures one loaded plugin (LoadEviction, LoadTTL).
+type LoadOption func(*loadConfig)
+
+// loadConfig is one plugin's settings.
+type loadConfig struct {
+	name string
+}
+
+// nameSumDigits is the number of hex digits of a module's SHA-256 in its
+// default name.
+const nameSumDigits = 12
+
+// WithName names the plugin: its Name, which logs, stats and the node's
+// settings use (the registry's name for it, say). Default: "wasm:" and the
+// first 12 hex digits of the module's SHA-256; an empty name keeps the
+// default. The built-in eviction policies' names (eviction.Names) are
+// refused, so that a plugin is never taken for one.
+func WithName(name string) LoadOption {
+	return func(c *loadConfig) {
+		if name != "" {
+			c.name = name
+		}
+	}
+}
+
+func newLoadConfig(wasm []byte, opts []LoadOption) (loadConfig, error) {
+	sum := moduleSum(wasm)
+	c := loadConfig{name: "wasm:" + hex.EncodeToString(sum[:])[:nameSumDigits]}
+	for _, o := range opts {
+		o(&c)
+	}
+	if slices.Contains(eviction.Names(), c.name) {
+		return c, fmt.Errorf("plugins: name %q is a built-in eviction policy's", c.name)
+	}
+	return c, nil
 }

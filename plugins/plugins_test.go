@@ -415,7 +415,10 @@ func TestLRUMatchesReference(t *testing.T) {
 		now := int64(1_800_000_000_000)
 		cands := randomCandidates(rnd, n, now)
 		for _, max := range []int{1, 5, n / 2, n, n + 10} {
-			want := ref.Victims(now, cands, max, nil)
+			want, err := ref.Victims(context.Background(), now, cands, max, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			got, err := e.Victims(context.Background(), now, cands, max, nil)
 			if err != nil {
 				t.Fatalf("Victims(%d candidates, max %d) = %v", n, max, err)
@@ -555,5 +558,75 @@ func TestEncode(t *testing.T) {
 	}
 	if in.state.NowUnixMs != 1234 {
 		t.Errorf("the WASI clock reads %d; want the decision's time, 1234", in.state.NowUnixMs)
+	}
+}
+
+// TestEvictionName: a plugin is named by WithName, or by its module's
+// SHA-256; built-in names are refused.
+func TestEvictionName(t *testing.T) {
+	h := sharedHost(t)
+	ctx := context.Background()
+	wasm := module(t, "victim0.wasm")
+	e := load(t, h, "victim0.wasm")
+	sum := moduleSum(wasm)
+	if want := fmt.Sprintf("wasm:%x", sum[:6]); e.Name() != want || e.VolatileOnly() {
+		t.Errorf("Name() = %q, VolatileOnly() = %v; want %q, false", e.Name(), e.VolatileOnly(), want)
+	}
+	named, err := h.LoadEviction(ctx, wasm, WithName("my-lru"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer named.Close()
+	if named.Name() != "my-lru" {
+		t.Errorf("Name() = %q; want my-lru", named.Name())
+	}
+	if e, err := h.LoadEviction(ctx, wasm, WithName(eviction.NoEviction)); err == nil {
+		e.Close()
+		t.Errorf("LoadEviction(WithName(%q)) = nil error; want refused", eviction.NoEviction)
+	}
+}
+
+// TestEvictorWithPlugin: an Evictor runs the Go-guest LRU plugin as its
+// policy, and chooses exactly what it chooses with the built-in
+// allkeys-lru, over the same engine and samples.
+func TestEvictorWithPlugin(t *testing.T) {
+	lru := load(t, sharedHost(t), "lru.wasm")
+	builtin, err := eviction.New(eviction.AllKeysLRU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const now = 1_800_000_000_000
+	e := engine.New()
+	for i := range 2000 {
+		m := engine.Mutation{Op: engine.OpPut, Key: fmt.Appendf(nil, "k%04d", i), Value: make([]byte, i%300)}
+		if i%7 == 0 {
+			m.TTLMs = int64(i % 3 * 1000) // some expire before now, some without TTL
+		}
+		if r := e.Apply(e.AppliedIndex()+1, &engine.Command{NowUnixMs: now - 2000, Mutations: []engine.Mutation{m}}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	for i := 0; i < 2000; i += 3 { // reads reorder the access clock
+		e.Get(fmt.Appendf(nil, "k%04d", i), now)
+	}
+	view := func(fn func(*engine.Engine)) error { fn(e); return nil }
+	choose := func(p eviction.Policy) []string {
+		ev := eviction.NewEvictor(p)
+		rnd := rand.New(rand.NewPCG(1, 2))
+		var keys []string
+		for range 3 {
+			got, err := ev.Choose(context.Background(), view, now, 20_000, 100, rnd.IntN, nil)
+			if err != nil {
+				t.Fatalf("Choose(%s) = %v", p.Name(), err)
+			}
+			for _, c := range got {
+				keys = append(keys, string(c.Key))
+			}
+		}
+		return keys
+	}
+	got, want := choose(lru), choose(builtin)
+	if len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("Evictor with the LRU plugin chose %d keys %q; with allkeys-lru %d keys %q", len(got), got, len(want), want)
 	}
 }

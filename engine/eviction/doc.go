@@ -4,18 +4,20 @@ sampling loop that turns a policy into victims. A shard leader's eviction
 loop (shards/reclaim) and the hit-ratio benchmarks share them.
 
 Nothing here runs inside Engine.Apply. The leader asks the Evictor for
-victims, under the engine's read lock, and proposes one OpEvict per victim at
-the version it was sampled at; every replica then removes exactly those keys
-at the same log index, and a key rewritten in the meantime survives. So the
-policies may be nondeterministic (the random ones are), and a WASM policy
-later can be too, without replicas ever disagreeing.
+victims and proposes one OpEvict per victim at the version it was sampled
+at; every replica then removes exactly those keys at the same log index, and
+a key rewritten in the meantime survives. So the policies may be
+nondeterministic (the random ones are), and a WASM policy can be too,
+without replicas ever disagreeing.
 
 # Policies
 
 A Policy sees a batch of candidates (engine.Candidate: key, version, size,
 expiry, last access, LFU counter) and answers with the indexes of the ones to
 evict, best victim first. That shape, one batch in and indexes out, is what a
-WASM eviction plugin implements in one call; keep it.
+WASM eviction plugin implements in one call (plugins.Eviction is a Policy):
+keep it. Victims takes a context and returns an error because a plugin can
+fail or run out of time; the built-ins never fail and never block.
 
 The built-ins are Redis's maxmemory-policy values (New, Names):
 
@@ -56,19 +58,28 @@ concurrent use and keep nothing from a call.
 # The Evictor and its pool
 
 Ranking every key is too costly, so, like Redis (evict.c,
-evictionPoolPopulate), the Evictor samples. Each round it draws a few keys
-from the engine (Engine.Sample, 16 by default; only keys with an expiry for a
-volatile policy), merges them with a pool of the best candidates from
-earlier rounds (16 by default, Redis's EVPOOL_SIZE), lets the policy rank the
-lot, takes the best as a victim and keeps the next best as the pool. The pool
-outlives a Select call, so a good candidate seen once stays in the running
-until something better comes along. Before sampling, Select offers the
-policy the keys that have already expired, from the engine's TTL index.
+evictionPoolPopulate), the Evictor samples. It works in batches: it draws
+16 keys (DefaultSampleSize) from the engine (Engine.Sample; only keys with
+an expiry for a volatile policy) per victim it expects to need, estimated
+from the bytes left to free and the sampled keys' mean size, merges them
+with a pool of the best candidates from earlier batches (16 by default,
+Redis's EVPOOL_SIZE), lets the policy rank the lot once, takes as victims
+the best, one per 16 keys sampled, and keeps the next best as the pool.
+That is the rate of Redis's one victim per sampling round, but in one
+policy call: a Select of one victim or of hundreds usually costs a single
+call, since a batch holds up to BatchSizeMax (4,096) candidates, 255
+victims' worth. The pool outlives a Select call, so a good candidate seen
+once stays in the running until something better comes along. The first
+batch of a Select also holds the keys that have already expired, from the
+engine's TTL index, and takes them on top (every built-in ranks them
+first).
 
 Redis samples 5 keys per round (maxmemory-samples); 16 cost little more here,
 and with them the sampled LRU's hit ratio on a Zipf workload is within a
 fraction of a point of an exact LRU cache of the same size (BenchmarkHitRatio;
-TestHitRatio checks 3 points).
+TestHitRatio checks 3 points), whether victims are chosen one per Select or
+hundreds at a time, as the shard leader's reclaimer asks (the "reclaim-98"
+runs).
 
 The pool can hold stale entries: a key read since it was pooled still shows
 its old last access, and a key deleted or rewritten since still shows its old
@@ -80,16 +91,25 @@ Redis accepts the same.
 # Bounds
 
 Each Select stops once the victims free the bytes asked for, at the key
-count asked for, when the policy declines every candidate (noeviction, or a
-volatile policy and no key with an expiry), after 4*maxKeys+64 rounds, or
-after 64 rounds in a row that sampled only keys already chosen. At most 256
-already expired keys are taken per Select from the TTL index; the leader's
-active-expiry loop removes the rest.
+count asked for, when the policy declines every candidate of a batch
+(noeviction, or a volatile policy and no key with an expiry), after
+4*maxKeys+64 sampling rounds of 16 keys, or after 64 rounds in a row that
+sampled only keys already chosen. A batch holds at most BatchSizeMax
+candidates; at most 256 already expired keys are taken per Select from the
+TTL index, and the leader's active-expiry loop removes the rest.
 
-# Concurrency
+# Concurrency and locking
 
-An Evictor is not safe for concurrent use: each shard leader owns one. The
-caller holds the engine's read lock for the whole Select, and calls Select
-again only after the OpEvict entries for its previous victims are applied.
+An Evictor is not safe for concurrent use: each shard leader owns one.
+Choose reads the engine only through the View it is given, which holds the
+engine's read lock (raftgroup.Group.Read) while Choose samples and copies
+the sampled keys, and releases it before the policy ranks them: a plugin
+may take up to its call timeout, and writes and applies must not wait for
+it. The package itself knows no lock. Select is Choose for a caller that
+has the engine to itself (tests, the simulation), and then runs the policy
+while the caller holds it.
+
+The caller proposes the victims' OpEvict entries at their sampled versions,
+and calls Choose again only after those are applied.
 */
 package eviction

@@ -1,11 +1,16 @@
 package eviction
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wisp-db/wisp/engine"
 )
@@ -303,8 +308,8 @@ type badPolicy struct{}
 
 func (badPolicy) Name() string       { return "bad" }
 func (badPolicy) VolatileOnly() bool { return false }
-func (badPolicy) Victims(_ int64, cands []engine.Candidate, _ int, out []int) []int {
-	return append(out, -1, len(cands), 0, 0, len(cands)+5, 0)
+func (badPolicy) Victims(_ context.Context, _ int64, cands []engine.Candidate, _ int, out []int) ([]int, error) {
+	return append(out, -1, len(cands), 0, 0, len(cands)+5, 0), nil
 }
 
 // TestSelectBadPolicy checks that a policy's invalid answer costs no panic
@@ -356,5 +361,196 @@ func BenchmarkSelect(b *testing.B) {
 				out = ev.Select(e, testNowUnixMs, 1, 1, rnd.IntN, out[:0])
 			}
 		})
+	}
+}
+
+// lockedEngine is an engine behind a read-write lock, as a shard replica
+// keeps it: View takes the read lock, apply the write lock.
+type lockedEngine struct {
+	mu     sync.RWMutex
+	e      *engine.Engine
+	inView bool // guarded by mu (set under the read lock; one reader here)
+}
+
+func (l *lockedEngine) view(fn func(*engine.Engine)) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	l.inView = true
+	defer func() { l.inView = false }()
+	fn(l.e)
+	return nil
+}
+
+func (l *lockedEngine) put(t *testing.T, key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	put(t, l.e, engine.Mutation{Op: engine.OpPut, Key: []byte(key), Value: []byte("rewritten")})
+}
+
+// writingPolicy ranks like its built-in, but first waits for a write to the
+// engine to complete on another goroutine: if it were called under the
+// engine's read lock, the write could not take the write lock and the test
+// would time out.
+type writingPolicy struct {
+	Policy
+	t         *testing.T
+	l         *lockedEngine
+	key       string
+	calls     int
+	underLock bool
+}
+
+func (p *writingPolicy) Victims(ctx context.Context, now int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	p.calls++
+	p.l.mu.RLock()
+	p.underLock = p.underLock || p.l.inView
+	p.l.mu.RUnlock()
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		p.l.put(p.t, p.key)
+	}()
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("a write did not complete during the policy call: the policy runs under the engine's lock")
+	}
+	return p.Policy.Victims(ctx, now, cands, max, out)
+}
+
+// TestChooseRanksOutsideTheLock: Choose samples under the view and calls
+// the policy outside it, so a write completes during the policy call; the
+// key written then is still chosen at its sampled version, whose OpEvict
+// is a no-op, so the rewrite survives. Twenty victims cost one policy call.
+func TestChooseRanksOutsideTheLock(t *testing.T) {
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%03d", i)
+	}
+	l := &lockedEngine{e: testEngine(t, keys, nil)}
+	p := &writingPolicy{Policy: mustPolicy(t, AllKeysLRU), t: t, l: l, key: "k000"}
+	ev := NewEvictor(p)
+	got, err := ev.Choose(context.Background(), l.view, testNowUnixMs, math.MaxInt64, 20, cycle(), nil)
+	if err != nil {
+		t.Fatalf("Choose = %v", err)
+	}
+	if len(got) != 20 {
+		t.Fatalf("Choose chose %d victims; want 20", len(got))
+	}
+	if p.underLock {
+		t.Errorf("the policy ran inside the view (under the read lock)")
+	}
+	if p.calls != 1 {
+		t.Errorf("Choose of 20 victims called the policy %d times; want 1", p.calls)
+	}
+	i := slices.IndexFunc(got, func(c engine.Candidate) bool { return string(c.Key) == "k000" })
+	if i < 0 {
+		t.Fatalf("victims %q lack k000, the least recently used key", names(got))
+	}
+	evict(t, l.e, got)
+	if item, ok := l.e.Get([]byte("k000"), testNowUnixMs); !ok || string(item.Value) != "rewritten" {
+		t.Errorf("Get(k000) after the evictions = %q, %v; want the rewrite to survive", item.Value, ok)
+	}
+	if n := l.e.Len(); n != 100-19 {
+		t.Errorf("%d keys left; want 81 (19 evicted, the rewritten one kept)", n)
+	}
+}
+
+// TestChoosePolicyCalls: one policy call per Choose while a batch holds
+// enough samples for the victims asked for (sampleSize per victim, up to
+// BatchSizeMax candidates), a few beyond that.
+func TestChoosePolicyCalls(t *testing.T) {
+	e := engine.New()
+	var buf [12]byte
+	for id := range 20_000 {
+		put(t, e, engine.Mutation{Op: engine.OpPut, Key: simKey(&buf, id), Value: simValue})
+	}
+	for _, tc := range []struct {
+		maxKeys  int
+		callsMax int
+	}{
+		{1, 1},
+		{16, 1},
+		{200, 1},
+		// BatchSizeMax holds 255 victims' samples beside a pool of 16.
+		{1000, 4},
+	} {
+		cp := &countingPolicy{Policy: mustPolicy(t, AllKeysLRU)}
+		ev := NewEvictor(cp)
+		got := ev.Select(e, testNowUnixMs, math.MaxInt64, tc.maxKeys, seededRand(t).IntN, nil)
+		if len(got) != tc.maxKeys || cp.calls > tc.callsMax {
+			t.Errorf("Select(%d keys) = %d victims in %d policy calls; want %d in at most %d", tc.maxKeys, len(got), cp.calls, tc.maxKeys, tc.callsMax)
+		}
+	}
+}
+
+// failingPolicy answers its first ok calls like its built-in, then fails.
+type failingPolicy struct {
+	Policy
+	ok int
+}
+
+var errPolicy = errors.New("policy failed")
+
+func (p *failingPolicy) Victims(ctx context.Context, now int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	if p.ok == 0 {
+		return out, errPolicy
+	}
+	p.ok--
+	return p.Policy.Victims(ctx, now, cands, max, out)
+}
+
+// TestChooseErrors: an error of the view, the context or the policy ends
+// Choose with the victims chosen before it and the error.
+func TestChooseErrors(t *testing.T) {
+	l := &lockedEngine{e: testEngine(t, tenKeys, nil)}
+	ctx := context.Background()
+	errView := errors.New("not leader")
+	failingView := func(func(*engine.Engine)) error { return errView }
+	if got, err := NewEvictor(mustPolicy(t, AllKeysLRU)).Choose(ctx, failingView, testNowUnixMs, 1, 1, cycle(), nil); !errors.Is(err, errView) || len(got) != 0 {
+		t.Errorf("Choose(failing view) = %q, %v; want no victims and the view's error", names(got), err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if got, err := NewEvictor(mustPolicy(t, AllKeysLRU)).Choose(canceled, l.view, testNowUnixMs, 1, 1, cycle(), nil); !errors.Is(err, context.Canceled) || len(got) != 0 {
+		t.Errorf("Choose(canceled) = %q, %v; want no victims and context.Canceled", names(got), err)
+	}
+	// A batch of 10 samples gives one victim; the second batch's policy
+	// call fails.
+	p := &failingPolicy{Policy: mustPolicy(t, AllKeysLRU), ok: 1}
+	ev := NewEvictor(p, WithSampleSize(10))
+	got, err := ev.Choose(ctx, l.view, testNowUnixMs, math.MaxInt64, 1, cycle(), nil)
+	if err != nil || !slices.Equal(names(got), []string{"k0"}) {
+		t.Fatalf("Choose = %q, %v; want [k0]", names(got), err)
+	}
+	got, err = ev.Choose(ctx, l.view, testNowUnixMs, math.MaxInt64, 3, cycle(), []engine.Candidate{{Key: []byte("earlier")}})
+	if !errors.Is(err, errPolicy) || !slices.Equal(names(got), []string{"earlier"}) {
+		t.Errorf("Choose(failing policy) = %q, %v; want out unchanged and the policy's error", names(got), err)
+	}
+	if !strings.Contains(fmt.Sprint(err), AllKeysLRU) {
+		t.Errorf("Choose error %q does not name the policy", err)
+	}
+	if want := []string{"k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"}; !slices.Equal(names(ev.pool), want) {
+		t.Errorf("pool after the failed call = %q; want it kept, %q", names(ev.pool), want)
+	}
+}
+
+func TestVictimsFor(t *testing.T) {
+	for _, tt := range []struct {
+		left, sampledBytes int64
+		sampled, keysLeft  int
+		want               int
+	}{
+		{100, 0, 0, 10, 1}, // no sample yet
+		{100, 500, 5, 10, 1},
+		{101, 500, 5, 10, 2},
+		{1000, 500, 5, 8, 8}, // capped by the keys left
+		{math.MaxInt64, 1600, 16, 1000, 1000},
+		{math.MaxInt64, 16, 16, math.MaxInt, math.MaxInt},
+		{1, 0, 16, 5, 1}, // sampled keys of no size
+	} {
+		if got := victimsFor(tt.left, tt.sampledBytes, tt.sampled, tt.keysLeft); got != tt.want {
+			t.Errorf("victimsFor(%d, %d, %d, %d) = %d; want %d", tt.left, tt.sampledBytes, tt.sampled, tt.keysLeft, got, tt.want)
+		}
 	}
 }

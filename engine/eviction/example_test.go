@@ -10,8 +10,9 @@ import (
 
 // A shard leader's eviction step: while memory is over the budget, ask the
 // Evictor for victims and apply one OpEvict command with each victim's
-// version. (A real leader holds the engine's read lock during Select and
-// proposes the command through Raft instead of applying it.)
+// version. (A real leader calls Choose with a View that takes the engine's
+// read lock, so that the policy ranks outside it, and proposes the command
+// through Raft instead of applying it.)
 func ExampleEvictor_Select() {
 	e := engine.New()
 	for i := range 100 {

@@ -122,7 +122,9 @@ func TestVolatileEvictsOnlyVolatile(t *testing.T) {
 // cache's edge are read less often than that and their counters decay to
 // nothing between reads, so allkeys-lfu ranks them like LRU. The extra run
 // "allkeys-lfu,100-reads-per-ms" replays the trace at 100 reads per ms
-// (100,000 reads a second), where the counters keep their information.
+// (100,000 reads a second), where the counters keep their information. The
+// runs marked "reclaim-98" evict as the shard leader's reclaimer does: once
+// over the budget, down to 98 % of it, in Selects of up to 1,000 victims.
 func BenchmarkHitRatio(b *testing.B) {
 	c := simConfig{keys: 1_000_000, reads: 10_000_000, seed: 1, budgetPercent: 10, ttlMod: 1}
 	budget := measureBudget(b, c)
@@ -130,14 +132,25 @@ func BenchmarkHitRatio(b *testing.B) {
 		c.reads, c.keys, c.seed, budget.budgetBytes, budget.fullBytes, budget.capacity)
 	fast := c
 	fast.readsPerMs = 100
-	runs := append(simRuns(c, budget), simRun{"allkeys-lfu,100-reads-per-ms", func(tb testing.TB) simResult {
-		p, err := newPolicy(AllKeysLFU, c.seed)
-		if err != nil {
-			tb.Fatal(err)
+	reclaim := c
+	reclaim.lowWatermarkPercent = 98
+	fastReclaim := fast
+	fastReclaim.lowWatermarkPercent = 98
+	runWith := func(name string, c simConfig) func(testing.TB) simResult {
+		return func(tb testing.TB) simResult {
+			p, err := newPolicy(name, c.seed)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			res, _ := simulateEngine(tb, c, budget, p)
+			return res
 		}
-		res, _ := simulateEngine(tb, fast, budget, p)
-		return res
-	}})
+	}
+	runs := append(simRuns(c, budget),
+		simRun{"allkeys-lfu,100-reads-per-ms", runWith(AllKeysLFU, fast)},
+		simRun{"allkeys-lru,reclaim-98", runWith(AllKeysLRU, reclaim)},
+		simRun{"allkeys-lfu,100-reads-per-ms,reclaim-98", runWith(AllKeysLFU, fastReclaim)},
+	)
 	for _, r := range runs {
 		b.Run(r.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -147,6 +160,7 @@ func BenchmarkHitRatio(b *testing.B) {
 			}
 			b.ReportMetric(res.hitRatio(), "hit-ratio")
 			b.ReportMetric(float64(res.staleVictims), "stale-victims")
+			b.ReportMetric(float64(res.policyCalls)/float64(max(res.selects, 1)), "policy-calls/select")
 			b.Logf("%s: %v", r.name, res)
 		})
 	}

@@ -2,6 +2,7 @@ package eviction
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,9 +14,9 @@ import (
 )
 
 // Policy chooses which of a batch of candidates to evict. The built-ins
-// (New) implement it, and so will the adapter of a WASM eviction plugin: the
-// shape, a batch of candidates in and victim indexes out, is the one the
-// plugin ABI carries in a single call.
+// (New) implement it, and so does a loaded WASM eviction plugin
+// (plugins.Eviction): the shape, a batch of candidates in and victim
+// indexes out, is the one the plugin ABI carries in a single call.
 //
 // The Evictor declares it because it is the Evictor's input; shards/ may
 // declare the same method set where it uses a policy.
@@ -32,7 +33,13 @@ type Policy interface {
 	// nowUnixMs come first: dropping them loses nothing a read could see.
 	// Victims must not modify cands, nor retain cands or their Keys after it
 	// returns.
-	Victims(nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int
+	//
+	// ctx bounds the call: a policy that can block (a plugin) returns by
+	// ctx's deadline. On an error Victims returns out unchanged, and the
+	// caller decides without it (the Evictor stops and reports the error;
+	// plugins.Guarded answers with a built-in instead). The built-ins never
+	// fail and never block.
+	Victims(ctx context.Context, nowUnixMs int64, cands []engine.Candidate, max int, out []int) ([]int, error)
 }
 
 // Names of the built-in policies, as --eviction-policy spells them. They are
@@ -110,8 +117,8 @@ type noEviction struct{}
 
 func (noEviction) Name() string       { return NoEviction }
 func (noEviction) VolatileOnly() bool { return false }
-func (noEviction) Victims(_ int64, _ []engine.Candidate, _ int, out []int) []int {
-	return out
+func (noEviction) Victims(_ context.Context, _ int64, _ []engine.Candidate, _ int, out []int) ([]int, error) {
+	return out, nil
 }
 
 // ranked is a deterministic policy: expired candidates first (earliest expiry
@@ -186,7 +193,11 @@ func (p *ranked) key(c *engine.Candidate, nowUnixMs int64, i int) rankKey {
 // fresh buffer.
 const insertionSortMax = 64
 
-func (p *ranked) Victims(nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int {
+func (p *ranked) Victims(_ context.Context, nowUnixMs int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	return p.victims(nowUnixMs, cands, max, out), nil
+}
+
+func (p *ranked) victims(nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int {
 	if max <= 0 {
 		return out
 	}
@@ -230,7 +241,11 @@ type random struct {
 func (p *random) Name() string       { return p.name }
 func (p *random) VolatileOnly() bool { return p.volatileOnly }
 
-func (p *random) Victims(nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int {
+func (p *random) Victims(_ context.Context, nowUnixMs int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	return p.victims(nowUnixMs, cands, max, out), nil
+}
+
+func (p *random) victims(nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int {
 	if max <= 0 {
 		return out
 	}

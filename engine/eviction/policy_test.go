@@ -1,6 +1,7 @@
 package eviction
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,6 +26,16 @@ func cand(key string, lastAccess uint64, freq uint8, expiresAtUnixMs int64) engi
 }
 
 const testNowUnixMs = 1_000
+
+// victims calls p.Victims without a deadline: a built-in never fails, so an
+// error fails the test.
+func victims(tb testing.TB, p Policy, nowUnixMs int64, cands []engine.Candidate, max int, out []int) []int {
+	got, err := p.Victims(context.Background(), nowUnixMs, cands, max, out)
+	if err != nil {
+		tb.Errorf("%s.Victims = %v; built-ins never fail", p.Name(), err)
+	}
+	return got
+}
 
 func TestNewAndNames(t *testing.T) {
 	names := Names()
@@ -114,7 +125,7 @@ func TestVictims(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := cloneCands(tt.cands)
-			got := p.Victims(testNowUnixMs, tt.cands, tt.max, nil)
+			got := victims(t, p, testNowUnixMs, tt.cands, tt.max, nil)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("%s.Victims(%s, max %d) = %v; want %v", tt.policy, keysOf(tt.cands), tt.max, got, tt.want)
 			}
@@ -122,7 +133,7 @@ func TestVictims(t *testing.T) {
 				t.Errorf("%s.Victims modified its candidates", tt.policy)
 			}
 			// Victims appends: what out held stays.
-			got = p.Victims(testNowUnixMs, tt.cands, tt.max, []int{-7})
+			got = victims(t, p, testNowUnixMs, tt.cands, tt.max, []int{-7})
 			if !slices.Equal(got, append([]int{-7}, tt.want...)) {
 				t.Errorf("%s.Victims with out=[-7] = %v; want -7 then %v", tt.policy, got, tt.want)
 			}
@@ -160,7 +171,7 @@ func TestRandomVictims(t *testing.T) {
 			firstFree := make(map[int]int) // index -> times it came first after the expired ones
 			for max := range len(cands) + 2 {
 				for range trials / 10 {
-					got := p.Victims(testNowUnixMs, cands, max, nil)
+					got := victims(t, p, testNowUnixMs, cands, max, nil)
 					if want := min(max, len(tt.eligible)); len(got) != want {
 						t.Fatalf("Victims(max %d) = %v; want %d victims", max, got, want)
 					}
@@ -175,7 +186,7 @@ func TestRandomVictims(t *testing.T) {
 				}
 			}
 			for range trials {
-				got := p.Victims(testNowUnixMs, cands, 3, nil)
+				got := victims(t, p, testNowUnixMs, cands, 3, nil)
 				firstFree[got[2]]++
 			}
 			// Each non-expired eligible index comes third equally often:
@@ -204,7 +215,7 @@ func TestRandomSeed(t *testing.T) {
 	a, _ := newPolicy(AllKeysRandom, 42)
 	b, _ := newPolicy(AllKeysRandom, 42)
 	for range 10 {
-		x, y := a.Victims(0, cands, 5, nil), b.Victims(0, cands, 5, nil)
+		x, y := victims(t, a, 0, cands, 5, nil), victims(t, b, 0, cands, 5, nil)
 		if !slices.Equal(x, y) {
 			t.Fatalf("same seed, different victims: %v, %v", x, y)
 		}
@@ -229,7 +240,7 @@ func TestVictimsConcurrent(t *testing.T) {
 				defer func() { done <- struct{}{} }()
 				var out []int
 				for range 200 {
-					out = p.Victims(testNowUnixMs, cands, 8, out[:0])
+					out = victims(t, p, testNowUnixMs, cands, 8, out[:0])
 				}
 			}()
 		}
@@ -247,7 +258,7 @@ func TestVictimsAllocs(t *testing.T) {
 	for _, name := range Names() {
 		p, _ := New(name)
 		out := make([]int, 0, len(cands))
-		if n := testing.AllocsPerRun(100, func() { out = p.Victims(testNowUnixMs, cands, 17, out[:0]) }); n != 0 {
+		if n := testing.AllocsPerRun(100, func() { out = victims(t, p, testNowUnixMs, cands, 17, out[:0]) }); n != 0 {
 			t.Errorf("%s.Victims allocates %v times per call; want 0", name, n)
 		}
 	}
@@ -265,7 +276,7 @@ func BenchmarkVictims(b *testing.B) {
 			out := make([]int, 0, len(cands))
 			b.ReportAllocs()
 			for b.Loop() {
-				out = p.Victims(testNowUnixMs, cands, 17, out[:0])
+				out = victims(b, p, testNowUnixMs, cands, 17, out[:0])
 			}
 		})
 	}
@@ -367,7 +378,7 @@ func TestVictimsReference(t *testing.T) {
 				cands[i] = cand(fmt.Sprint(i), rnd.Uint64N(20), uint8(rnd.IntN(4)), exp)
 			}
 			max := rnd.IntN(n+2) - 1
-			got := p.Victims(testNowUnixMs, cands, max, nil)
+			got := victims(t, p, testNowUnixMs, cands, max, nil)
 			if want := referenceVictims(name, testNowUnixMs, cands, max); !slices.Equal(got, want) {
 				t.Fatalf("trial %d: %s.Victims(%d candidates, max %d) = %v; want %v", trial, name, n, max, got, want)
 			}

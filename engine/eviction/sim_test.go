@@ -1,6 +1,7 @@
 package eviction
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -43,7 +44,16 @@ type simConfig struct {
 	// budgetPercent is the memory budget as a percentage of the full
 	// keyspace's MemoryUsed.
 	budgetPercent int64
+	// lowWatermarkPercent, if set, makes each eviction free memory down to
+	// that percentage of the budget in Selects of up to
+	// simReclaimMaxKeysPerSelect victims, as the shard leader's reclaimer
+	// does (98 %), instead of about one key per miss.
+	lowWatermarkPercent int64
 }
+
+// simReclaimMaxKeysPerSelect bounds the victims of one Select with a low
+// watermark, as shards/reclaim's MaxExpirePerEntry does.
+const simReclaimMaxKeysPerSelect = 1000
 
 // now returns the logical time of read i.
 func (c simConfig) now(i int) int64 {
@@ -125,6 +135,9 @@ type simResult struct {
 	overBudget int
 	// victimsWithoutTTL counts victims that carried no expiry.
 	victimsWithoutTTL int
+	// selects and policyCalls count the Select calls and the policy calls
+	// they made.
+	selects, policyCalls int
 }
 
 func (r simResult) hitRatio() float64 { return float64(r.hits) / float64(r.reads) }
@@ -134,7 +147,8 @@ func (r simResult) hitRatio() float64 { return float64(r.hits) / float64(r.reads
 func simulateEngine(tb testing.TB, c simConfig, b simBudget, p Policy) (simResult, *engine.Engine) {
 	tb.Helper()
 	e := engine.New()
-	ev := NewEvictor(p)
+	cp := &countingPolicy{Policy: p}
+	ev := NewEvictor(cp)
 	z := newZipf(c.seed, c.keys, simTheta)
 	rnd := rand.New(rand.NewPCG(c.seed, 0x5eed))
 	var (
@@ -154,7 +168,12 @@ func simulateEngine(tb testing.TB, c simConfig, b simBudget, p Policy) (simResul
 			tb.Fatalf("read %d: put %d: %v", i, id, r.Err)
 		}
 		for used := e.MemoryUsed(); used > b.budgetBytes; used = e.MemoryUsed() {
-			victims = ev.Select(e, now, used-b.budgetBytes, simMaxKeysPerSelect, rnd.IntN, victims[:0])
+			target, maxKeys := b.budgetBytes, simMaxKeysPerSelect
+			if c.lowWatermarkPercent > 0 {
+				target, maxKeys = b.budgetBytes/100*c.lowWatermarkPercent, simReclaimMaxKeysPerSelect
+			}
+			res.selects++
+			victims = ev.Select(e, now, used-target, maxKeys, rnd.IntN, victims[:0])
 			if len(victims) == 0 {
 				res.overBudget++
 				break
@@ -181,7 +200,19 @@ func simulateEngine(tb testing.TB, c simConfig, b simBudget, p Policy) (simResul
 			}
 		}
 	}
+	res.policyCalls = cp.calls
 	return res, e
+}
+
+// countingPolicy counts the calls of the policy it wraps.
+type countingPolicy struct {
+	Policy
+	calls int
+}
+
+func (p *countingPolicy) Victims(ctx context.Context, nowUnixMs int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	p.calls++
+	return p.Policy.Victims(ctx, nowUnixMs, cands, max, out)
 }
 
 // simulateOracle replays c's trace against an exact cache.
@@ -227,6 +258,6 @@ func simRuns(c simConfig, b simBudget) []simRun {
 }
 
 func (r simResult) String() string {
-	return fmt.Sprintf("hit ratio %.4f (%d/%d), %d evict commands, %d evicted, %d stale victims, %d over budget",
-		r.hitRatio(), r.hits, r.reads, r.evictCommands, r.evicted, r.staleVictims, r.overBudget)
+	return fmt.Sprintf("hit ratio %.4f (%d/%d), %d evict commands, %d evicted, %d stale victims, %d over budget, %d policy calls in %d selects",
+		r.hitRatio(), r.hits, r.reads, r.evictCommands, r.evicted, r.staleVictims, r.overBudget, r.policyCalls, r.selects)
 }

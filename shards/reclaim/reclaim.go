@@ -26,7 +26,11 @@ type Group interface {
 type Settings struct {
 	// MaxMemoryBytes is the shard's budget; 0 means none.
 	MaxMemoryBytes int64
-	// Policy chooses victims; nil or noeviction means no eviction here.
+	// Policy chooses victims; nil or noeviction means no eviction here. It
+	// is called outside the engine's lock, with the reclaimer's context
+	// (canceled by Close); an error ends that cycle's eviction, after the
+	// victims chosen before it are proposed. Wrap a plugin in
+	// plugins.Guarded, which answers with a built-in when the plugin fails.
 	Policy eviction.Policy
 }
 
@@ -186,29 +190,39 @@ func (r *Reclaimer) expire(ctx context.Context) bool {
 
 // evict proposes Evict entries while memory is over the budget. It reports
 // whether it stopped at a bound with work left.
+//
+// The engine's read lock is held only to read MemoryUsed and, inside the
+// evictor's view, to sample candidates; the policy ranks them after the
+// lock is released (a plugin may take up to its call timeout, and applies
+// must not wait for it).
 func (r *Reclaimer) evict(ctx context.Context) bool {
 	s := r.cfg.Settings()
-	if s.MaxMemoryBytes <= 0 || s.Policy == nil || s.Policy.Name() == "noeviction" {
+	if s.MaxMemoryBytes <= 0 || s.Policy == nil || s.Policy.Name() == eviction.NoEviction {
 		return false
 	}
 	if r.evictor == nil || r.evictorFor != s.Policy {
 		r.evictor, r.evictorFor = eviction.NewEvictor(s.Policy), s.Policy
 	}
+	view := func(fn func(*engine.Engine)) error { return r.cfg.Group.Read(ctx, raftgroup.Stale, fn) }
 	low := s.MaxMemoryBytes / 100 * LowWatermarkPercent
 	for range MaxEntriesPerCycle {
 		now := r.cfg.Now().UnixMilli()
 		var used int64
-		r.victimBuf = r.victimBuf[:0]
-		if err := r.cfg.Group.Read(ctx, raftgroup.Stale, func(e *engine.Engine) {
-			used = e.MemoryUsed()
-			if used > s.MaxMemoryBytes {
-				r.victimBuf = r.evictor.Select(e, now, used-low, MaxExpirePerEntry, r.rnd.IntN, r.victimBuf)
-			}
-		}); err != nil {
+		if err := r.cfg.Group.Read(ctx, raftgroup.Stale, func(e *engine.Engine) { used = e.MemoryUsed() }); err != nil {
 			return false
 		}
 		r.metrics.overBudget.Set(float64(used - s.MaxMemoryBytes))
-		if used <= s.MaxMemoryBytes || len(r.victimBuf) == 0 {
+		if used <= s.MaxMemoryBytes {
+			return false
+		}
+		var err error
+		r.victimBuf, err = r.evictor.Choose(ctx, view, now, used-low, MaxExpirePerEntry, r.rnd.IntN, r.victimBuf[:0])
+		if err != nil && ctx.Err() == nil {
+			// The victims chosen before the error are still valid: propose
+			// them, and try again next cycle.
+			r.log.Warn("reclaim: choosing eviction victims failed", "policy", s.Policy.Name(), "victims", len(r.victimBuf), "err", err)
+		}
+		if len(r.victimBuf) == 0 {
 			return false
 		}
 		cmd := &engine.Command{Mutations: make([]engine.Mutation, len(r.victimBuf))}
@@ -223,6 +237,9 @@ func (r *Reclaimer) evict(ctx context.Context) bool {
 			if m.Existed {
 				r.metrics.evicted.Inc()
 			}
+		}
+		if err != nil {
+			return false
 		}
 	}
 	return true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +124,54 @@ func TestNoEvictionDoesNotEvict(t *testing.T) {
 		t.Errorf("stats %+v; want all 200 keys, no evictions under noeviction", s)
 	}
 	r.Close() // safe twice
+}
+
+// writingPolicy is allkeys-lru, but each call first writes a key through
+// Raft and waits for the write to apply. Applying takes the engine's write
+// lock, so if the policy ran under the read lock, the write could not
+// apply and the call would fail.
+type writingPolicy struct {
+	eviction.Policy
+	g      *raftgroup.Group
+	writes atomic.Int64
+	failed atomic.Int64
+}
+
+func (p *writingPolicy) Victims(ctx context.Context, now int64, cands []engine.Candidate, max int, out []int) ([]int, error) {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n := p.writes.Add(1)
+	cmd := &engine.Command{Mutations: []engine.Mutation{{Op: engine.OpPut, Key: fmt.Appendf(nil, "written-during-policy-%d", n), Value: []byte("v")}}}
+	if res, err := p.g.Propose(wctx, cmd); err != nil || res.Err != nil {
+		p.failed.Add(1)
+		return out, fmt.Errorf("write during the policy call: %v %v", err, res.Err)
+	}
+	return p.Policy.Victims(ctx, now, cands, max, out)
+}
+
+// TestPolicyOutsideReadLock: the reclaimer calls the policy with the
+// engine's lock released, so writes apply while a policy (a plugin, up to
+// its timeout) decides.
+func TestPolicyOutsideReadLock(t *testing.T) {
+	g := singleReplica(t)
+	putN(t, g, 1000, 0, make([]byte, 200))
+	lru, err := eviction.New(eviction.AllKeysLRU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &writingPolicy{Policy: lru, g: g}
+	budget := stats(g).MemoryUsedBytes / 2
+	r := Start(Config{Group: g, Settings: func() Settings { return Settings{MaxMemoryBytes: budget, Policy: p} }, Interval: 10 * time.Millisecond})
+	defer r.Close()
+	waitFor(t, "memory under budget", func() bool { return stats(g).MemoryUsedBytes <= budget })
+	r.Close()
+	if p.writes.Load() == 0 || p.failed.Load() != 0 {
+		t.Errorf("%d policy calls, %d of whose writes failed to apply; want calls, all writes applied", p.writes.Load(), p.failed.Load())
+	}
+	// 500 keys' worth of victims in Selects of up to 1,000: a few policy
+	// calls, not one per victim.
+	if n := p.writes.Load(); n > 50 {
+		t.Errorf("%d policy calls to evict about half of 1,000 keys; want a few per Select", n)
+	}
+	t.Logf("%d policy calls, %d keys evicted", p.writes.Load(), stats(g).EvictedTotal)
 }
