@@ -14,9 +14,14 @@ bounded in size and checked before use.
 
 LoadEviction validates an eviction plugin (size, compilation, imports,
 exports, ABI version, a self-test call) and returns an Eviction, whose
-Victims asks it for one batched decision. A failed call returns an error and
-leaves the caller's slice as it was, so that the caller falls back to its
-built-in policy for that decision.
+Victims asks it for one batched decision. An Eviction is an
+engine/eviction.Policy, like the built-ins, named at load (WithName). A
+failed call returns an error and leaves the caller's slice as it was.
+
+Guarded wraps an Eviction with a built-in fallback: a failed call's decision
+is the fallback's, so eviction never stops for a plugin, and its Stats say
+how the plugin fares (calls, fallbacks, last error, p99 of call time,
+Degraded when most of the last 20 calls failed).
 
 # Compile once, instantiate many
 
