@@ -51,10 +51,10 @@ const (
 	// this bound).
 	benchMaxKeys = 1_000_000
 	// benchMaxValueBytes caps --value-size at the server's default value
-	// limit (node.DefaultMaxValueBytes).
+	// limit (api.DefaultMaxValueBytes).
 	benchMaxValueBytes = 1 << 20
 	// benchMaxBatchSize caps --batch-size at the server's default limit on
-	// the ops of one Batch (node.DefaultMaxBatchOps).
+	// the ops of one Batch (api.DefaultMaxBatchOps).
 	benchMaxBatchSize = 1000
 	// benchClientsPerConn is the default clients per HTTP/2 connection.
 	benchClientsPerConn = 8

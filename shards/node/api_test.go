@@ -16,7 +16,7 @@ import (
 
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
-	"github.com/wisp-db/wisp/shards/node"
+	"github.com/wisp-db/wisp/shards/api"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -38,7 +38,7 @@ func ctxT(t *testing.T) context.Context {
 
 // TestAPIErrors checks that every documented error case returns its code.
 func TestAPIErrors(t *testing.T) {
-	c := nodetest.Start(t, nodetest.Options{Limits: node.Limits{MaxValueBytes: 1024}})
+	c := nodetest.Start(t, nodetest.Options{Limits: api.Limits{MaxValueBytes: 1024}})
 	kv := kvClient(c.URL(0))
 	ctx := ctxT(t)
 	put, err := kv.Put(ctx, connect.NewRequest(&wispv1.PutRequest{Key: []byte("k"), Value: []byte("v")}))

@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -16,26 +14,21 @@ import (
 	"github.com/wisp-db/wisp/buildinfo"
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
-	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
-// clusterService implements wisp.v1.ClusterService.
-type clusterService struct{ n *Node }
-
-var _ wispv1connect.ClusterServiceHandler = (*clusterService)(nil)
-
 // statusPeerTimeout bounds how long Status waits for each peer.
 const statusPeerTimeout = time.Second
 
-// Status reports this node's replica and, unless local_only, asks every peer
-// for theirs (concurrently, each bounded by statusPeerTimeout).
-func (s *clusterService) Status(ctx context.Context, req *connect.Request[wispv1.StatusRequest]) (*connect.Response[wispv1.StatusResponse], error) {
-	if req.Msg.LocalOnly {
-		return connect.NewResponse(s.n.localStatus()), nil
+// Status reports this node's replicas and, with all, asks every peer for
+// theirs (concurrently, each bounded by statusPeerTimeout), merges them and
+// judges readiness (api.Node).
+func (n *Node) Status(ctx context.Context, all bool) *wispv1.StatusResponse {
+	if !all {
+		return n.localStatus()
 	}
-	return connect.NewResponse(s.n.clusterStatus(ctx)), nil
+	return n.clusterStatus(ctx)
 }
 
 // clusterStatus merges every node's replica reports (concurrently, each
@@ -68,7 +61,7 @@ func (n *Node) clusterStatus(ctx context.Context) *wispv1.StatusResponse {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
 			defer cancel()
-			c := n.fwd.cluster(p.URL)
+			c := n.peers.Cluster(p.URL)
 			r, err := c.Status(cctx, connect.NewRequest(&wispv1.StatusRequest{LocalOnly: true}))
 			mu.Lock()
 			defer mu.Unlock()
@@ -276,34 +269,9 @@ func sorted(ids []string) []string {
 	return out
 }
 
-// readyz answers 200 when the cluster is ready (StatusResponse.ready), 503
-// with the reasons otherwise. Unlike /healthz (this node can serve), it
-// judges the whole cluster: what a rolling restart waits for.
-func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*statusPeerTimeout)
-	defer cancel()
-	st := n.clusterStatus(ctx)
-	w.Header().Set("Content-Type", "application/json")
-	if !st.Ready {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	json.NewEncoder(w).Encode(struct {
-		Ready    bool     `json:"ready"`
-		Node     string   `json:"node"`
-		NotReady []string `json:"not_ready,omitempty"`
-	}{st.Ready, n.cfg.ID, st.NotReady})
-}
-
 // ReplicaUnreachable is the state Status gives the replicas of a node that
 // did not answer it.
 const ReplicaUnreachable = "unreachable"
-
-func errMessage(err error) string {
-	if ce, ok := err.(*connect.Error); ok {
-		return ce.Message()
-	}
-	return err.Error()
-}
 
 // localStatus reports this node's replicas, one shard each.
 func (n *Node) localStatus() *wispv1.StatusResponse {
@@ -354,19 +322,9 @@ func (n *Node) replicaStatus(st raftgroup.Status) *wispv1.ReplicaStatus {
 	return rep
 }
 
-// ShardMap describes the two rings and the shards' leaders. Leaders of
-// shards this node does not host and has not forwarded to yet are asked of
-// the peers (each answers from its own replicas, without asking further).
-func (s *clusterService) ShardMap(ctx context.Context, req *connect.Request[wispv1.ShardMapRequest]) (*connect.Response[wispv1.ShardMapResponse], error) {
-	if req.Header().Get(forwardedHeader) == "" {
-		s.n.learnLeaders(ctx)
-	}
-	resp := connect.NewResponse(s.n.shardMap())
-	resp.Header().Set(epochHeader, s.n.view().epochText)
-	return resp, nil
-}
-
-func (n *Node) shardMap() *wispv1.ShardMapResponse {
+// ShardMap describes the two rings and the placement, without the
+// leaders, which shards/api fills in (api.Node).
+func (n *Node) ShardMap() *wispv1.ShardMapResponse {
 	v := n.view()
 	m := &wispv1.ShardMapResponse{
 		Epoch: v.epoch, ShardCount: uint32(n.cfg.Shards), KeyVnodes: uint32(n.cfg.KeyVnodes),
@@ -378,45 +336,8 @@ func (n *Node) shardMap() *wispv1.ShardMapResponse {
 	}
 	for id, sr := range v.place.Shards {
 		m.Shards = append(m.Shards, &wispv1.ShardPlacement{
-			Id: uint32(id), Replicas: sr.Replicas, LeaderId: n.leaderOf(id), PreferredLeaderId: sr.Leader,
+			Id: uint32(id), Replicas: sr.Replicas, PreferredLeaderId: sr.Leader,
 		})
 	}
 	return m
-}
-
-// learnLeaders asks peers for the leaders of the shards this node neither
-// hosts nor knows a leader of: one ShardMap call per peer that hosts such a
-// shard, concurrently, each bounded by statusPeerTimeout.
-func (n *Node) learnLeaders(ctx context.Context) {
-	v := n.view()
-	ask := map[string]bool{}
-	for id, sr := range v.place.Shards {
-		if n.replicas().byShard[id] == nil && n.known.get(id) == "" {
-			for _, r := range sr.Replicas {
-				ask[r] = true
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for id := range ask {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
-			defer cancel()
-			r, err := n.fwd.cluster(v.peers[id].URL).ShardMap(cctx, connect.NewRequest(&wispv1.ShardMapRequest{}))
-			if err != nil {
-				return
-			}
-			for _, sh := range r.Msg.Shards {
-				s := int(sh.Id)
-				if s < len(n.replicas().byShard) && n.replicas().byShard[s] == nil && sh.LeaderId != "" && slices.Contains(v.place.Shards[s].Replicas, id) {
-					if _, ok := v.peers[sh.LeaderId]; ok {
-						n.known.set(s, sh.LeaderId)
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wisp-db/wisp/shards/api"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/placement"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -158,6 +159,10 @@ func viewOf(m *meta.Map) (*view, error) {
 	}
 	v.place.ReplicaCap, v.place.LeaderCap = want.ReplicaCap, want.LeaderCap
 	v.target = want
+	v.route = &api.Route{Epoch: v.epoch, EpochText: v.epochText, Shards: v.place.Shards, URLs: make(map[string]string, len(v.peers))}
+	for id, p := range v.peers {
+		v.route.URLs[id] = p.URL
+	}
 	return v, nil
 }
 

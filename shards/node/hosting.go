@@ -113,7 +113,7 @@ func (n *Node) openShard(id int, peers []raftgroup.Peer, deferElection bool) err
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", id, err)
 	}
-	sh := &shard{id: id, group: g}
+	sh := &shard{node: n, id: id, group: g}
 	if n.metrics != nil {
 		sh.startReclaim(n)
 	}

@@ -9,47 +9,38 @@ import (
 
 	controlv1 "github.com/wisp-db/wisp/gen/wisp/control/v1"
 	"github.com/wisp-db/wisp/gen/wisp/control/v1/controlv1connect"
-	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
 // Membership changes an operator asks for (`wisp cluster drain`, `wisp
-// cluster remove`): the node that gets the request passes it to the meta
+// cluster remove`): the node that gets the request (through shards/api)
+// passes it to the meta
 // group's leader over the control plane (ControlService.ChangeNode), which
 // checks it and applies it to the cluster map. The placement driver does
 // the rest: it moves a draining node's replicas away, and never plans one
 // onto it.
 
-// DrainNode marks a node draining, or active again with cancel.
-func (s *clusterService) DrainNode(ctx context.Context, req *connect.Request[wispv1.DrainNodeRequest]) (*connect.Response[wispv1.DrainNodeResponse], error) {
+// DrainNode marks node id draining, or active again with cancel, and
+// returns the cluster map's epoch after (api.Node).
+func (n *Node) DrainNode(ctx context.Context, id string, cancel bool) (uint64, error) {
 	change := controlv1.NodeChange_NODE_CHANGE_DRAIN
-	if req.Msg.Cancel {
+	if cancel {
 		change = controlv1.NodeChange_NODE_CHANGE_ACTIVATE
 	}
-	epoch, err := s.n.changeNode(ctx, req.Msg.NodeId, change)
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&wispv1.DrainNodeResponse{Epoch: epoch}), nil
+	return n.changeNode(ctx, id, change)
 }
 
-// RemoveNode forgets a node that holds no replica and is not running.
-func (s *clusterService) RemoveNode(ctx context.Context, req *connect.Request[wispv1.RemoveNodeRequest]) (*connect.Response[wispv1.RemoveNodeResponse], error) {
-	epoch, err := s.n.changeNode(ctx, req.Msg.NodeId, controlv1.NodeChange_NODE_CHANGE_REMOVE)
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&wispv1.RemoveNodeResponse{Epoch: epoch}), nil
+// RemoveNode forgets node id, which must hold no replica and not be
+// running, and returns the cluster map's epoch after (api.Node).
+func (n *Node) RemoveNode(ctx context.Context, id string) (uint64, error) {
+	return n.changeNode(ctx, id, controlv1.NodeChange_NODE_CHANGE_REMOVE)
 }
 
 // changeNode has the meta group's leader apply a member change and
 // returns the map's epoch after it.
 func (n *Node) changeNode(ctx context.Context, id string, change controlv1.NodeChange) (uint64, error) {
-	if err := membership.ValidateID(id); err != nil {
-		return 0, invalidArgument("%v", err)
-	}
 	var epoch uint64
 	err := n.onMetaLeader(ctx, func(ctx context.Context, c controlClient) error {
 		res, err := c.ChangeNode(ctx, connect.NewRequest(&controlv1.ChangeNodeRequest{NodeId: id, Change: change}))
@@ -84,7 +75,7 @@ func (n *Node) onMetaLeader(ctx context.Context, call func(context.Context, cont
 			break
 		}
 	}
-	return unavailable("no node leading the meta group answered; try again")
+	return errNoMetaLeader
 }
 
 // ChangeNode applies a member change to the cluster map on the meta

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/wisp-db/wisp/engine"
@@ -165,4 +166,17 @@ func (n *Node) runMemory(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// MemoryFull says, for a client, why shard id refused a write under
+// noeviction: which node's budget is reached (api.Node).
+func (n *Node) MemoryFull(id int) string {
+	var m *shardMemory
+	if rs := n.replicas().byShard; id >= 0 && id < len(rs) && rs[id] != nil {
+		m = rs[id].mem.Load()
+	}
+	if m == nil || m.limitedBy == "" {
+		return "its memory budget is reached"
+	}
+	return fmt.Sprintf("node %s, which holds one of its replicas, has used %d of its %d bytes (shard budget now %d bytes)", m.limitedBy, m.room.Used, m.room.Budget, m.settings.MaxMemoryBytes)
 }

@@ -16,7 +16,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine/eviction"
-	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/shards/api"
 	"github.com/wisp-db/wisp/shards/balance"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/meta"
@@ -29,10 +29,9 @@ import (
 // Node is one running server: the replicas of the shards the placement puts
 // on it, all over one Raft port and one shared log. Safe for concurrent use.
 type Node struct {
-	cfg    Config
-	self   Peer
-	limits Limits
-	log    *slog.Logger
+	cfg  Config
+	self Peer
+	log  *slog.Logger
 
 	// keys is the key ring (docs/ARCHITECTURE.md): keys to shards. Fixed.
 	keys *ring.KeyRing
@@ -59,12 +58,11 @@ type Node struct {
 	bg      sync.WaitGroup
 	stop    context.CancelFunc
 	closing atomic.Bool
-	known   leaderCache // leaders of shards this node does not host
-	fwd     *forwarder
+	peers   *api.Peers // clients of the other nodes' APIs
 	balance *balance.Balancer
 
 	metrics *metrics
-	handler http.Handler
+	api     *api.API
 
 	mu     sync.Mutex
 	server *http.Server // guarded by mu; set by Serve
@@ -113,10 +111,9 @@ func OpenContext(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node config: %w", err)
 	}
 	n := &Node{
-		cfg:    cfg,
-		self:   self,
-		limits: cfg.Limits.withDefaults(),
-		log:    cfg.Logger.With("node", cfg.ID),
+		cfg:  cfg,
+		self: self,
+		log:  cfg.Logger.With("node", cfg.ID),
 	}
 	if cfg.DeadNodeTimeout <= 0 {
 		n.cfg.DeadNodeTimeout = DefaultDeadNodeTimeout
@@ -206,7 +203,6 @@ func (n *Node) open(ctx context.Context) error {
 		return err
 	}
 	n.keys = ring.NewKeyRing(n.cfg.Shards, n.cfg.KeyVnodes)
-	n.known.init(n.cfg.Shards)
 	n.reps.Store(&replicaSet{byShard: make([]*shard, n.cfg.Shards)})
 	if err := n.openReplicas(m, bootstrap); err != nil {
 		return err
@@ -216,13 +212,20 @@ func (n *Node) open(ctx context.Context) error {
 			return err
 		}
 	}
-	n.fwd = newForwarder(n.cfg.ID)
+	n.peers = api.NewPeers(n.cfg.ID)
 	n.metrics = newMetrics(n.cfg.Registerer, n.cfg.ID, n)
 	for _, sh := range n.replicas().hosted {
 		sh.startReclaim(n)
 	}
 	n.balance = balance.Start(balanceNode{n}, n.cfg.BalanceInterval, n.log)
-	n.handler = n.newHandler()
+	n.api = api.New(n, api.Options{
+		Limits:       n.cfg.Limits,
+		Peers:        n.peers,
+		Logger:       n.log,
+		Interceptors: []connect.Interceptor{n.metrics.interceptor()},
+		OnForward:    n.metrics.forwarded.Inc,
+		Metrics:      n.metrics.handler,
+	})
 	n.startBackground(bg)
 	return nil
 }
@@ -458,53 +461,23 @@ func (n *Node) ClusterMap() *meta.Map { return n.view().m }
 // Placement returns where the shards' replicas live.
 func (n *Node) Placement() ring.Placement { return n.view().place }
 
-// Handler returns the node's HTTP handler: the Connect services (with gRPC
-// reflection and health), /healthz and, when the node keeps its own
-// registry (Config.Registerer nil), GET /metrics (MetricsHandler).
-func (n *Node) Handler() http.Handler { return n.handler }
+// Handler returns the node's HTTP handler (shards/api): the Connect
+// services (with gRPC reflection and health), /healthz, /readyz and, when
+// the node keeps its own registry (Config.Registerer nil), GET /metrics
+// (MetricsHandler).
+func (n *Node) Handler() http.Handler { return n.api.Handler() }
 
-func (n *Node) newHandler() http.Handler {
-	opts := connect.WithHandlerOptions(append([]connect.HandlerOption{
-		// Gzip costs ~45µs of CPU per call; small messages go uncompressed.
-		connect.WithCompressMinBytes(compressMinBytes),
-		connect.WithReadMaxBytes(n.limits.MaxRequestBytes),
-		connect.WithInterceptors(n.metrics.interceptor()),
-	}, strictJSONCodecs...)...)
-	mux := http.NewServeMux()
-	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{n}, opts))
-	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{n}, opts))
-	mux.HandleFunc("GET /healthz", n.healthz)
-	mux.HandleFunc("GET /readyz", n.readyz)
-	if n.metrics.handler != nil {
-		mux.Handle("GET /metrics", n.metrics.handler)
+// Route returns the layout the node routes by (api.Node).
+func (n *Node) Route() *api.Route { return n.view().route }
+
+// Replica returns the node's replica of shard id, nil if it holds none
+// (api.Node).
+func (n *Node) Replica(id int) api.Replica {
+	if sh := n.replicas().byShard[id]; sh != nil {
+		return sh
 	}
-	n.handleGRPCTools(mux, connect.WithReadMaxBytes(4<<10))
-	return n.limitBody(mux, int64(n.limits.MaxRequestBytes)+bodySlackBytes)
+	return nil
 }
-
-// bodySlackBytes is what a body may carry beyond MaxRequestBytes (framing).
-const bodySlackBytes = 64 << 10
-
-// limitBody stops reading a request body past max bytes. Connect refuses an
-// oversized message itself but then drains the rest to reuse the connection;
-// with this bound it stops at max and net/http closes the connection instead.
-// A body whose declared length is already over the request limit is refused
-// before it is read, with a message that names the limits a user can change
-// (Connect's own says only "message is larger than configured max").
-func (n *Node) limitBody(h http.Handler, max int64) http.Handler {
-	errw := connect.NewErrorWriter()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > int64(n.limits.MaxRequestBytes) && errw.IsSupported(r) {
-			errw.Write(w, r, n.requestTooLarge(r.ContentLength))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
-		h.ServeHTTP(w, r)
-	})
-}
-
-// compressMinBytes is the smallest response worth compressing.
-const compressMinBytes = 4 << 10
 
 // NewHTTPServer returns a server for h that speaks HTTP/1.1 and HTTP/2
 // cleartext (h2c) on one port, as Connect, gRPC and gRPC-Web clients need.
@@ -524,7 +497,7 @@ func NewHTTPServer(h http.Handler) *http.Server {
 // Serve accepts API requests on lis until Close. It returns nil after Close.
 func (n *Node) Serve(lis net.Listener, h http.Handler) error {
 	if h == nil {
-		h = n.handler
+		h = n.Handler()
 	}
 	srv := NewHTTPServer(h)
 	n.mu.Lock()
@@ -564,7 +537,7 @@ func (n *Node) Close() error {
 		if err := n.closeReplicas(false); err != nil {
 			errs = append(errs, err)
 		}
-		n.fwd.close()
+		n.peers.Close()
 		n.metrics.unregister()
 		if err := errors.Join(errs...); err != nil {
 			n.closeErr = fmt.Errorf("node %s: close: %w", n.cfg.ID, err)
@@ -587,7 +560,7 @@ func (n *Node) Kill() error {
 		n.balance.Close()
 		n.stopBackground()
 		err = n.closeReplicas(true)
-		n.fwd.close()
+		n.peers.Close()
 		n.metrics.unregister()
 	})
 	return err

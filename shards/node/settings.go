@@ -116,45 +116,11 @@ func settingsText(s meta.Settings) string {
 	return out
 }
 
-// GetConfig reads the settings from the meta group's leader, linearizably:
-// a GetConfig after a SetConfig sees it, whichever nodes answer them.
-func (s *clusterService) GetConfig(ctx context.Context, req *connect.Request[wispv1.GetConfigRequest]) (*connect.Response[wispv1.GetConfigResponse], error) {
-	set, eff, err := s.n.applySettings(ctx, &controlv1.SettingsRequest{})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&wispv1.GetConfigResponse{Config: set, Effective: eff}), nil
-}
-
-// SetConfig validates the new settings and sets them in the cluster map
-// through the meta group's leader; every node applies them when its map
-// reaches that epoch (this one before it answers).
-func (s *clusterService) SetConfig(ctx context.Context, req *connect.Request[wispv1.SetConfigRequest]) (*connect.Response[wispv1.SetConfigResponse], error) {
-	c := req.Msg.Config
-	if c == nil || (c.MaxMemoryBytes == nil && c.EvictionPolicy == nil) {
-		return nil, invalidArgument("config sets nothing: give max_memory_bytes or eviction_policy")
-	}
-	if err := checkSettings(c.MaxMemoryBytes, c.EvictionPolicy); err != nil {
-		return nil, err
-	}
-	set, eff, err := s.n.applySettings(ctx, &controlv1.SettingsRequest{MaxMemoryBytes: c.MaxMemoryBytes, EvictionPolicy: c.EvictionPolicy})
-	if err != nil {
-		return nil, err
-	}
-	return connect.NewResponse(&wispv1.SetConfigResponse{Config: set, Effective: eff}), nil
-}
-
-// checkSettings validates settings to set.
-func checkSettings(maxMemory *int64, policy *string) error {
-	if maxMemory != nil && *maxMemory < 0 {
-		return invalidArgument("max_memory_bytes must not be negative (got %d); 0 means no limit", *maxMemory)
-	}
-	if policy != nil {
-		if _, err := eviction.New(*policy); err != nil {
-			return invalidArgument("%v", err)
-		}
-	}
-	return nil
+// Settings sets the settings given (nil: leave as is) in the cluster map
+// through the meta group's leader, and returns those set and those in
+// force on this node once its map has reached them (api.Node).
+func (n *Node) Settings(ctx context.Context, maxMemoryBytes *int64, evictionPolicy *string) (set, effective *wispv1.ClusterConfig, err error) {
+	return n.applySettings(ctx, &controlv1.SettingsRequest{MaxMemoryBytes: maxMemoryBytes, EvictionPolicy: evictionPolicy})
 }
 
 // applySettings sends req to the meta group's leader and returns the
@@ -192,8 +158,10 @@ func (s *controlService) Settings(ctx context.Context, req *connect.Request[cont
 	}
 	r := req.Msg
 	if r.MaxMemoryBytes != nil || r.EvictionPolicy != nil {
-		if err := checkSettings(r.MaxMemoryBytes, r.EvictionPolicy); err != nil {
-			return nil, err
+		if r.EvictionPolicy != nil {
+			if _, err := eviction.New(*r.EvictionPolicy); err != nil {
+				return nil, invalidArgument("%v", err)
+			}
 		}
 		cmd := &meta.Command{Op: meta.OpSetSettings, Settings: &meta.Settings{MaxMemoryBytes: r.MaxMemoryBytes, EvictionPolicy: r.EvictionPolicy}}
 		if _, err := mr.store.Apply(ctx, cmd); err != nil {

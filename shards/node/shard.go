@@ -1,12 +1,14 @@
 package node
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/shards/budget"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/reclaim"
@@ -15,6 +17,7 @@ import (
 // shard is this node's replica of one shard: its Raft group, the leader's
 // expiry and eviction loop, and its memory settings in force.
 type shard struct {
+	node    *Node
 	id      int
 	group   *raftgroup.Group
 	reclaim *reclaim.Reclaimer // nil until startReclaim
@@ -50,33 +53,45 @@ func (sh *shard) close(kill bool) error {
 	return sh.group.Close()
 }
 
-// leaderCache remembers the last known leader of each shard, for shards this
-// node does not host (for hosted ones the replica itself knows). Safe for
-// concurrent use.
-type leaderCache struct {
-	mu      sync.Mutex
-	leaders []string // guarded by mu: node id per shard, "" if unknown
+// The shard as shards/api uses it: api.Replica.
+
+// Leader returns the shard's leader as this replica knows it.
+func (sh *shard) Leader() string {
+	id, _ := sh.group.Leader()
+	return id
 }
 
-func (c *leaderCache) init(shards int) { c.leaders = make([]string, shards) }
-
-func (c *leaderCache) get(shard int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.leaders[shard]
-}
-
-func (c *leaderCache) set(shard int, id string) {
-	c.mu.Lock()
-	c.leaders[shard] = id
-	c.mu.Unlock()
-}
-
-// forget clears the shard's leader if it is still id.
-func (c *leaderCache) forget(shard int, id string) {
-	c.mu.Lock()
-	if c.leaders[shard] == id {
-		c.leaders[shard] = ""
+// Propose replicates muts as one command, stamped with the shard's memory
+// budget and policy, and returns their results and the command's time.
+func (sh *shard) Propose(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, int64, error) {
+	cmd := engine.Command{Mutations: muts}
+	sh.node.stampBudget(sh, &cmd)
+	res, err := sh.group.Propose(ctx, &cmd)
+	if err != nil {
+		return nil, 0, err
 	}
-	c.mu.Unlock()
+	if res.Err != nil {
+		return nil, 0, res.Err
+	}
+	return res.Mutations, cmd.NowUnixMs, nil
 }
+
+// Read runs fn on the replica at the given level. A STALE read from a
+// replica still catching up after a restart would go back in time from
+// what it served before (raftgroup.Group.Replayed): a follower then refuses
+// it as ErrNotLeader, so that the API sends it to the leader, and a leader
+// serves it at the linearizable level, which waits for its term barrier.
+func (sh *shard) Read(ctx context.Context, level raftgroup.Consistency, fn func(*engine.Engine)) error {
+	if level == raftgroup.Stale && !sh.group.Replayed() {
+		if !sh.group.IsLeader() {
+			return errReplaying
+		}
+		level = raftgroup.Linearizable
+	}
+	return sh.group.Read(ctx, level, fn)
+}
+
+var errReplaying = fmt.Errorf("%w: replica still catching up after a restart", raftgroup.ErrNotLeader)
+
+// NowUnixMs is the shard's clock.
+func (sh *shard) NowUnixMs() int64 { return sh.group.NowUnixMs() }

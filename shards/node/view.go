@@ -3,6 +3,7 @@ package node
 import (
 	"slices"
 
+	"github.com/wisp-db/wisp/shards/api"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/ring"
 )
@@ -25,6 +26,8 @@ type view struct {
 	// epochText is epoch in decimal, the Wisp-Epoch header's value, made
 	// once rather than on every response.
 	epochText string
+	// route is the layout as shards/api routes requests by it.
+	route *api.Route
 }
 
 // view returns the node's current view.

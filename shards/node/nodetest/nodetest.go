@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wisp-db/wisp/access"
+	"github.com/wisp-db/wisp/shards/api"
 	"github.com/wisp-db/wisp/shards/membership"
 	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -29,7 +30,7 @@ type Options struct {
 	// Shards is the shard count. Default 1.
 	Shards int
 	// Limits are passed to every node.
-	Limits node.Limits
+	Limits api.Limits
 	// Timing overrides the Raft timeouts.
 	Timing raftgroup.Timing
 	// Now is every node's clock. Default time.Now.

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bytes"
@@ -15,13 +15,13 @@ import (
 // from the same start (concurrently, each through serve), and the node
 // merges them. See mergePages for why the merged page is exact.
 func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
-	n, m := s.n, req.Msg
+	a, m := s.a, req.Msg
 	level, err := consistency(m.Consistency)
 	if err != nil {
 		return nil, err
 	}
-	if len(m.Prefix) > n.limits.MaxKeyBytes || len(m.StartKey) > n.limits.MaxKeyBytes || len(m.PageToken) > n.limits.MaxKeyBytes+1 {
-		return nil, invalidArgument("prefix, start_key and page_token must each be at most %d bytes", n.limits.MaxKeyBytes)
+	if len(m.Prefix) > a.limits.MaxKeyBytes || len(m.StartKey) > a.limits.MaxKeyBytes || len(m.PageToken) > a.limits.MaxKeyBytes+1 {
+		return nil, invalidArgument("prefix, start_key and page_token must each be at most %d bytes", a.limits.MaxKeyBytes)
 	}
 	limit := int(m.Limit)
 	switch {
@@ -35,39 +35,39 @@ func (s *kvService) Scan(ctx context.Context, req *connect.Request[wispv1.ScanRe
 		start = m.PageToken
 	}
 	one := func(ctx context.Context, id int) (*connect.Response[wispv1.ScanResponse], error) {
-		return serve(ctx, n, id, req, true, func(sh *shard) (*wispv1.ScanResponse, error) {
+		return serve(ctx, a, id, req, true, func(r Replica) (*wispv1.ScanResponse, error) {
 			resp := &wispv1.ScanResponse{}
-			now := sh.group.NowUnixMs()
-			err := readReplica(ctx, sh, level, func(e *engine.Engine) {
-				n.scanPage(e, m, start, limit, n.shardScanBytes(), now, resp)
+			now := r.NowUnixMs()
+			err := r.Read(ctx, level, func(e *engine.Engine) {
+				scanPage(e, m, start, limit, a.shardScanBytes(), now, resp)
 			})
 			return resp, err
-		}, func(ctx context.Context, url string, r *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
-			return n.fwd.kv(url).Scan(ctx, r)
+		}, func(ctx context.Context, url string, fr *connect.Request[wispv1.ScanRequest]) (*connect.Response[wispv1.ScanResponse], error) {
+			return a.peers.kv(url).Scan(ctx, fr)
 		})
 	}
-	if id, ok := targetShard(req.Header(), n.cfg.Shards); ok {
+	if id, ok := targetShard(req.Header(), a.node.Shards()); ok {
 		return one(ctx, id) // one shard's page of another node's scan
 	}
-	pages, errs := fanOut(ctx, n.cfg.Shards, one)
+	pages, errs := fanOut(ctx, a.node.Shards(), one)
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
-	resp := connect.NewResponse(n.mergePages(pages, limit, m.KeysOnly))
-	resp.Header().Set(epochHeader, n.view().epochText)
+	resp := connect.NewResponse(a.mergePages(pages, limit, m.KeysOnly))
+	resp.Header().Set(epochHeader, a.node.Route().EpochText)
 	return resp, nil
 }
 
 // shardScanBytes bounds the keys and values of one shard's page in a
 // merged scan, so that a page costs at most MaxScanBytes in all however
 // many shards there are. A shard's page always holds at least one item.
-func (n *Node) shardScanBytes() int { return max(1, n.limits.MaxScanBytes/n.cfg.Shards) }
+func (a *API) shardScanBytes() int { return max(1, a.limits.MaxScanBytes/a.node.Shards()) }
 
 // scanPage fills resp with one shard's page from start, bounded by limit
 // items and maxBytes of keys and values.
-func (n *Node) scanPage(e *engine.Engine, m *wispv1.ScanRequest, start []byte, limit, maxBytes int, now int64, resp *wispv1.ScanResponse) {
+func scanPage(e *engine.Engine, m *wispv1.ScanRequest, start []byte, limit, maxBytes int, now int64, resp *wispv1.ScanResponse) {
 	items, next := e.Scan(start, m.Prefix, limit, now)
 	size := 0
 	for i, it := range items {
@@ -96,7 +96,7 @@ func (n *Node) scanPage(e *engine.Engine, m *wispv1.ScanRequest, start []byte, l
 // pages (the bound) the union of the pages is exactly the keyspace's keys
 // from start; the merged page takes keys only from there, in order, and
 // resumes at the first key it did not take (or at the bound).
-func (n *Node) mergePages(pages []*connect.Response[wispv1.ScanResponse], limit int, keysOnly bool) *wispv1.ScanResponse {
+func (a *API) mergePages(pages []*connect.Response[wispv1.ScanResponse], limit int, keysOnly bool) *wispv1.ScanResponse {
 	var bound []byte // nil: every shard is complete
 	total := 0
 	for _, p := range pages {
@@ -123,7 +123,7 @@ func (n *Node) mergePages(pages []*connect.Response[wispv1.ScanResponse], limit 
 		if !keysOnly {
 			size += len(it.Value)
 		}
-		if i == limit || (size > n.limits.MaxScanBytes && i > 0) {
+		if i == limit || (size > a.limits.MaxScanBytes && i > 0) {
 			out.NextPageToken = it.Key
 			return out
 		}

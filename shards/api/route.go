@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -56,13 +56,14 @@ func targetShard(h http.Header, shards int) (int, bool) {
 // read says req has no side effects: a forward that fails in transit is then
 // UNAVAILABLE (retry), while for a write it is ABORTED (outcome unknown).
 func serve[Req, Res any](
-	ctx context.Context, n *Node, id int, req *connect.Request[Req], read bool,
-	local func(*shard) (*Res, error),
+	ctx context.Context, a *API, id int, req *connect.Request[Req], read bool,
+	local func(Replica) (*Res, error),
 	remote func(ctx context.Context, url string, req *connect.Request[Req]) (*connect.Response[Res], error),
 ) (*connect.Response[Res], error) {
 	forwarded := req.Header().Get(forwardedHeader) != ""
-	v := n.view() // one layout for the whole request
-	sh := n.replicas().byShard[id]
+	rt := a.node.Route() // one layout for the whole request
+	self := a.node.ID()
+	rep := a.node.Replica(id)
 	var (
 		avoid  string // a node the last forward could not reach, or that named another leader
 		hinted string // the leader the last refusal named
@@ -72,48 +73,48 @@ func serve[Req, Res any](
 	)
 	for attempt := 1; ; attempt++ {
 		var target string
-		if sh != nil {
-			res, err := local(sh)
+		if rep != nil {
+			res, err := local(rep)
 			if err == nil {
 				resp := connect.NewResponse(res)
-				resp.Header().Set(epochHeader, v.epochText)
+				resp.Header().Set(epochHeader, rt.EpochText)
 				return resp, nil
 			}
 			if !errors.Is(err, raftgroup.ErrNotLeader) || forwarded || attempt > maxServeAttempts {
-				return nil, n.connectError(id, err)
+				return nil, a.connectError(id, err)
 			}
 			// Trust a fresh hint over this replica's view, which may lag.
-			if target, hinted = hinted, ""; target == "" || target == n.cfg.ID {
-				if target = n.awaitLeader(ctx, sh, avoid); target == "" {
+			if target, hinted = hinted, ""; target == "" || target == self {
+				if target = awaitLeader(ctx, rt, rep, avoid); target == "" {
 					if ctx.Err() != nil {
-						return nil, n.connectError(id, ctx.Err())
+						return nil, a.connectError(id, ctx.Err())
 					}
-					return nil, n.noLeaderError(ctx, id, time.Since(start))
+					return nil, a.noLeaderError(ctx, id, time.Since(start))
 				}
 			}
-			if target == n.cfg.ID {
+			if target == self {
 				continue // became the leader meanwhile: serve locally
 			}
 		} else {
 			if forwarded {
-				return nil, n.notLeaderError(id)
+				return nil, a.notLeaderError(id)
 			}
 			if attempt > maxServeAttempts {
-				return nil, n.noLeaderError(ctx, id, time.Since(start))
+				return nil, a.noLeaderError(ctx, id, time.Since(start))
 			}
-			target = n.remoteTarget(id, avoid, attempt)
+			target = a.remoteTarget(rt, id, avoid, attempt)
 		}
 
-		n.metrics.forwarded.Inc()
+		a.onForward()
 		fr := connect.NewRequest(req.Msg)
 		fr.Header().Set(shardHeader, strconv.Itoa(id))
-		resp, ferr := remote(ctx, v.peers[target].URL, fr)
+		resp, ferr := remote(ctx, rt.URLs[target], fr)
 		switch {
 		case ferr == nil:
-			n.known.set(id, target)
+			a.known.set(id, target)
 			// Tell the client where the leader is, so it can go there next.
-			resp.Header().Set(leaderHeader, v.peers[target].URL)
-			resp.Header().Set(epochHeader, v.epochText)
+			resp.Header().Set(leaderHeader, rt.URLs[target])
+			resp.Header().Set(epochHeader, rt.EpochText)
 			return resp, nil
 		case connect.IsWireError(ferr):
 			hint, ok := leaderHint(ferr)
@@ -122,9 +123,9 @@ func serve[Req, Res any](
 			}
 			// target is not the leader (nothing was proposed): go where it
 			// points, or wait out the election it reports.
-			n.known.forget(id, target)
-			if _, known := v.peers[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
-				n.known.set(id, hint.NodeId)
+			a.known.forget(id, target)
+			if _, known := rt.URLs[hint.NodeId]; known && hint.NodeId != target && hint.NodeId != avoid {
+				a.known.set(id, hint.NodeId)
 				avoid, hinted = target, hint.NodeId
 				if attempt >= maxServeAttempts {
 					return nil, ferr
@@ -135,20 +136,20 @@ func serve[Req, Res any](
 			// reach: an election is under way. Wait it out, up to
 			// leaderWait in all, without spending attempts.
 			if time.Now().After(electionDeadline) {
-				return nil, n.noLeaderError(ctx, id, time.Since(start))
+				return nil, a.noLeaderError(ctx, id, time.Since(start))
 			}
 			if err := sleepCtx(ctx, electionPoll); err != nil {
-				return nil, n.connectError(id, err)
+				return nil, a.connectError(id, err)
 			}
 			attempt--
 		case isDialError(ferr):
 			avoid = target // nothing was sent: try another replica
-			n.known.forget(id, target)
+			a.known.forget(id, target)
 		case ctx.Err() != nil:
-			return nil, n.connectError(id, ctx.Err())
+			return nil, a.connectError(id, ctx.Err())
 		default:
 			if !read {
-				n.log.Warn("forward failed in transit", "shard", id, "leader", target, "err", ferr)
+				a.log.Warn("forward failed in transit", "shard", id, "leader", target, "err", ferr)
 			}
 			return nil, forwardFailed(id, target, read)
 		}
@@ -191,12 +192,11 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // does not host: the last known leader, else the placement's preferred
 // leader, else the other replicas in turn; never avoid unless nothing else
 // is left.
-func (n *Node) remoteTarget(id int, avoid string, attempt int) string {
-	v := n.view()
-	if l := n.known.get(id); l != "" && l != avoid {
+func (a *API) remoteTarget(rt *Route, id int, avoid string, attempt int) string {
+	if l := a.known.get(id); l != "" && l != avoid {
 		return l
 	}
-	p := v.place.Shards[id]
+	p := rt.Shards[id]
 	if attempt == 1 && p.Leader != avoid {
 		return p.Leader
 	}
@@ -224,15 +224,14 @@ const maxServeAttempts = 4
 // leaderWait bounds how long a request waits for an election to finish.
 const leaderWait = 2 * time.Second
 
-// awaitLeader returns the leader of sh's group, waiting up to leaderWait
-// (and ctx) while none is known or the known one is not: "" if none
-// appeared.
-func (n *Node) awaitLeader(ctx context.Context, sh *shard, not string) string {
-	v := n.view()
+// awaitLeader returns the leader of rep's shard, a member of rt, waiting up
+// to leaderWait (and ctx) while none is known or the known one is not: ""
+// if none appeared.
+func awaitLeader(ctx context.Context, rt *Route, rep Replica, not string) string {
 	deadline := time.Now().Add(leaderWait)
 	for {
-		if id, _ := sh.group.Leader(); id != "" && id != not {
-			if _, ok := v.peers[id]; ok {
+		if id := rep.Leader(); id != "" && id != not {
+			if _, ok := rt.URLs[id]; ok {
 				return id
 			}
 		}
@@ -249,12 +248,11 @@ func (n *Node) awaitLeader(ctx context.Context, sh *shard, not string) string {
 
 // leaderOf returns the shard's leader as this node knows it: its own
 // replica's view, else the cache of forwarding outcomes.
-func (n *Node) leaderOf(id int) string {
-	if sh := n.replicas().byShard[id]; sh != nil {
-		l, _ := sh.group.Leader()
-		return l
+func (a *API) leaderOf(id int) string {
+	if rep := a.node.Replica(id); rep != nil {
+		return rep.Leader()
 	}
-	return n.known.get(id)
+	return a.known.get(id)
 }
 
 // fanOut runs call for shards 0..shards-1 concurrently and returns the
@@ -272,4 +270,35 @@ func fanOut[Res any](ctx context.Context, shards int, call func(context.Context,
 	}
 	wg.Wait()
 	return resps, errs
+}
+
+// leaderCache remembers the last known leader of each shard, for shards this
+// node does not host (for hosted ones the replica itself knows). Safe for
+// concurrent use.
+type leaderCache struct {
+	mu      sync.Mutex
+	leaders []string // guarded by mu: node id per shard, "" if unknown
+}
+
+func (c *leaderCache) init(shards int) { c.leaders = make([]string, shards) }
+
+func (c *leaderCache) get(shard int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leaders[shard]
+}
+
+func (c *leaderCache) set(shard int, id string) {
+	c.mu.Lock()
+	c.leaders[shard] = id
+	c.mu.Unlock()
+}
+
+// forget clears the shard's leader if it is still id.
+func (c *leaderCache) forget(shard int, id string) {
+	c.mu.Lock()
+	if c.leaders[shard] == id {
+		c.leaders[shard] = ""
+	}
+	c.mu.Unlock()
 }

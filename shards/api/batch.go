@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 // one command; a batch that spans shards is split, and each shard's part
 // applies atomically and independently of the others (concurrently).
 func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
-	n, ops := s.n, req.Msg.Ops
+	a, ops := s.a, req.Msg.Ops
 	if len(ops) == 0 {
 		return nil, invalidArgument("batch has no ops")
 	}
-	if len(ops) > n.limits.MaxBatchOps {
-		return nil, invalidArgument("batch has %d ops; the limit is %d", len(ops), n.limits.MaxBatchOps)
+	if len(ops) > a.limits.MaxBatchOps {
+		return nil, invalidArgument("batch has %d ops; the limit is %d", len(ops), a.limits.MaxBatchOps)
 	}
 	muts := make([]engine.Mutation, len(ops))
 	for i, op := range ops {
@@ -30,11 +30,11 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 		)
 		switch o := op.Op.(type) {
 		case *wispv1.BatchOp_Put:
-			mut, err = n.putMutation(o.Put)
+			mut, err = a.putMutation(o.Put)
 		case *wispv1.BatchOp_Delete:
-			mut, err = n.deleteMutation(o.Delete)
+			mut, err = a.deleteMutation(o.Delete)
 		case *wispv1.BatchOp_Increment:
-			mut, err = n.incrementMutation(o.Increment)
+			mut, err = a.incrementMutation(o.Increment)
 		default:
 			return nil, invalidArgument("batch op %d is empty", i)
 		}
@@ -50,14 +50,14 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 	parts := map[int][]int{}
 	var order []int // shards in order of their first op
 	for i, m := range muts {
-		id := n.ShardOf(m.Key)
+		id := a.node.ShardOf(m.Key)
 		if _, ok := parts[id]; !ok {
 			order = append(order, id)
 		}
 		parts[id] = append(parts[id], i)
 	}
 	if len(order) == 1 {
-		return n.batchOnShard(ctx, order[0], req, muts)
+		return a.batchOnShard(ctx, order[0], req, muts)
 	}
 
 	type outcome struct {
@@ -78,7 +78,7 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 			subReq.Header().Set(forwardedHeader, f)
 		}
 		go func() {
-			resp, err := n.batchOnShard(ctx, id, subReq, subMuts)
+			resp, err := a.batchOnShard(ctx, id, subReq, subMuts)
 			outcomes[k] = outcome{resp, remapBatchError(err, idx)}
 			done <- struct{}{}
 		}()
@@ -101,21 +101,21 @@ func (s *kvService) Batch(ctx context.Context, req *connect.Request[wispv1.Batch
 		}
 	}
 	resp := connect.NewResponse(out)
-	resp.Header().Set(epochHeader, n.view().epochText)
+	resp.Header().Set(epochHeader, a.node.Route().EpochText)
 	return resp, nil
 }
 
 // batchOnShard applies a batch whose ops all belong to shard id, as one
 // command.
-func (n *Node) batchOnShard(ctx context.Context, id int, req *connect.Request[wispv1.BatchRequest], muts []engine.Mutation) (*connect.Response[wispv1.BatchResponse], error) {
-	return serve(ctx, n, id, req, false, func(sh *shard) (*wispv1.BatchResponse, error) {
-		res, err := n.propose(ctx, sh, muts)
+func (a *API) batchOnShard(ctx context.Context, id int, req *connect.Request[wispv1.BatchRequest], muts []engine.Mutation) (*connect.Response[wispv1.BatchResponse], error) {
+	return serve(ctx, a, id, req, false, func(r Replica) (*wispv1.BatchResponse, error) {
+		res, _, err := r.Propose(ctx, muts)
 		if err != nil {
 			return nil, err
 		}
 		return batchResponse(req.Msg.Ops, res), nil
-	}, func(ctx context.Context, url string, r *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
-		return n.fwd.kv(url).Batch(ctx, r)
+	}, func(ctx context.Context, url string, fr *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {
+		return a.peers.kv(url).Batch(ctx, fr)
 	})
 }
 

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -11,9 +11,12 @@ import (
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 )
 
-// forwarder holds Connect clients per peer, over a shared HTTP/2 cleartext
-// transport, so forwarded calls multiplex on one connection per peer.
-type forwarder struct {
+// Peers holds Connect clients of the other nodes' APIs, over a shared
+// HTTP/2 cleartext transport, so calls to a peer (forwarded requests,
+// status and leader queries) multiplex on one connection. Every call is
+// marked with the Wisp-Forwarded header: the peer answers it from its own
+// replicas, never forwarding it again. Safe for concurrent use.
+type Peers struct {
 	from string
 	http *http.Client
 
@@ -29,7 +32,8 @@ type peerClients struct {
 // forwardIdleConns bounds idle connections kept per peer.
 const forwardIdleConns = 4
 
-func newForwarder(from string) *forwarder {
+// NewPeers returns the clients of node from.
+func NewPeers(from string) *Peers {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	t := &http.Transport{
@@ -37,10 +41,10 @@ func newForwarder(from string) *forwarder {
 		MaxIdleConnsPerHost: forwardIdleConns,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &forwarder{from: from, http: &http.Client{Transport: t}, clients: map[string]*peerClients{}}
+	return &Peers{from: from, http: &http.Client{Transport: t}, clients: map[string]*peerClients{}}
 }
 
-func (f *forwarder) peer(url string) *peerClients {
+func (f *Peers) peer(url string) *peerClients {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.clients[url]
@@ -56,19 +60,20 @@ func (f *forwarder) peer(url string) *peerClients {
 }
 
 // kv returns the KV client for the node at url.
-func (f *forwarder) kv(url string) wispv1connect.KVServiceClient { return f.peer(url).kv }
+func (f *Peers) kv(url string) wispv1connect.KVServiceClient { return f.peer(url).kv }
 
-// cluster returns the Cluster client for the node at url.
-func (f *forwarder) cluster(url string) wispv1connect.ClusterServiceClient {
+// Cluster returns the Cluster client for the node at url.
+func (f *Peers) Cluster(url string) wispv1connect.ClusterServiceClient {
 	return f.peer(url).cluster
 }
 
 // mark sets the forwarded header on outgoing calls.
-func (f *forwarder) mark(next connect.UnaryFunc) connect.UnaryFunc {
+func (f *Peers) mark(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		req.Header().Set(forwardedHeader, f.from)
 		return next(ctx, req)
 	}
 }
 
-func (f *forwarder) close() { f.http.CloseIdleConnections() }
+// Close closes the idle connections.
+func (f *Peers) Close() { f.http.CloseIdleConnections() }

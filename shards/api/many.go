@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -18,8 +18,7 @@ const maxManyOps = 1000
 // GetMany reads every shard's keys with one read (one read index for a
 // linearizable read), the shards concurrently, and answers in key order.
 func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.GetManyRequest]) (*connect.Response[wispv1.GetManyResponse], error) {
-	n := s.n
-	m := req.Msg
+	a, m := s.a, req.Msg
 	switch {
 	case len(m.Keys) == 0:
 		return nil, invalidArgument("no keys")
@@ -27,7 +26,7 @@ func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.Get
 		return nil, invalidArgument("%d keys; the limit is %d", len(m.Keys), maxManyOps)
 	}
 	for _, k := range m.Keys {
-		if err := n.checkKey(k); err != nil {
+		if err := a.checkKey(k); err != nil {
 			return nil, err
 		}
 	}
@@ -36,20 +35,20 @@ func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.Get
 		return nil, err
 	}
 	one := func(ctx context.Context, id int, part *connect.Request[wispv1.GetManyRequest]) (*connect.Response[wispv1.GetManyResponse], error) {
-		return serve(ctx, n, id, part, true, func(sh *shard) (*wispv1.GetManyResponse, error) {
+		return serve(ctx, a, id, part, true, func(r Replica) (*wispv1.GetManyResponse, error) {
 			resp := &wispv1.GetManyResponse{Items: make([]*wispv1.GetResponse, len(part.Msg.Keys))}
-			now := sh.group.NowUnixMs()
-			err := readReplica(ctx, sh, level, func(e *engine.Engine) {
+			now := r.NowUnixMs()
+			err := r.Read(ctx, level, func(e *engine.Engine) {
 				for i, k := range part.Msg.Keys {
 					resp.Items[i] = getResponse(e, k, now)
 				}
 			})
 			return resp, err
-		}, func(ctx context.Context, url string, r *connect.Request[wispv1.GetManyRequest]) (*connect.Response[wispv1.GetManyResponse], error) {
-			return n.fwd.kv(url).GetMany(ctx, r)
+		}, func(ctx context.Context, url string, fr *connect.Request[wispv1.GetManyRequest]) (*connect.Response[wispv1.GetManyResponse], error) {
+			return a.peers.kv(url).GetMany(ctx, fr)
 		})
 	}
-	if id, ok := targetShard(req.Header(), n.cfg.Shards); ok {
+	if id, ok := targetShard(req.Header(), a.node.Shards()); ok {
 		return one(ctx, id, req) // one shard's part of another node's GetMany
 	}
 
@@ -61,7 +60,7 @@ func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.Get
 	}
 	parts := map[int]*part{}
 	for i, k := range m.Keys {
-		id := n.ShardOf(k)
+		id := a.node.ShardOf(k)
 		p := parts[id]
 		if p == nil {
 			p = &part{}
@@ -88,14 +87,14 @@ func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.Get
 			return nil, p.err
 		}
 		if len(p.resp.Msg.Items) != len(p.keys) {
-			return nil, n.connectError(0, errors.New("getmany: a shard answered for another number of keys"))
+			return nil, a.connectError(0, errors.New("getmany: a shard answered for another number of keys"))
 		}
 		for j, i := range p.keys {
 			out.Items[i] = p.resp.Msg.Items[j]
 		}
 	}
 	resp := connect.NewResponse(out)
-	resp.Header().Set(epochHeader, n.view().epochText)
+	resp.Header().Set(epochHeader, a.node.Route().EpochText)
 	return resp, nil
 }
 
@@ -134,7 +133,7 @@ func (s *kvService) Pipeline(ctx context.Context, req *connect.Request[wispv1.Pi
 	}
 	wg.Wait()
 	resp := connect.NewResponse(out)
-	resp.Header().Set(epochHeader, s.n.view().epochText)
+	resp.Header().Set(epochHeader, s.a.node.Route().EpochText)
 	return resp, nil
 }
 
