@@ -35,4 +35,8 @@
 //   - Replicas has one set per shard; each set names distinct members, at
 //     least one a voter; so has Meta, the meta group's, once recorded. A
 //     node that holds a replica cannot be removed.
+//   - Plugins are sorted by name; each keeps 1 to MaxPluginVersions
+//     versions, ascending, its active and previous versions among them and
+//     never the same one; at most one plugin of a kind is active for a
+//     given prefix (the longest matching prefix wins where scopes nest).
 package meta

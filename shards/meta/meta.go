@@ -36,6 +36,8 @@ type Map struct {
 	// Moves are the membership changes under way, sorted by shard, at most
 	// one per shard (MetaShard's first).
 	Moves []Move `json:"moves,omitempty"`
+	// Plugins is the plugin registry, sorted by name (plugins.go).
+	Plugins []Plugin `json:"plugins,omitempty"`
 }
 
 // NodeState is what the cluster wants of a node.
@@ -131,6 +133,21 @@ const (
 	OpStartMove Op = "start-move"
 	// OpEndMove clears the move of Shard, if any.
 	OpEndMove Op = "end-move"
+	// OpAddPlugin stores a new version of plugin Plugin.Name (of
+	// Plugin.Kind, with the module's SHA256 and size): the next version
+	// number, or nothing if a stored version has the same SHA256.
+	OpAddPlugin Op = "add-plugin"
+	// OpActivatePlugin makes Plugin.Version the plugin's active version,
+	// for Plugin.Prefix; the one active before becomes its previous. It is
+	// refused (ErrPluginConflict) if another plugin of the kind is active
+	// for the same prefix.
+	OpActivatePlugin Op = "activate-plugin"
+	// OpDeactivatePlugin makes the plugin inactive; its active version
+	// becomes its previous.
+	OpDeactivatePlugin Op = "deactivate-plugin"
+	// OpRollbackPlugin swaps the plugin's active and previous versions
+	// (re-activating the previous if it is inactive).
+	OpRollbackPlugin Op = "rollback-plugin"
 )
 
 // Command is one entry of the meta group's log. Which fields matter
@@ -149,6 +166,8 @@ type Command struct {
 	// Replicas: for OpBootstrap, every shard's (Shards entries); for
 	// OpSetReplicas, one entry, Shard's.
 	Replicas [][]Replica `json:"replicas,omitempty"`
+	// Plugin is the argument of the plugin ops.
+	Plugin *PluginCommand `json:"plugin,omitempty"`
 }
 
 // Errors a command can fail with. A failed command changes nothing (and
@@ -298,6 +317,11 @@ func Apply(m *Map, cmd *Command) (*Map, error) {
 			return m, nil
 		}
 		next.Moves = slices.Delete(next.Moves, i, i+1)
+	case OpAddPlugin, OpActivatePlugin, OpDeactivatePlugin, OpRollbackPlugin:
+		changed, err := next.applyPlugin(cmd.Op, cmd.Plugin, m.Epoch)
+		if err != nil || !changed {
+			return m, err
+		}
 	}
 	next.Epoch = m.Epoch + 1
 	return next, nil
@@ -374,6 +398,7 @@ func (m *Map) clone() *Map {
 	c.Nodes = slices.Clone(m.Nodes)
 	c.Moves = slices.Clone(m.Moves)
 	c.Replicas = slices.Clone(m.Replicas)
+	c.Plugins = slices.Clone(m.Plugins)
 	return &c
 }
 
@@ -383,8 +408,8 @@ func (c *Command) check() error {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, c.Op, fmt.Sprintf(format, args...))
 	}
 	// Exactly the fields of its op may be set.
-	type fields struct{ shards, nodes, node, nodeID, state, settings, move, shard, replicas bool }
-	has := fields{c.Shards != 0 || c.KeyVnodes != 0, c.Nodes != nil, c.Node != nil, c.NodeID != "", c.State != "", c.Settings != nil, c.Move != nil, c.Shard != 0, c.Replicas != nil}
+	type fields struct{ shards, nodes, node, nodeID, state, settings, move, shard, replicas, plugin bool }
+	has := fields{c.Shards != 0 || c.KeyVnodes != 0, c.Nodes != nil, c.Node != nil, c.NodeID != "", c.State != "", c.Settings != nil, c.Move != nil, c.Shard != 0, c.Replicas != nil, c.Plugin != nil}
 	var want fields
 	switch c.Op {
 	case OpBootstrap:
@@ -403,6 +428,8 @@ func (c *Command) check() error {
 		want = fields{shard: has.shard} // shard 0 is a zero field
 	case OpSetReplicas:
 		want = fields{shard: has.shard, replicas: true}
+	case OpAddPlugin, OpActivatePlugin, OpDeactivatePlugin, OpRollbackPlugin:
+		want = fields{plugin: true}
 	default:
 		return bad("unknown op")
 	}
@@ -467,6 +494,10 @@ func (c *Command) check() error {
 		}
 		if err := checkReplicas(c.Replicas[0]); err != nil {
 			return bad("shard %d: %v", c.Shard, err)
+		}
+	case OpAddPlugin, OpActivatePlugin, OpDeactivatePlugin, OpRollbackPlugin:
+		if err := checkPluginCommand(c.Op, c.Plugin); err != nil {
+			return bad("%v", err)
 		}
 	}
 	return nil
@@ -536,7 +567,7 @@ func checkID(id string) error {
 // Validate checks the map's invariants (see the package doc).
 func (m *Map) Validate() error {
 	if m.Epoch == 0 {
-		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 || len(m.Replicas) != 0 || len(m.Meta) != 0 {
+		if m.Shards != 0 || len(m.Nodes) != 0 || len(m.Moves) != 0 || len(m.Replicas) != 0 || len(m.Meta) != 0 || len(m.Plugins) != 0 {
 			return errors.New("meta: unbootstrapped map has content")
 		}
 		return nil
@@ -601,6 +632,9 @@ func (m *Map) Validate() error {
 		if _, ok := m.find(mv.Node); !ok {
 			return fmt.Errorf("meta: move names unknown node %s", mv.Node)
 		}
+	}
+	if err := m.validatePlugins(); err != nil {
+		return fmt.Errorf("meta: %w", err)
 	}
 	return nil
 }

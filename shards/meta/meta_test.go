@@ -245,12 +245,14 @@ func TestRandomCommands(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("map round trip differs:\n%s\n%s", a, b)
 	}
-	t.Logf("final epoch %d, %d nodes, %d moves", m.Epoch, len(m.Nodes), len(m.Moves))
+	t.Logf("final epoch %d, %d nodes, %d moves, %d plugins", m.Epoch, len(m.Nodes), len(m.Moves), len(m.Plugins))
 }
 
 func randomCommand(r *rand.Rand) *Command {
 	id := fmt.Sprintf("n%d", r.IntN(8))
-	switch r.IntN(8) {
+	switch r.IntN(9) {
+	case 8:
+		return randomPluginCommand(r)
 	case 0:
 		n := node(r.IntN(8))
 		if r.IntN(4) == 0 {
