@@ -9,6 +9,10 @@
 // transport, linearizable reads, leadership hand-off, membership changes)
 // is raftgroup's, shared with the shards.
 //
+// The plugin registry's modules (meta.Plugin) are kept beside the map, a
+// key each named by the module's SHA-256 (PutModule, Module): the map
+// names them by sum, so it stays small.
+//
 // Why not a state machine of its own? The map is small (kilobytes to a
 // few MiB) and changes a few times a minute, so writing it whole per change
 // costs nothing that matters, and one kind of Raft group is less code to
@@ -18,6 +22,8 @@ package metastore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -148,4 +154,58 @@ func (s *Store) Apply(ctx context.Context, cmd *meta.Command) (*meta.Map, error)
 		}
 		return nil, fmt.Errorf("metastore: %s: %w", cmd.Op, res.Err)
 	}
+}
+
+// The plugin registry's modules are kept beside the map, one engine key
+// each, named by their SHA-256 (meta.PluginVersion.SHA256): the map holds
+// only their sums and sizes, so the map every node is pushed stays small,
+// and a module is fetched once by a node that runs it.
+const modulePrefix = "wisp/meta/plugin/"
+
+func moduleKey(sum [sha256.Size]byte) []byte {
+	return []byte(modulePrefix + hex.EncodeToString(sum[:]))
+}
+
+// ErrNoModule: the meta group holds no module with the given SHA-256.
+var ErrNoModule = errors.New("metastore: no such module")
+
+// PutModule stores wasm under its SHA-256 (on the meta group's leader:
+// raftgroup.ErrNotLeader elsewhere) and returns the sum. Storing a module
+// that is already there changes nothing. Store a module before the
+// OpAddPlugin that names it, so that no map names a module it lacks.
+func (s *Store) PutModule(ctx context.Context, wasm []byte) ([sha256.Size]byte, error) {
+	sum := sha256.Sum256(wasm)
+	if len(wasm) == 0 || len(wasm) > meta.MaxPluginModuleBytes {
+		return sum, fmt.Errorf("metastore: module of %d bytes: want 1 to %d", len(wasm), meta.MaxPluginModuleBytes)
+	}
+	put := engine.Mutation{Op: engine.OpPut, Key: moduleKey(sum), Value: wasm, IfAbsent: true}
+	res, err := s.g.Propose(ctx, &engine.Command{Mutations: []engine.Mutation{put}})
+	if err != nil {
+		return sum, err
+	}
+	var pe *engine.PreconditionError
+	if res.Err != nil && !errors.As(res.Err, &pe) { // a precondition failure: it is there already
+		return sum, fmt.Errorf("metastore: put module: %w", res.Err)
+	}
+	return sum, nil
+}
+
+// Module returns the module with the given SHA-256, read at the given
+// level, or ErrNoModule. Its bytes are checked against the sum.
+func (s *Store) Module(ctx context.Context, level raftgroup.Consistency, sum [sha256.Size]byte) ([]byte, error) {
+	var wasm []byte
+	err := s.g.Read(ctx, level, func(e *engine.Engine) {
+		if it, ok := e.Get(moduleKey(sum), s.g.NowUnixMs()); ok {
+			wasm = bytes.Clone(it.Value)
+		}
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case wasm == nil:
+		return nil, fmt.Errorf("%w: %x", ErrNoModule, sum)
+	case sha256.Sum256(wasm) != sum:
+		return nil, fmt.Errorf("metastore: module %x: stored bytes do not match their sum", sum)
+	}
+	return wasm, nil
 }

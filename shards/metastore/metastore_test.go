@@ -1,7 +1,9 @@
 package metastore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -176,5 +178,55 @@ func TestStoreConcurrentChanges(t *testing.T) {
 	}
 	if err := m.Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestModules: a module put on the leader is read back whole by every
+// replica, a second put of it changes nothing, and a follower refuses puts.
+func TestModules(t *testing.T) {
+	groups := startGroup(t)
+	leader := waitLeader(t, groups)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := New(groups[leader])
+
+	wasm := make([]byte, 3<<20) // over one Raft pack: the module goes in an entry of its own
+	for i := range wasm {
+		wasm[i] = byte(i * 7)
+	}
+	sum, err := s.PutModule(ctx, wasm)
+	if err != nil {
+		t.Fatalf("PutModule: %v", err)
+	}
+	if sum != sha256.Sum256(wasm) {
+		t.Fatalf("PutModule returned sum %x, want the module's", sum)
+	}
+	if _, err := s.PutModule(ctx, wasm); err != nil {
+		t.Fatalf("PutModule of a stored module: %v", err)
+	}
+	got, err := s.Module(ctx, raftgroup.Linearizable, sum)
+	if err != nil || !bytes.Equal(got, wasm) {
+		t.Fatalf("Module on the leader = %d bytes, %v; want the %d stored", len(got), err, len(wasm))
+	}
+	follower := groups[(leader+1)%3]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err = New(follower).Module(ctx, raftgroup.Stale, sum)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || !bytes.Equal(got, wasm) {
+		t.Fatalf("Module on a follower = %d bytes, %v", len(got), err)
+	}
+	if _, err := New(follower).PutModule(ctx, []byte("other")); !errors.Is(err, raftgroup.ErrNotLeader) {
+		t.Errorf("PutModule on a follower = %v, want ErrNotLeader", err)
+	}
+	if _, err := s.Module(ctx, raftgroup.Linearizable, sha256.Sum256([]byte("absent"))); !errors.Is(err, ErrNoModule) {
+		t.Errorf("Module of an absent sum = %v, want ErrNoModule", err)
+	}
+	if _, err := s.PutModule(ctx, nil); err == nil {
+		t.Error("PutModule of an empty module succeeded")
 	}
 }
