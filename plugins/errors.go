@@ -2,7 +2,7 @@ package plugins
 
 import "errors"
 
-// Validation errors. Every error LoadEviction returns for a module it
+// Validation errors. Every error LoadEviction or LoadTTL returns for a module it
 // refuses wraps ErrInvalidModule and one of the others, so that a caller can
 // branch on the reason (errors.Is) and show the wrapped detail.
 var (
@@ -36,13 +36,19 @@ var (
 	// out of memory) or could not be instantiated.
 	ErrTrap = errors.New("plugins: guest trapped")
 	// ErrBadAnswer: the guest answered, but not validly: an error code, an
-	// output out of bounds or larger than abi.VictimsSizeBytesMax, more
-	// victims than allowed, an unknown index or a duplicate. The error also
-	// wraps the abi error when there is one.
+	// output out of bounds or larger than the kind's largest output
+	// (abi.VictimsSizeBytesMax, abi.TTLOutputSizeBytes); for eviction, more
+	// victims than allowed, an unknown index or a duplicate; for ttl, a TTL
+	// out of range (abi.ErrTTLOutOfRange). The error also wraps the abi
+	// error when there is one.
 	ErrBadAnswer = errors.New("plugins: bad answer")
 	// ErrClosed: the plugin or its host was closed.
 	ErrClosed = errors.New("plugins: closed")
 	// ErrTooManyCandidates: the caller passed more than abi.CandidatesMax
 	// candidates.
 	ErrTooManyCandidates = errors.New("plugins: too many candidates")
+	// ErrBadWrite: the caller passed TTL.TTL a write the ABI cannot carry:
+	// an empty key or one longer than abi.TTLKeySizeBytesMax, a negative
+	// value size or requested TTL.
+	ErrBadWrite = errors.New("plugins: bad write")
 )

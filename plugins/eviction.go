@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/engine/eviction"
 	"github.com/wisp-db/wisp/plugins/abi"
-	"github.com/wisp-db/wisp/plugins/internal/wasi"
 )
 
 // Eviction is a loaded eviction plugin: a validated, compiled module and its
@@ -22,12 +19,7 @@ import (
 // on when a call fails. An Eviction is safe for concurrent use; at most
 // WithInstancesMax calls run at once.
 type Eviction struct {
-	host      *Host
-	compiled  *compiled
-	pool      *pool
-	timeout   time.Duration
-	name      string
-	closeOnce sync.Once
+	*loaded
 }
 
 var _ eviction.Policy = (*Eviction)(nil)
@@ -44,28 +36,11 @@ var _ eviction.Policy = (*Eviction)(nil)
 // WithName names it (Name); the default is "wasm:" and the first 12 hex
 // digits of the module's SHA-256.
 func (h *Host) LoadEviction(ctx context.Context, wasm []byte, opts ...LoadOption) (*Eviction, error) {
-	lc, err := newLoadConfig(wasm, opts)
+	l, err := h.load(ctx, wasm, evictionSpec, opts)
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.compileChecked(ctx, wasm, abi.ExportEvict)
-	if err != nil {
-		return nil, err
-	}
-	e := &Eviction{host: h, compiled: c, timeout: h.cfg.callTimeout, name: lc.name}
-	e.pool = newPool(h.cfg.instancesMax, func(ctx context.Context) (*instance, error) {
-		return newInstance(ctx, h.runtime, c.module, abi.ExportEvict)
-	})
-	// The instances are made here, so that a module that fails to
-	// instantiate is refused for that reason, not as a failed self-test,
-	// and so that calls do not wait for an instantiation.
-	if err := e.pool.fill(ctx); err != nil {
-		e.Close()
-		if errors.Is(err, ErrInvalidModule) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
-	}
+	e := &Eviction{l}
 	st := SelfTestInput()
 	if _, err := e.Victims(ctx, st.NowUnixMs, st.Candidates, st.VictimsMax, nil); err != nil {
 		e.Close()
@@ -88,12 +63,7 @@ func (e *Eviction) VolatileOnly() bool { return false }
 // Close waits for the calls in flight (each bounded by its deadline), then
 // closes the instances; later calls fail with ErrClosed. The compiled module
 // stays in the host's cache for a while. Safe to call twice.
-func (e *Eviction) Close() {
-	e.closeOnce.Do(func() {
-		e.pool.close()
-		e.host.release(context.Background(), e.compiled)
-	})
-}
+func (e *Eviction) Close() { e.close() }
 
 // Victims asks the plugin which of cands to evict at nowUnixMs, the leader's
 // time, and appends their indexes to out, best victim first: at most max of
@@ -114,38 +84,17 @@ func (e *Eviction) Victims(ctx context.Context, nowUnixMs int64, cands []engine.
 	if len(cands) > abi.CandidatesMax {
 		return out, fmt.Errorf("%w: %d, at most %d", ErrTooManyCandidates, len(cands), abi.CandidatesMax)
 	}
-	if err := ctx.Err(); err != nil {
-		return out, ctxError(ctx, abi.ExportEvict, err)
-	}
 	max = min(max, len(cands))
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	in, err := e.pool.get(ctx)
-	if err != nil {
-		return out, ctxError(ctx, "waiting for an instance", err)
-	}
-	b := e.encode(in, nowUnixMs, cands, max)
-	in.start(wasi.WithState(ctx, in.state), b)
-	select {
-	case <-in.done:
-	case <-ctx.Done():
-		// The guest did not stop at the deadline (see instance.start): give
-		// up on it now, and let it go when it does stop.
-		go func() {
-			<-in.done
-			e.pool.put(in, false)
-		}()
-		return out, ctxError(ctx, abi.ExportEvict, ctx.Err())
-	}
-	if in.callErr != nil {
-		e.pool.put(in, false)
-		return out, in.callErr
-	}
 	start := len(out)
-	out, err = abi.DecodeVictims(in.output, len(cands), max, out)
-	e.pool.put(in, err == nil)
+	err := e.call(ctx, func(in *instance) []byte {
+		return e.encode(in, nowUnixMs, cands, max)
+	}, func(output []byte) error {
+		var err error
+		out, err = abi.DecodeVictims(output, len(cands), max, out)
+		return err
+	})
 	if err != nil {
-		return out[:start], fmt.Errorf("%w: %w", ErrBadAnswer, err)
+		return out[:start], err
 	}
 	return out, nil
 }

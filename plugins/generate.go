@@ -10,3 +10,4 @@ package plugins
 //go:generate go run ./testdata/gen testdata
 //go:generate env GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -buildvcs=false -o testdata/lru.wasm ./testdata/lru
 //go:generate env GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -buildvcs=false -o testdata/gohostile.wasm ./testdata/gohostile
+//go:generate env GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -buildvcs=false -o testdata/ttlprefix.wasm ./testdata/ttlprefix

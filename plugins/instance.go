@@ -22,9 +22,10 @@ type instance struct {
 	alloc  api.Function
 	free   api.Function
 	entry  api.Function
-	// entryName names the entry point in errors.
-	entryName string
-	state     *wasi.State
+	// kind is the plugin kind the instance serves: its entry point's name
+	// (for errors) and its largest valid output.
+	kind  kindSpec
+	state *wasi.State
 
 	// inPtr and inCapBytes describe the guest buffer (from wisp_allocate)
 	// the inputs are written to; 0 until the first call.
@@ -50,8 +51,8 @@ type instance struct {
 }
 
 // newInstance instantiates m, runs its _initialize, if any, and checks its
-// ABI version. entry names the kind's entry point.
-func newInstance(ctx context.Context, r wazero.Runtime, m wazero.CompiledModule, entry string) (*instance, error) {
+// ABI version. kind is the kind of plugin it serves.
+func newInstance(ctx context.Context, r wazero.Runtime, m wazero.CompiledModule, kind kindSpec) (*instance, error) {
 	ctx, cancel := context.WithTimeout(ctx, instantiateTimeout)
 	defer cancel()
 	st := wasi.NewState()
@@ -63,16 +64,16 @@ func newInstance(ctx context.Context, r wazero.Runtime, m wazero.CompiledModule,
 		return nil, callError(ctx, "instantiate", err, st)
 	}
 	in := &instance{
-		module:    mod,
-		memory:    mod.ExportedMemory(abi.ExportMemory),
-		alloc:     mod.ExportedFunction(abi.ExportAllocate),
-		free:      mod.ExportedFunction(abi.ExportFree),
-		entry:     mod.ExportedFunction(entry),
-		entryName: entry,
-		state:     st,
-		calls:     make(chan callRequest),
-		done:      make(chan struct{}, 1),
-		exited:    make(chan struct{}),
+		module: mod,
+		memory: mod.ExportedMemory(abi.ExportMemory),
+		alloc:  mod.ExportedFunction(abi.ExportAllocate),
+		free:   mod.ExportedFunction(abi.ExportFree),
+		entry:  mod.ExportedFunction(kind.entry),
+		kind:   kind,
+		state:  st,
+		calls:  make(chan callRequest),
+		done:   make(chan struct{}, 1),
+		exited: make(chan struct{}),
 	}
 	go in.work()
 	if init := mod.ExportedFunction(abi.ExportInitialize); init != nil {
@@ -137,14 +138,14 @@ func (in *instance) call(ctx context.Context, b []byte) ([]byte, error) {
 	}
 	in.stack[0], in.stack[1] = uint64(in.inPtr), uint64(len(b))
 	if err := in.entry.CallWithStack(ctx, in.stack[:]); err != nil {
-		return nil, callError(ctx, in.entryName, err, in.state)
+		return nil, callError(ctx, in.kind.entry, err, in.state)
 	}
 	ptr, size, code, ok := abi.UnpackResult(int64(in.stack[0]))
 	if !ok {
 		return nil, fmt.Errorf("%w: guest error code %d", ErrBadAnswer, code)
 	}
-	if size > abi.VictimsSizeBytesMax {
-		return nil, fmt.Errorf("%w: output of %d bytes, larger than %d", ErrBadAnswer, size, abi.VictimsSizeBytesMax)
+	if size > in.kind.outputSizeBytesMax {
+		return nil, fmt.Errorf("%w: output of %d bytes, larger than %d", ErrBadAnswer, size, in.kind.outputSizeBytesMax)
 	}
 	out, ok := in.memory.Read(ptr, size)
 	if !ok {
@@ -180,7 +181,7 @@ func (in *instance) reserve(ctx context.Context, n uint32) error {
 	for c < n {
 		c *= 2
 	}
-	c = min(c, max(n, abi.EvictionInputSizeBytesMax))
+	c = min(c, max(n, abi.InputSizeBytesMax))
 	if in.inPtr != 0 {
 		in.stack[0], in.stack[1] = uint64(in.inPtr), uint64(in.inCapBytes)
 		if err := in.free.CallWithStack(ctx, in.stack[:]); err != nil {

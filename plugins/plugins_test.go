@@ -105,7 +105,7 @@ func alive(t *testing.T, e *Eviction) {
 // offers (the runtime's ten and package os's five), no more and no fewer.
 func TestGoGuestImports(t *testing.T) {
 	h := sharedHost(t)
-	for _, name := range []string{"lru.wasm", "gohostile.wasm"} {
+	for _, name := range []string{"lru.wasm", "gohostile.wasm", "ttlprefix.wasm"} {
 		c, err := h.compile(context.Background(), moduleSum(module(t, name)), module(t, name))
 		if err != nil {
 			t.Fatal(err)

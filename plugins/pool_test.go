@@ -33,10 +33,10 @@ func TestPoolHammer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var created atomic.Int64
-	e := &Eviction{host: h, compiled: c, timeout: 50 * time.Millisecond}
+	e := &Eviction{&loaded{host: h, compiled: c, spec: evictionSpec, timeout: 50 * time.Millisecond}}
 	e.pool = newPool(instancesMax, func(ctx context.Context) (*instance, error) {
 		created.Add(1)
-		return newInstance(ctx, h.runtime, c.module, "wisp_evict")
+		return newInstance(ctx, h.runtime, c.module, evictionSpec)
 	})
 	if err := e.pool.fill(ctx); err != nil {
 		t.Fatal(err)

@@ -23,11 +23,24 @@ ExportEvict returns an i64: a negative value is the guest's error code
 (ErrorCode), any other value packs the output's address (high 32 bits) and
 size in bytes (low 32 bits); PackResult and UnpackResult convert.
 
+# TTL
+
+One call decides the TTL of one write. The host writes a TTL input (a
+32-byte header: version, header size, the leader's time, the requested TTL,
+the value's and the key's sizes; then the key's bytes) and calls ExportTTL;
+the guest answers an 8-byte output: the TTL in milliseconds, 0 for none, or
+TTLKeepRequested (-1). DecodeTTLOutput refuses anything else, and TTLs over
+TTLMsMax (ten years).
+
+	input  = header (TTLHeaderSizeBytes) + key (1 to TTLKeySizeBytesMax bytes)
+	output = ttlMs i64                      (TTLOutputSizeBytes)
+
 # Invariants
 
 Encoders write exactly the size they promise and zero every byte they do not
 set. Decoders accept exactly what the encoders produce and reject the rest
-with an error wrapping ErrMalformed, ErrTooManyVictims, ErrUnknownIndex or
-ErrDuplicateVictim; they never panic, whatever the bytes.
+with an error wrapping ErrMalformed, ErrTooManyVictims, ErrUnknownIndex,
+ErrDuplicateVictim or ErrTTLOutOfRange; they never panic, whatever the
+bytes.
 */
 package abi

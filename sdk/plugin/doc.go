@@ -20,8 +20,14 @@ main never runs:
 
 	func main() {}
 
+A ttl plugin registers a TTLFunc the same way (HandleTTL): it returns the
+TTL of one write, in milliseconds, 0 for none, or KeepRequestedTTL. It has
+no randomness: derive jitter from a hash of the key.
+
 The module then exports memory, _initialize, wisp_abi_version,
-wisp_allocate, wisp_free and wisp_evict. Only the file with the exports is
+wisp_allocate, wisp_free, wisp_evict and wisp_ttl (a kind without a
+handler answers abi.CodeNoHandler, so the host refuses to load the module
+as that kind). Only the file with the exports is
 built for wasip1; the rest builds everywhere, so a plugin's function is an
 ordinary Go function that its tests call natively.
 

@@ -1,7 +1,9 @@
 package plugin_test
 
 import (
+	"bytes"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/wisp-db/wisp/sdk/plugin"
 )
@@ -63,4 +65,36 @@ func ExampleHandleEviction() {
 	}
 	fmt.Println(volatileFirst(in, nil))
 	// Output: [2 1 0]
+}
+
+// sessionTTL gives session keys 30 minutes, plus up to 3 minutes of jitter
+// derived from the key (a guest has no randomness), unless the client asked
+// for a TTL; other keys keep the client's.
+func sessionTTL(w *plugin.TTLInput) int64 {
+	if !bytes.HasPrefix(w.Key, []byte("session:")) || w.RequestedTTLMs != 0 {
+		return plugin.KeepRequestedTTL
+	}
+	h := fnv.New64a()
+	h.Write(w.Key)
+	return 30*60_000 + int64(h.Sum64()%(3*60_000))
+}
+
+// A ttl plugin registers its function in init, like an eviction plugin; the
+// host stamps the answer into the write on the shard leader.
+func ExampleHandleTTL() {
+	plugin.HandleTTL(sessionTTL) // in func init() of package main
+
+	for _, w := range []plugin.TTLInput{
+		{Key: []byte("session:alice")},
+		{Key: []byte("session:bob")},
+		{Key: []byte("session:carol"), RequestedTTLMs: 60_000},
+		{Key: []byte("user:alice")},
+	} {
+		fmt.Println(string(w.Key), sessionTTL(&w))
+	}
+	// Output:
+	// session:alice 1930225
+	// session:bob 1820486
+	// session:carol -1
+	// user:alice -1
 }

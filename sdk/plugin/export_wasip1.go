@@ -13,8 +13,9 @@ import (
 // objects). Keyed by address.
 var buffers = map[uint32][]byte{}
 
-// allocateSizeBytesMax bounds one allocation: the largest eviction input.
-const allocateSizeBytesMax = abi.EvictionInputSizeBytesMax
+// allocateSizeBytesMax bounds one allocation: the largest input of any
+// kind.
+const allocateSizeBytesMax = abi.InputSizeBytesMax
 
 //go:wasmexport wisp_abi_version
 func wispABIVersion() uint32 { return abi.Version }
@@ -40,6 +41,19 @@ func wispEvict(ptr, sizeBytes uint32) int64 {
 		return int64(abi.CodeUnknownBuffer)
 	}
 	out, code := evict(b[:sizeBytes])
+	if code != 0 {
+		return int64(code)
+	}
+	return abi.PackResult(uint32(uintptr(unsafe.Pointer(unsafe.SliceData(out)))), uint32(len(out)))
+}
+
+//go:wasmexport wisp_ttl
+func wispTTL(ptr, sizeBytes uint32) int64 {
+	b, ok := buffers[ptr]
+	if !ok || uint32(len(b)) < sizeBytes {
+		return int64(abi.CodeUnknownBuffer)
+	}
+	out, code := ttl(b[:sizeBytes])
 	if code != 0 {
 		return int64(code)
 	}

@@ -20,10 +20,36 @@ type EvictionInput = abi.EvictionInput
 // overwrites with the next call's input.
 type EvictionFunc func(in *EvictionInput, victims []int) []int
 
+// TTLInput is one write whose TTL a ttl plugin decides: the key, the value's
+// size, the TTL the client asked for (0: none) and the leader's time (see
+// abi.TTLInput).
+type TTLInput = abi.TTLInput
+
+// KeepRequestedTTL is the answer of a TTLFunc that keeps the TTL the client
+// asked for (which may be none).
+const KeepRequestedTTL = abi.TTLKeepRequested
+
+// TTLMsMax is the largest TTL a TTLFunc may answer: ten years, in
+// milliseconds. A larger one, or a negative one other than
+// KeepRequestedTTL, fails the call, and the host keeps the client's TTL.
+const TTLMsMax = abi.TTLMsMax
+
+// TTLFunc is a ttl policy: it returns the TTL to give the write w, in
+// milliseconds from w.NowUnixMs: 0 for none, at most TTLMsMax, or
+// KeepRequestedTTL. It must not modify w.Key, nor retain it after it
+// returns: in a guest it is the input buffer itself.
+//
+// A guest has no randomness: for jitter, derive it from a hash of the key
+// (hash/fnv, say). The same key then gets the same jitter on every write,
+// which is what spreading expiries needs, and the leader stamps the TTL into
+// the write, so replicas never run the function.
+type TTLFunc func(w *TTLInput) int64
+
 // handlers holds the registered functions. A module instance runs one call
 // at a time, so they need no lock.
 var handlers struct {
 	eviction EvictionFunc
+	ttl      TTLFunc
 }
 
 // HandleEviction makes f the module's eviction policy. Call it from an init
@@ -51,5 +77,30 @@ func evict(b []byte) ([]byte, abi.ErrorCode) {
 	}
 	s.victims = handlers.eviction(&s.in, s.victims[:0])
 	s.out = abi.AppendVictims(s.out[:0], s.victims)
+	return s.out, 0
+}
+
+// HandleTTL makes f the module's ttl policy. Call it from an init function;
+// a later call replaces f. A module without one answers every ttl call with
+// abi.CodeNoHandler.
+func HandleTTL(f TTLFunc) { handlers.ttl = f }
+
+// ttlState is what one instance reuses from call to call.
+var ttlState struct {
+	in  TTLInput
+	out []byte
+}
+
+// ttl runs the ttl handler on an encoded input and returns the encoded
+// output, which stays valid until the next call, or an error code.
+func ttl(b []byte) ([]byte, abi.ErrorCode) {
+	if handlers.ttl == nil {
+		return nil, abi.CodeNoHandler
+	}
+	s := &ttlState
+	if err := abi.DecodeTTLInput(b, &s.in); err != nil {
+		return nil, abi.CodeMalformedInput
+	}
+	s.out = abi.AppendTTLOutput(s.out[:0], handlers.ttl(&s.in))
 	return s.out, 0
 }
