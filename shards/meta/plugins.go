@@ -154,10 +154,8 @@ func (next *Map) applyPlugin(op Op, c *PluginCommand, epoch uint64) (bool, error
 		if p.Active == c.Version && p.Prefix == c.Prefix {
 			return false, nil
 		}
-		for _, o := range next.Plugins {
-			if o.Name != p.Name && o.Kind == p.Kind && o.Active != 0 && o.Prefix == c.Prefix {
-				return false, fmt.Errorf("%w: %s@%d is the active %s plugin for %s: deactivate it first", ErrPluginConflict, o.Name, o.Active, o.Kind, prefixText(o.Prefix))
-			}
+		if err := next.scopeFree(p, c.Prefix); err != nil {
+			return false, err
 		}
 		switch {
 		case p.Active != 0 && p.Active != c.Version:
@@ -176,10 +174,8 @@ func (next *Map) applyPlugin(op Op, c *PluginCommand, epoch uint64) (bool, error
 			return false, fmt.Errorf("%w: %s has no previous version to roll back to", ErrPluginConflict, p.Name)
 		}
 		if p.Active == 0 {
-			for _, o := range next.Plugins {
-				if o.Name != p.Name && o.Kind == p.Kind && o.Active != 0 && o.Prefix == p.Prefix {
-					return false, fmt.Errorf("%w: %s@%d is the active %s plugin for %s: deactivate it first", ErrPluginConflict, o.Name, o.Active, o.Kind, prefixText(o.Prefix))
-				}
+			if err := next.scopeFree(p, p.Prefix); err != nil {
+				return false, err
 			}
 		}
 		p.Active, p.Previous = p.Previous, p.Active
@@ -187,6 +183,17 @@ func (next *Map) applyPlugin(op Op, c *PluginCommand, epoch uint64) (bool, error
 	p.ActivatedEpoch = epoch + 1
 	next.Plugins[i] = p
 	return true, nil
+}
+
+// scopeFree refuses to make p active for prefix if another plugin of its
+// kind is active there.
+func (m *Map) scopeFree(p Plugin, prefix string) error {
+	for _, o := range m.Plugins {
+		if o.Name != p.Name && o.Kind == p.Kind && o.Active != 0 && o.Prefix == prefix {
+			return fmt.Errorf("%w: %s@%d is the active %s plugin for %s: deactivate it first", ErrPluginConflict, o.Name, o.Active, o.Kind, prefixText(o.Prefix))
+		}
+	}
+	return nil
 }
 
 // prefixText names an activation's scope in a message.
