@@ -7,6 +7,7 @@ import (
 
 	"github.com/wisp-db/wisp/engine"
 	"github.com/wisp-db/wisp/engine/eviction"
+	"github.com/wisp-db/wisp/plugins/abi"
 )
 
 // Guarded is an eviction policy that asks a plugin and, whenever the call
@@ -29,6 +30,12 @@ type Guarded struct {
 }
 
 var _ eviction.Policy = (*Guarded)(nil)
+
+// An Evictor's batches fit in one plugin call: a compile-time check that
+// eviction.BatchSizeMax <= abi.CandidatesMax (a negative constant does not
+// convert to uint), so that Guarded never counts ErrTooManyCandidates, the
+// caller's error, as the plugin's failure.
+const _ = uint(abi.CandidatesMax - eviction.BatchSizeMax)
 
 // NewGuarded returns plugin guarded by fallback, typically the built-in
 // policy the node would run without the plugin. Neither may be nil.

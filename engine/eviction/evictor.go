@@ -99,6 +99,14 @@ type Evictor struct {
 	taken     []bool
 	chosen    map[string]struct{}
 	seed      maphash.Seed // of index
+
+	// sel is the state of the Choose in progress. fill, made once, fills
+	// a batch from an engine with it, so that passing it to a View costs
+	// no allocation; held and heldView are Select's View of its engine.
+	sel      selection
+	fill     func(e *engine.Engine)
+	held     *engine.Engine
+	heldView View
 }
 
 // NewEvictor returns an Evictor for p, which must not be nil, with an empty
@@ -114,6 +122,11 @@ func NewEvictor(p Policy, opts ...Option) *Evictor {
 	}
 	for _, o := range opts {
 		o(ev)
+	}
+	ev.fill = func(e *engine.Engine) { ev.sel.info = ev.sel.fill(e) }
+	ev.heldView = func(fn func(*engine.Engine)) error {
+		fn(ev.held)
+		return nil
 	}
 	return ev
 }
@@ -162,20 +175,25 @@ func (ev *Evictor) Choose(ctx context.Context, view View, nowUnixMs int64, bytes
 	if bytesToFree <= 0 || maxKeys <= 0 {
 		return out, nil
 	}
-	defer clear(ev.chosen)
-	sel := selection{
+	ev.sel = selection{
 		ev: ev, now: nowUnixMs, bytesToFree: bytesToFree, maxKeys: maxKeys,
-		start: len(out), out: out, rounds: maxRounds(maxKeys), rnd: rnd,
+		start: len(out), out: out, rounds: maxRounds(maxKeys), rnd: rnd, first: true,
 	}
-	for first := true; !sel.done(); first = false {
+	sel := &ev.sel
+	defer func() {
+		clear(ev.chosen)
+		ev.sel = selection{}
+	}()
+	for ; !sel.done(); sel.first = false {
 		if err := ctx.Err(); err != nil {
 			return sel.out, fmt.Errorf("eviction: %w", err)
 		}
-		var b batchInfo
-		if err := view(func(e *engine.Engine) { b = sel.fill(e, first) }); err != nil {
+		sel.info = batchInfo{}
+		if err := view(ev.fill); err != nil {
 			ev.dropBatch()
 			return sel.out, fmt.Errorf("eviction: read the engine: %w", err)
 		}
+		b := sel.info
 		ev.merge()
 		if len(ev.merged) == 0 {
 			break // nothing (more) the policy may evict, or no rounds left
@@ -198,11 +216,9 @@ func (ev *Evictor) Choose(ctx context.Context, view View, nowUnixMs int64, bytes
 // with a policy that does not block, such as the built-ins, which never
 // fail. If the policy fails, Select returns the victims chosen before.
 func (ev *Evictor) Select(e *engine.Engine, nowUnixMs int64, bytesToFree int64, maxKeys int, rnd func(int) int, out []engine.Candidate) []engine.Candidate {
-	view := func(fn func(*engine.Engine)) error {
-		fn(e)
-		return nil
-	}
-	out, _ = ev.Choose(context.Background(), view, nowUnixMs, bytesToFree, maxKeys, rnd, out)
+	ev.held = e
+	out, _ = ev.Choose(context.Background(), ev.heldView, nowUnixMs, bytesToFree, maxKeys, rnd, out)
+	ev.held = nil
 	return out
 }
 
@@ -218,6 +234,8 @@ type selection struct {
 	freed       int64 // SizeBytes of out[start:]
 	rounds      int   // sampling rounds left
 	idle        int   // sampling rounds in a row that found only chosen keys
+	first       bool  // the next batch is the first: it takes expired keys
+	info        batchInfo
 }
 
 func (s *selection) done() bool {
@@ -241,10 +259,10 @@ type batchInfo struct {
 }
 
 // fill builds a batch from e, to which it has read access: the already
-// expired keys if first, then samples, sampleSize keys per victim still
+// expired keys for the first batch, then samples, sampleSize keys per victim still
 // expected, and copies their keys, so that the batch stays valid once the
 // access ends.
-func (s *selection) fill(e *engine.Engine, first bool) batchInfo {
+func (s *selection) fill(e *engine.Engine) batchInfo {
 	ev := s.ev
 	var b batchInfo
 	ev.batch = ev.batch[:0]
@@ -254,7 +272,7 @@ func (s *selection) fill(e *engine.Engine, first bool) batchInfo {
 	// at the mean size of the keys sampled.
 	left := s.bytesToFree - s.freed
 	keysLeft := s.maxKeys - (len(s.out) - s.start)
-	if first {
+	if s.first {
 		ev.batch = e.Expired(s.now, min(keysLeft, maxExpiredPerSelect, room), ev.batch)
 		b.expired = len(ev.batch)
 		for i := range ev.batch {
