@@ -59,6 +59,10 @@ type serverFlags struct {
 	deadAfter     time.Duration
 	maxMoves      int
 	gossipKeyFile string
+
+	operatorToken     string
+	operatorTokenFile string
+	dev               bool // wispd dev: a missing operator token is made
 }
 
 // gossipPortOffset: unless --gossip-addr says otherwise, a node gossips on
@@ -101,6 +105,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.allowedHosts, "allowed-hosts", nil, "Host header names accepted on a loopback --http-addr besides localhost, loopback IPs and the listen address, comma-separated or repeated; * turns the check off (it guards against DNS rebinding)")
 	fl.IntVar(&f.maxMoves, "max-concurrent-moves", 0, "most shards re-replicated or moved at once (0: 2)")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "`path` of the gossip encryption key: the base64 of 16, 24 or 32 random bytes (make one with wispd keygen), readable by its owner only (chmod 600), the same file on every node (default: gossip unencrypted; the Raft and API ports stay unencrypted either way)")
+	fl.StringVar(&f.operatorToken, "operator-token", "", "the secret operator actions (uploading and activating plugins) need; prefer --operator-token-file, which ps does not show (default: none, and those actions are refused; `wispd dev` makes one)")
+	fl.StringVar(&f.operatorTokenFile, "operator-token-file", "", "`path` of a file holding the operator token (at least 16 bytes), readable by its owner only (chmod 600)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -316,6 +322,7 @@ deleted. --gossip-key-file encrypts the
 nodes' gossip (see wispd keygen).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.dev = true
 			if nodes < 1 {
 				return errors.New("--nodes must be at least 1")
 			}
@@ -561,6 +568,10 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 	if err != nil {
 		return err
 	}
+	token, tokenFile, err := f.resolveOperatorToken(f.dev)
+	if err != nil {
+		return err
+	}
 	// LAN timing for dev too: its nodes share one process and fail
 	// together, so faster detection would buy nothing, and FastTiming's
 	// gossip every 50 ms cost a 3-node dev cluster ~4 % of a core idle
@@ -640,6 +651,7 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 			Logger: log, MaxMemoryBytes: maxMemory, EvictionPolicy: f.policy,
 			GossipAddr: m.gossip, Join: f.join, GossipTiming: timing, GossipKey: gossipKey,
 			DeadNodeTimeout: f.deadAfter, MaxConcurrentMoves: f.maxMoves,
+			OperatorToken: token,
 		}
 		if m.peers == nil && !node.HasClusterMap(dir) {
 			log.Info("looking for the cluster through gossip", "node", p.ID, "join", f.join, "bootstrap_expect", m.expect)
@@ -698,8 +710,8 @@ func run(ctx context.Context, f *serverFlags, local []member) error {
 				return
 			}
 		}
-		if len(nodes) > 1 {
-			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nCtrl-C stops it.\n\n", len(nodes)-len(gone), nodes[0].Shards(), nodes[0].URL())
+		if f.dev {
+			fmt.Fprintf(os.Stderr, "\nWisp dev cluster: %d nodes, %d shards. Try:\n  go run ./cmd/wisp --endpoint %s kv put greeting hello\n  go run ./cmd/wisp cluster status\nOperator token (plugin uploads), kept in %s for the CLI run here: %s\nCtrl-C stops it.\n\n", len(nodes)-len(gone), nodes[0].Shards(), nodes[0].URL(), tokenFile, token)
 		}
 	}()
 

@@ -56,6 +56,7 @@ type Client struct {
 	// pipelineInflight is the RPCs in flight per endpoint before calls queue
 	// (maxInflightCalls; tests lower it).
 	pipelineInflight int
+	operatorToken    string // WithOperatorToken; "" if none
 
 	// preferred is where unrouted calls go first.
 	// Invariant: preferred is non-nil.
@@ -81,6 +82,7 @@ type endpoint struct {
 	url     string
 	kv      wispv1connect.KVServiceClient
 	cluster wispv1connect.ClusterServiceClient
+	plugin  wispv1connect.PluginServiceClient
 	pipe    *pipeliner // nil with auto-pipelining off
 }
 
@@ -107,6 +109,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		autoPipeline:     !cfg.pipelineOff,
 		pipelineInflight: cmp.Or(cfg.pipelineInflight, maxInflightCalls),
 		endpoints:        make(map[string]*endpoint),
+		operatorToken:    cfg.operatorToken,
 	}
 	switch cfg.protocol {
 	case ProtocolConnect:
@@ -186,6 +189,7 @@ func (c *Client) newEndpoint(u string) *endpoint {
 		url:     u,
 		kv:      wispv1connect.NewKVServiceClient(c.httpClient, u, c.connectOpts...),
 		cluster: wispv1connect.NewClusterServiceClient(c.httpClient, u, c.connectOpts...),
+		plugin:  wispv1connect.NewPluginServiceClient(c.httpClient, u, c.connectOpts...),
 	}
 	if c.autoPipeline {
 		ep.pipe = &pipeliner{kv: ep.kv, maxInflight: c.pipelineInflight}

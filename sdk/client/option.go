@@ -76,6 +76,7 @@ type config struct {
 	// pipelineInflight overrides maxInflightCalls (tests: withPipelineInflight).
 	pipelineInflight int
 	maxDialFails     int
+	operatorToken    string
 }
 
 type optionFunc func(*config)
@@ -91,6 +92,14 @@ func (f optionFunc) applyToClient(c *config) { f(c) }
 // A client given here must speak HTTP/2 to use ProtocolGRPC.
 func WithHTTPClient(hc *http.Client) Option {
 	return optionFunc(func(c *config) { c.httpClient = hc })
+}
+
+// WithOperatorToken sets the operator token the operator actions need
+// (uploading and activating plugins: UploadPlugin, ActivatePlugin,
+// DeactivatePlugin, RollbackPlugin). The Client sends it with those calls
+// only, as an Authorization bearer token.
+func WithOperatorToken(token string) Option {
+	return optionFunc(func(c *config) { c.operatorToken = token })
 }
 
 // WithProtocol sets the wire protocol. The default (and the zero value) is

@@ -10,6 +10,7 @@ import (
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
+	"github.com/wisp-db/wisp/plugins"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/ring"
 )
@@ -49,6 +50,9 @@ type Node interface {
 	// RemoveNode forgets it; both return the cluster map's epoch after.
 	DrainNode(ctx context.Context, id string, cancel bool) (uint64, error)
 	RemoveNode(ctx context.Context, id string) (uint64, error)
+
+	// The plugin lifecycle (PluginService).
+	PluginNode
 }
 
 // Replica is one of the node's shard replicas, as the handlers use it.
@@ -96,6 +100,9 @@ type Options struct {
 	OnForward func()
 	// Metrics, if set, is served at GET /metrics.
 	Metrics http.Handler
+	// OperatorToken is the secret the operator actions (uploading and
+	// activating plugins) need; without one they are refused.
+	OperatorToken string
 }
 
 // API is the Connect API one node serves: wisp.v1.KVService and
@@ -138,6 +145,9 @@ func (a *API) newHandler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(wispv1connect.NewKVServiceHandler(&kvService{a}, opts))
 	mux.Handle(wispv1connect.NewClusterServiceHandler(&clusterService{a}, opts))
+	mux.Handle(wispv1connect.NewPluginServiceHandler(&pluginService{a}, opts,
+		connect.WithInterceptors(a.operatorOnly(o.OperatorToken)),
+		connect.WithReadMaxBytes(maxUploadBytes)))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	if o.Metrics != nil {
@@ -162,6 +172,17 @@ const compressMinBytes = 4 << 10
 func (a *API) limitBody(h http.Handler, max int64) http.Handler {
 	errw := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wispv1connect.PluginServiceUploadPluginProcedure {
+			// A module may be larger than a value (PluginService's own
+			// read limit, maxUploadBytes, refuses a larger one).
+			if r.ContentLength > maxUploadBytes && errw.IsSupported(r) {
+				errw.Write(w, r, moduleTooLarge(r.ContentLength))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, maxUploadBytes+bodySlackBytes)
+			h.ServeHTTP(w, r)
+			return
+		}
 		if r.ContentLength > int64(a.limits.MaxRequestBytes) && errw.IsSupported(r) {
 			errw.Write(w, r, a.requestTooLarge(r.ContentLength))
 			return
@@ -170,3 +191,7 @@ func (a *API) limitBody(h http.Handler, max int64) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// maxUploadBytes bounds an UploadPlugin request: the largest module the
+// plugin host takes, and room for the rest of the message.
+const maxUploadBytes = plugins.DefaultModuleSizeBytesMax + 4<<10

@@ -114,6 +114,22 @@ func (n *fakeNode) RemoveNode(context.Context, string) (uint64, error) {
 	return 0, errors.New("not in this test")
 }
 
+// The plugin calls record that they were reached (the token check is in
+// front of them).
+func (n *fakeNode) UploadPlugin(_ context.Context, name, kind string, wasm []byte) (*wispv1.UploadPluginResponse, error) {
+	return &wispv1.UploadPluginResponse{Version: 1, Epoch: 8}, nil
+}
+func (n *fakeNode) ActivatePlugin(context.Context, string, uint32, string) (uint64, error) {
+	return 9, nil
+}
+func (n *fakeNode) DeactivatePlugin(context.Context, string) (uint64, error) { return 10, nil }
+func (n *fakeNode) RollbackPlugin(context.Context, string) (uint32, uint64, error) {
+	return 1, 11, nil
+}
+func (n *fakeNode) ListPlugins(context.Context) *wispv1.ListPluginsResponse {
+	return &wispv1.ListPluginsResponse{Epoch: 7}
+}
+
 // pair is two nodes: a hosts shard 0 (and leads it) and a follower of
 // shard 1, which b hosts and leads.
 type pair struct {
@@ -309,5 +325,81 @@ func TestErrorsAtTheEdge(t *testing.T) {
 	_, err = p.clientA.Get(ctx, connect.NewRequest(&wispv1.GetRequest{Key: key}))
 	if connect.CodeOf(err) != connect.CodeInternal || strings.Contains(err.Error(), "secret") {
 		t.Errorf("get on a failing replica = %v, want INTERNAL without the internal text", err)
+	}
+}
+
+// serveOne serves a single node's API with the given operator token.
+func serveOne(t *testing.T, token string) string {
+	t.Helper()
+	p := newPair(t)
+	peers := api.NewPeers("a")
+	t.Cleanup(peers.Close)
+	srv := httptest.NewServer(api.New(p.a, api.Options{Peers: peers, OperatorToken: token}).Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The operator actions need the operator token; listing does not; a node
+// without a token refuses them all.
+func TestOperatorToken(t *testing.T) {
+	ctx := context.Background()
+	url := serveOne(t, "s3cret")
+	c := wispv1connect.NewPluginServiceClient(http.DefaultClient, url)
+	upload := func(auth string) error {
+		req := connect.NewRequest(&wispv1.UploadPluginRequest{Name: "lru", Kind: "eviction", Module: []byte("\x00asm")})
+		if auth != "" {
+			req.Header().Set("Authorization", auth)
+		}
+		_, err := c.UploadPlugin(ctx, req)
+		return err
+	}
+	if err := upload(""); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("upload without a token = %v, want UNAUTHENTICATED", err)
+	}
+	if err := upload("Bearer wrong"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("upload with a wrong token = %v, want UNAUTHENTICATED", err)
+	}
+	if err := upload("s3cret"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("upload with the token but no Bearer = %v, want UNAUTHENTICATED", err)
+	}
+	if err := upload("Bearer s3cret"); err != nil {
+		t.Errorf("upload with the token = %v", err)
+	}
+	act := connect.NewRequest(&wispv1.ActivatePluginRequest{Name: "lru", Version: 1})
+	if _, err := c.ActivatePlugin(ctx, act); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("activate without a token = %v, want UNAUTHENTICATED", err)
+	}
+	if _, err := c.ListPlugins(ctx, connect.NewRequest(&wispv1.ListPluginsRequest{})); err != nil {
+		t.Errorf("list without a token = %v, want it served", err)
+	}
+
+	open := wispv1connect.NewPluginServiceClient(http.DefaultClient, serveOne(t, ""))
+	req := connect.NewRequest(&wispv1.RollbackPluginRequest{Name: "lru"})
+	req.Header().Set("Authorization", "Bearer ")
+	if _, err := open.RollbackPlugin(ctx, req); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("rollback on a node without a token = %v, want PERMISSION_DENIED", err)
+	}
+}
+
+// Bad plugin requests are refused before they reach the node.
+func TestPluginRequestChecks(t *testing.T) {
+	ctx := context.Background()
+	c := wispv1connect.NewPluginServiceClient(http.DefaultClient, serveOne(t, "t"))
+	auth := func(r connect.AnyRequest) { r.Header().Set("Authorization", "Bearer t") }
+	for name, msg := range map[string]*wispv1.UploadPluginRequest{
+		"bad name":     {Name: "Bad", Kind: "eviction", Module: []byte("x")},
+		"unknown kind": {Name: "ok", Kind: "hotkey", Module: []byte("x")},
+		"no module":    {Name: "ok", Kind: "ttl"},
+	} {
+		req := connect.NewRequest(msg)
+		auth(req)
+		if _, err := c.UploadPlugin(ctx, req); connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Errorf("%s: upload = %v, want INVALID_ARGUMENT", name, err)
+		}
+	}
+	req := connect.NewRequest(&wispv1.ActivatePluginRequest{Name: "ok"})
+	auth(req)
+	if _, err := c.ActivatePlugin(ctx, req); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("activate without a version = %v, want INVALID_ARGUMENT", err)
 	}
 }

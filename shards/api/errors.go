@@ -15,6 +15,7 @@ import (
 
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/plugins"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
@@ -45,6 +46,25 @@ func failedPrecondition(format string, args ...any) error {
 // notFound is NOT_FOUND with a message for clients.
 func notFound(format string, args ...any) error {
 	return connect.NewError(connect.CodeNotFound, fmt.Errorf(format, args...))
+}
+
+// moduleTooLarge refuses a plugin upload over the module size limit.
+func moduleTooLarge(size int64) error {
+	return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"upload is %d bytes: a plugin module may be at most %d bytes", size, plugins.DefaultModuleSizeBytesMax))
+}
+
+// operatorDisabled refuses an operator action on a node without an
+// operator token.
+func operatorDisabled() error {
+	return connect.NewError(connect.CodePermissionDenied, errors.New(
+		"operator actions are disabled on this node: start wispd with --operator-token or --operator-token-file"))
+}
+
+// operatorRefused refuses an operator action without the right token.
+func operatorRefused() error {
+	return connect.NewError(connect.CodeUnauthenticated, errors.New(
+		"this is an operator action: give the operator token (wisp --operator-token, or WISP_OPERATOR_TOKEN; `wispd dev` prints it and writes it to <data-dir>/operator-token)"))
 }
 
 // forwardFailed is the error of a forward to shard id's leader at target
@@ -85,6 +105,9 @@ func (a *API) connectError(shard int, err error) error {
 	case errors.Is(err, engine.ErrNotInteger):
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, engine.ErrInvalidCommand):
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, plugins.ErrInvalidModule), errors.Is(err, plugins.ErrUnknownKind):
+		// The host's reasons are written for the plugin's author.
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, raftgroup.ErrNotLeader):
 		return a.notLeaderError(shard)

@@ -18,7 +18,7 @@ import (
 
 // services are the RPC services the API port serves, as gRPC reflection
 // and health checks name them.
-var services = []string{wispv1connect.KVServiceName, wispv1connect.ClusterServiceName}
+var services = []string{wispv1connect.KVServiceName, wispv1connect.ClusterServiceName, wispv1connect.PluginServiceName}
 
 // healthz answers 200 when the node is healthy, 503 (naming the shards
 // without a leader) otherwise.

@@ -213,7 +213,7 @@ func clonePlugin(p Plugin) Plugin {
 
 // checkPluginCommand validates a plugin op's argument on its own.
 func checkPluginCommand(op Op, c *PluginCommand) error {
-	if err := checkPluginName(c.Name); err != nil {
+	if err := CheckPluginName(c.Name); err != nil {
 		return err
 	}
 	type fields struct{ add, version, prefix bool }
@@ -247,9 +247,9 @@ func checkPluginCommand(op Op, c *PluginCommand) error {
 	return nil
 }
 
-// checkPluginName validates a plugin's name: 1 to 64 of [a-z0-9_-],
+// CheckPluginName validates a plugin's name: 1 to 64 of [a-z0-9_-],
 // starting with a letter, so that name@version reads unambiguously.
-func checkPluginName(name string) error {
+func CheckPluginName(name string) error {
 	if name == "" || len(name) > maxIDBytes {
 		return fmt.Errorf("plugin name %q: want 1 to %d bytes", name, maxIDBytes)
 	}
@@ -286,7 +286,7 @@ func (m *Map) validatePlugins() error {
 		if i > 0 && m.Plugins[i-1].Name >= p.Name {
 			return fmt.Errorf("plugins not sorted or duplicated at %s", p.Name)
 		}
-		if err := checkPluginName(p.Name); err != nil {
+		if err := CheckPluginName(p.Name); err != nil {
 			return err
 		}
 		if p.Kind != PluginEviction && p.Kind != PluginTTL {

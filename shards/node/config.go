@@ -101,6 +101,9 @@ type Config struct {
 	// GossipTiming sets gossip's probe and suspicion intervals; the zero
 	// value is membership.LANTiming.
 	GossipTiming membership.Timing
+	// OperatorToken is the secret the operator actions need (PluginService's
+	// uploads and activations); empty: they are refused.
+	OperatorToken string
 	// GossipKey encrypts and authenticates gossip (membership.Config's
 	// SecretKey): 16, 24 or 32 bytes, the same on every node; a member
 	// with another key or none is not admitted. It covers gossip only, not

@@ -15,6 +15,7 @@ import (
 
 	controlv1 "github.com/wisp-db/wisp/gen/wisp/control/v1"
 	"github.com/wisp-db/wisp/gen/wisp/control/v1/controlv1connect"
+	"github.com/wisp-db/wisp/plugins"
 	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 	"github.com/wisp-db/wisp/shards/transport"
@@ -26,6 +27,10 @@ import (
 
 // maxMapWait bounds a Map call's wait for a change.
 const maxMapWait = time.Minute
+
+// maxControlBytes bounds a control message: the largest of a cluster map
+// and a plugin module, with room for the rest.
+const maxControlBytes = max(meta.MaxMapBytes, plugins.DefaultModuleSizeBytesMax) + 64<<10
 
 // controlCallTimeout bounds a control call other than a Map watch.
 const controlCallTimeout = 10 * time.Second
@@ -49,7 +54,7 @@ func (n *Node) newControl() error {
 		return fmt.Errorf("control plane: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(controlv1connect.NewControlServiceHandler(&controlService{n}, connect.WithReadMaxBytes(1<<20)))
+	mux.Handle(controlv1connect.NewControlServiceHandler(&controlService{n}, connect.WithReadMaxBytes(maxControlBytes)))
 	c := &control{
 		layer:   layer,
 		server:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
@@ -88,7 +93,7 @@ func (c *control) client(addr string) controlv1connect.ControlServiceClient {
 	defer c.mu.Unlock()
 	cl, ok := c.clients[addr]
 	if !ok {
-		cl = controlv1connect.NewControlServiceClient(c.http, "http://"+addr, connect.WithReadMaxBytes(meta.MaxMapBytes+1<<10))
+		cl = controlv1connect.NewControlServiceClient(c.http, "http://"+addr, connect.WithReadMaxBytes(maxControlBytes))
 		c.clients[addr] = cl
 	}
 	return cl

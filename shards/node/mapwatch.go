@@ -104,6 +104,7 @@ func (n *Node) install(m *meta.Map) {
 	n.log.Debug("cluster map changed", "epoch", m.Epoch)
 	n.reconcile(m)
 	n.refreshMemory() // settings or replicas may have changed
+	n.plugins.sync()  // so may the plugins
 }
 
 // sleep waits d or until ctx ends.

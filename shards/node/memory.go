@@ -96,10 +96,18 @@ func (n *Node) refreshMemory() inForce {
 	if name == "" {
 		name = DefaultEvictionPolicy
 	}
-	if _, err := eviction.New(name); err != nil {
-		n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
-		name = DefaultEvictionPolicy
+	builtin := n.builtin.Load()
+	if builtin == nil || (*builtin).Name() != name {
+		p, err := eviction.New(name)
+		if err != nil {
+			n.log.Error("unknown eviction policy in force; using noeviction", "policy", name, "err", err)
+			name = DefaultEvictionPolicy
+			p, _ = eviction.New(name)
+		}
+		builtin = &p
+		n.builtin.Store(builtin)
 	}
+	policy := n.plugins.policy(*builtin)
 	used := make([]int64, len(rs.hosted))
 	for i, sh := range rs.hosted {
 		_ = sh.group.Read(context.Background(), raftgroup.Stale, func(e *engine.Engine) { used[i] = e.MemoryUsed() })
@@ -117,14 +125,10 @@ func (n *Node) refreshMemory() inForce {
 		next := &shardMemory{}
 		next.settings.MaxMemoryBytes, next.limitedBy = sh.budget.Budget(n.cfg.ID, used[i], v.place.Shards[sh.id].Replicas, nodes)
 		next.room = nodes[next.limitedBy]
-		if old := sh.mem.Load(); old != nil && old.settings.Policy.Name() == name {
-			next.settings.Policy = old.settings.Policy // keeps the evictor's pool
-		} else {
-			next.settings.Policy, _ = eviction.New(name) // checked above
-		}
+		next.settings.Policy = policy // the same as before unless changed: the evictor keeps its pool
 		sh.mem.Store(next)
 	}
-	now := inForce{mem: self, policy: name}
+	now := inForce{mem: self, policy: policy.Name()}
 	n.memSelf.Store(&now)
 	return now
 }

@@ -45,13 +45,15 @@ type Node struct {
 	hostMu   sync.Mutex                  // serialises changes of reps after Open
 	inflight int                         // MaxInflightPacks of the node's groups
 	metaRep  atomic.Pointer[metaReplica] // this node's meta replica; nil if it hosts none (see reconcile)
+	plugins  *pluginHost                 // the plugins the map activates; nil until startBackground
 	boot     *meta.Command               // the command that bootstraps the cluster map
 	ctl      *control                    // the control plane (ControlService)
 	gossip   *membership.Membership      // nil without Config.GossipAddr
 	idTaken  atomic.Pointer[error]       // set if gossip refused this node's id (membership.ErrIDTaken)
 	driver   *driver
-	memMu    sync.Mutex              // serialises refreshMemory
-	memSelf  atomic.Pointer[inForce] // the node's memory and policy as last measured
+	memMu    sync.Mutex                      // serialises refreshMemory
+	memSelf  atomic.Pointer[inForce]         // the node's memory and policy as last measured
+	builtin  atomic.Pointer[eviction.Policy] // the built-in eviction policy in force, made once per name
 
 	// bg owns the background loops (map watch, placement driver, gossip
 	// join, control server): stop cancels them, Close waits for them.
@@ -225,7 +227,14 @@ func (n *Node) open(ctx context.Context) error {
 		Interceptors: []connect.Interceptor{n.metrics.interceptor()},
 		OnForward:    n.metrics.forwarded.Inc,
 		Metrics:      n.metrics.handler,
+
+		OperatorToken: n.cfg.OperatorToken,
 	})
+	plugins, err := n.newPluginHost(bg)
+	if err != nil {
+		return err
+	}
+	n.plugins = plugins
 	n.startBackground(bg)
 	return nil
 }
@@ -313,7 +322,11 @@ func (n *Node) openReplicas(m *meta.Map, bootstrap bool) error {
 // (n.stop) and n.bg.
 func (n *Node) startBackground(ctx context.Context) {
 	n.serveControl()
-	n.bg.Add(3)
+	n.bg.Add(4)
+	go func() {
+		defer n.bg.Done()
+		n.plugins.run(ctx)
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.runMemory(ctx)
@@ -424,6 +437,9 @@ func (n *Node) closeReplicas(kill bool) error {
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
+
+// DataDir returns the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
 
 // URL returns the node's API base URL.
 func (n *Node) URL() string { return n.self.URL }

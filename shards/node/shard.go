@@ -63,7 +63,9 @@ func (sh *shard) Leader() string {
 
 // Propose replicates muts as one command, stamped with the shard's memory
 // budget and policy, and returns their results and the command's time.
+// TTL rules (plugins) set the TTL of the puts they cover first.
 func (sh *shard) Propose(ctx context.Context, muts []engine.Mutation) ([]engine.MutationResult, int64, error) {
+	sh.node.plugins.applyTTLRules(ctx, muts, sh.group.NowUnixMs())
 	cmd := engine.Command{Mutations: muts}
 	sh.node.stampBudget(sh, &cmd)
 	res, err := sh.group.Propose(ctx, &cmd)

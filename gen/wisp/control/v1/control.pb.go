@@ -21,6 +21,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PluginChange int32
+
+const (
+	PluginChange_PLUGIN_CHANGE_UNSPECIFIED PluginChange = 0
+	PluginChange_PLUGIN_CHANGE_UPLOAD      PluginChange = 1
+	PluginChange_PLUGIN_CHANGE_ACTIVATE    PluginChange = 2
+	PluginChange_PLUGIN_CHANGE_DEACTIVATE  PluginChange = 3
+	PluginChange_PLUGIN_CHANGE_ROLLBACK    PluginChange = 4
+)
+
+// Enum value maps for PluginChange.
+var (
+	PluginChange_name = map[int32]string{
+		0: "PLUGIN_CHANGE_UNSPECIFIED",
+		1: "PLUGIN_CHANGE_UPLOAD",
+		2: "PLUGIN_CHANGE_ACTIVATE",
+		3: "PLUGIN_CHANGE_DEACTIVATE",
+		4: "PLUGIN_CHANGE_ROLLBACK",
+	}
+	PluginChange_value = map[string]int32{
+		"PLUGIN_CHANGE_UNSPECIFIED": 0,
+		"PLUGIN_CHANGE_UPLOAD":      1,
+		"PLUGIN_CHANGE_ACTIVATE":    2,
+		"PLUGIN_CHANGE_DEACTIVATE":  3,
+		"PLUGIN_CHANGE_ROLLBACK":    4,
+	}
+)
+
+func (x PluginChange) Enum() *PluginChange {
+	p := new(PluginChange)
+	*p = x
+	return p
+}
+
+func (x PluginChange) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PluginChange) Descriptor() protoreflect.EnumDescriptor {
+	return file_wisp_control_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (PluginChange) Type() protoreflect.EnumType {
+	return &file_wisp_control_v1_control_proto_enumTypes[0]
+}
+
+func (x PluginChange) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PluginChange.Descriptor instead.
+func (PluginChange) EnumDescriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
 type NodeChange int32
 
 const (
@@ -57,11 +112,11 @@ func (x NodeChange) String() string {
 }
 
 func (NodeChange) Descriptor() protoreflect.EnumDescriptor {
-	return file_wisp_control_v1_control_proto_enumTypes[0].Descriptor()
+	return file_wisp_control_v1_control_proto_enumTypes[1].Descriptor()
 }
 
 func (NodeChange) Type() protoreflect.EnumType {
-	return &file_wisp_control_v1_control_proto_enumTypes[0]
+	return &file_wisp_control_v1_control_proto_enumTypes[1]
 }
 
 func (x NodeChange) Number() protoreflect.EnumNumber {
@@ -70,7 +125,7 @@ func (x NodeChange) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeChange.Descriptor instead.
 func (NodeChange) EnumDescriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
 }
 
 type ChangeKind int32
@@ -112,11 +167,11 @@ func (x ChangeKind) String() string {
 }
 
 func (ChangeKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_wisp_control_v1_control_proto_enumTypes[1].Descriptor()
+	return file_wisp_control_v1_control_proto_enumTypes[2].Descriptor()
 }
 
 func (ChangeKind) Type() protoreflect.EnumType {
-	return &file_wisp_control_v1_control_proto_enumTypes[1]
+	return &file_wisp_control_v1_control_proto_enumTypes[2]
 }
 
 func (x ChangeKind) Number() protoreflect.EnumNumber {
@@ -125,7 +180,434 @@ func (x ChangeKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ChangeKind.Descriptor instead.
 func (ChangeKind) EnumDescriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+}
+
+type ChangePluginRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Change PluginChange           `protobuf:"varint,1,opt,name=change,proto3,enum=wisp.control.v1.PluginChange" json:"change,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Upload: the kind and the module.
+	Kind   string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Module []byte `protobuf:"bytes,4,opt,name=module,proto3" json:"module,omitempty"`
+	// Activate: the version and the prefix.
+	Version       uint32 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Prefix        string `protobuf:"bytes,6,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePluginRequest) Reset() {
+	*x = ChangePluginRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePluginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePluginRequest) ProtoMessage() {}
+
+func (x *ChangePluginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePluginRequest.ProtoReflect.Descriptor instead.
+func (*ChangePluginRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ChangePluginRequest) GetChange() PluginChange {
+	if x != nil {
+		return x.Change
+	}
+	return PluginChange_PLUGIN_CHANGE_UNSPECIFIED
+}
+
+func (x *ChangePluginRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ChangePluginRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ChangePluginRequest) GetModule() []byte {
+	if x != nil {
+		return x.Module
+	}
+	return nil
+}
+
+func (x *ChangePluginRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ChangePluginRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type ChangePluginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cluster map's epoch after the change.
+	Epoch uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Upload: the module's version and sum, and whether it was stored
+	// already. Rollback: the version active now.
+	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Existed       bool   `protobuf:"varint,4,opt,name=existed,proto3" json:"existed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePluginResponse) Reset() {
+	*x = ChangePluginResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePluginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePluginResponse) ProtoMessage() {}
+
+func (x *ChangePluginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePluginResponse.ProtoReflect.Descriptor instead.
+func (*ChangePluginResponse) Descriptor() ([]byte, []int) {
 	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ChangePluginResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ChangePluginResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ChangePluginResponse) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ChangePluginResponse) GetExisted() bool {
+	if x != nil {
+		return x.Existed
+	}
+	return false
+}
+
+type ModuleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sha256 in lowercase hex.
+	Sha256        string `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModuleRequest) Reset() {
+	*x = ModuleRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModuleRequest) ProtoMessage() {}
+
+func (x *ModuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModuleRequest.ProtoReflect.Descriptor instead.
+func (*ModuleRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ModuleRequest) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type ModuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        []byte                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModuleResponse) Reset() {
+	*x = ModuleResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModuleResponse) ProtoMessage() {}
+
+func (x *ModuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModuleResponse.ProtoReflect.Descriptor instead.
+func (*ModuleResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ModuleResponse) GetModule() []byte {
+	if x != nil {
+		return x.Module
+	}
+	return nil
+}
+
+type PluginStatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginStatesRequest) Reset() {
+	*x = PluginStatesRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginStatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginStatesRequest) ProtoMessage() {}
+
+func (x *PluginStatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginStatesRequest.ProtoReflect.Descriptor instead.
+func (*PluginStatesRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+type PluginStatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Plugins       []*PluginState         `protobuf:"bytes,1,rep,name=plugins,proto3" json:"plugins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginStatesResponse) Reset() {
+	*x = PluginStatesResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginStatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginStatesResponse) ProtoMessage() {}
+
+func (x *PluginStatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginStatesResponse.ProtoReflect.Descriptor instead.
+func (*PluginStatesResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PluginStatesResponse) GetPlugins() []*PluginState {
+	if x != nil {
+		return x.Plugins
+	}
+	return nil
+}
+
+type PluginState struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	Sha256  string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// state: loading, loaded, degraded or failed.
+	State         string  `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	LastError     string  `protobuf:"bytes,5,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Calls         uint64  `protobuf:"varint,6,opt,name=calls,proto3" json:"calls,omitempty"`
+	Fallbacks     uint64  `protobuf:"varint,7,opt,name=fallbacks,proto3" json:"fallbacks,omitempty"`
+	P99CallMs     float64 `protobuf:"fixed64,8,opt,name=p99_call_ms,json=p99CallMs,proto3" json:"p99_call_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PluginState) Reset() {
+	*x = PluginState{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PluginState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PluginState) ProtoMessage() {}
+
+func (x *PluginState) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PluginState.ProtoReflect.Descriptor instead.
+func (*PluginState) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PluginState) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PluginState) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PluginState) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *PluginState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PluginState) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *PluginState) GetCalls() uint64 {
+	if x != nil {
+		return x.Calls
+	}
+	return 0
+}
+
+func (x *PluginState) GetFallbacks() uint64 {
+	if x != nil {
+		return x.Fallbacks
+	}
+	return 0
+}
+
+func (x *PluginState) GetP99CallMs() float64 {
+	if x != nil {
+		return x.P99CallMs
+	}
+	return 0
 }
 
 type SettingsRequest struct {
@@ -139,7 +621,7 @@ type SettingsRequest struct {
 
 func (x *SettingsRequest) Reset() {
 	*x = SettingsRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +633,7 @@ func (x *SettingsRequest) String() string {
 func (*SettingsRequest) ProtoMessage() {}
 
 func (x *SettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +646,7 @@ func (x *SettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsRequest.ProtoReflect.Descriptor instead.
 func (*SettingsRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SettingsRequest) GetMaxMemoryBytes() int64 {
@@ -194,7 +676,7 @@ type SettingsResponse struct {
 
 func (x *SettingsResponse) Reset() {
 	*x = SettingsResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +688,7 @@ func (x *SettingsResponse) String() string {
 func (*SettingsResponse) ProtoMessage() {}
 
 func (x *SettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +701,7 @@ func (x *SettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsResponse.ProtoReflect.Descriptor instead.
 func (*SettingsResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SettingsResponse) GetEpoch() uint64 {
@@ -253,7 +735,7 @@ type ChangeNodeRequest struct {
 
 func (x *ChangeNodeRequest) Reset() {
 	*x = ChangeNodeRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -265,7 +747,7 @@ func (x *ChangeNodeRequest) String() string {
 func (*ChangeNodeRequest) ProtoMessage() {}
 
 func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -278,7 +760,7 @@ func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeRequest.ProtoReflect.Descriptor instead.
 func (*ChangeNodeRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangeNodeRequest) GetNodeId() string {
@@ -305,7 +787,7 @@ type ChangeNodeResponse struct {
 
 func (x *ChangeNodeResponse) Reset() {
 	*x = ChangeNodeResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +799,7 @@ func (x *ChangeNodeResponse) String() string {
 func (*ChangeNodeResponse) ProtoMessage() {}
 
 func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +812,7 @@ func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeResponse.ProtoReflect.Descriptor instead.
 func (*ChangeNodeResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangeNodeResponse) GetEpoch() uint64 {
@@ -350,7 +832,7 @@ type MapRequest struct {
 
 func (x *MapRequest) Reset() {
 	*x = MapRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +844,7 @@ func (x *MapRequest) String() string {
 func (*MapRequest) ProtoMessage() {}
 
 func (x *MapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +857,7 @@ func (x *MapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapRequest.ProtoReflect.Descriptor instead.
 func (*MapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MapRequest) GetAfterEpoch() uint64 {
@@ -403,7 +885,7 @@ type MapResponse struct {
 
 func (x *MapResponse) Reset() {
 	*x = MapResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +897,7 @@ func (x *MapResponse) String() string {
 func (*MapResponse) ProtoMessage() {}
 
 func (x *MapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +910,7 @@ func (x *MapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
 func (*MapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MapResponse) GetMap() []byte {
@@ -453,7 +935,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +947,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +960,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 type ReplicasResponse struct {
@@ -490,7 +972,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +984,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +997,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplicasResponse) GetReplicas() []*ReplicaState {
@@ -544,7 +1026,7 @@ type ReplicaState struct {
 
 func (x *ReplicaState) Reset() {
 	*x = ReplicaState{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +1038,7 @@ func (x *ReplicaState) String() string {
 func (*ReplicaState) ProtoMessage() {}
 
 func (x *ReplicaState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +1051,7 @@ func (x *ReplicaState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
 func (*ReplicaState) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReplicaState) GetGroup() uint64 {
@@ -625,7 +1107,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +1119,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +1132,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Member) GetNodeId() string {
@@ -689,7 +1171,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +1183,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +1196,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReconfigureRequest) GetGroup() uint64 {
@@ -763,7 +1245,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +1257,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +1270,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReconfigureResponse) GetMembers() []*Member {
@@ -809,7 +1291,36 @@ var File_wisp_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"\x97\x01\n" +
+	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"\xbe\x01\n" +
+	"\x13ChangePluginRequest\x125\n" +
+	"\x06change\x18\x01 \x01(\x0e2\x1d.wisp.control.v1.PluginChangeR\x06change\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06module\x18\x04 \x01(\fR\x06module\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\rR\aversion\x12\x16\n" +
+	"\x06prefix\x18\x06 \x01(\tR\x06prefix\"x\n" +
+	"\x14ChangePluginResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x18\n" +
+	"\aexisted\x18\x04 \x01(\bR\aexisted\"'\n" +
+	"\rModuleRequest\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\"(\n" +
+	"\x0eModuleResponse\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\fR\x06module\"\x15\n" +
+	"\x13PluginStatesRequest\"N\n" +
+	"\x14PluginStatesResponse\x126\n" +
+	"\aplugins\x18\x01 \x03(\v2\x1c.wisp.control.v1.PluginStateR\aplugins\"\xdc\x01\n" +
+	"\vPluginState\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\x12\x14\n" +
+	"\x05calls\x18\x06 \x01(\x04R\x05calls\x12\x1c\n" +
+	"\tfallbacks\x18\a \x01(\x04R\tfallbacks\x12\x1e\n" +
+	"\vp99_call_ms\x18\b \x01(\x01R\tp99CallMs\"\x97\x01\n" +
 	"\x0fSettingsRequest\x12-\n" +
 	"\x10max_memory_bytes\x18\x01 \x01(\x03H\x00R\x0emaxMemoryBytes\x88\x01\x01\x12,\n" +
 	"\x0feviction_policy\x18\x02 \x01(\tH\x01R\x0eevictionPolicy\x88\x01\x01B\x13\n" +
@@ -858,7 +1369,13 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"prev_index\x18\x05 \x01(\x04R\tprevIndex\"k\n" +
 	"\x13ReconfigureResponse\x121\n" +
 	"\amembers\x18\x01 \x03(\v2\x17.wisp.control.v1.MemberR\amembers\x12!\n" +
-	"\fconfig_index\x18\x02 \x01(\x04R\vconfigIndex*r\n" +
+	"\fconfig_index\x18\x02 \x01(\x04R\vconfigIndex*\x9d\x01\n" +
+	"\fPluginChange\x12\x1d\n" +
+	"\x19PLUGIN_CHANGE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14PLUGIN_CHANGE_UPLOAD\x10\x01\x12\x1a\n" +
+	"\x16PLUGIN_CHANGE_ACTIVATE\x10\x02\x12\x1c\n" +
+	"\x18PLUGIN_CHANGE_DEACTIVATE\x10\x03\x12\x1a\n" +
+	"\x16PLUGIN_CHANGE_ROLLBACK\x10\x04*r\n" +
 	"\n" +
 	"NodeChange\x12\x1b\n" +
 	"\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -871,14 +1388,17 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\x17CHANGE_KIND_ADD_LEARNER\x10\x01\x12\x17\n" +
 	"\x13CHANGE_KIND_PROMOTE\x10\x02\x12\x16\n" +
 	"\x12CHANGE_KIND_REMOVE\x10\x03\x12\x1f\n" +
-	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xaf\x03\n" +
+	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xba\x05\n" +
 	"\x0eControlService\x12B\n" +
 	"\x03Map\x12\x1b.wisp.control.v1.MapRequest\x1a\x1c.wisp.control.v1.MapResponse\"\x00\x12Q\n" +
 	"\bReplicas\x12 .wisp.control.v1.ReplicasRequest\x1a!.wisp.control.v1.ReplicasResponse\"\x00\x12Z\n" +
 	"\vReconfigure\x12#.wisp.control.v1.ReconfigureRequest\x1a$.wisp.control.v1.ReconfigureResponse\"\x00\x12W\n" +
 	"\n" +
 	"ChangeNode\x12\".wisp.control.v1.ChangeNodeRequest\x1a#.wisp.control.v1.ChangeNodeResponse\"\x00\x12Q\n" +
-	"\bSettings\x12 .wisp.control.v1.SettingsRequest\x1a!.wisp.control.v1.SettingsResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
+	"\bSettings\x12 .wisp.control.v1.SettingsRequest\x1a!.wisp.control.v1.SettingsResponse\"\x00\x12]\n" +
+	"\fChangePlugin\x12$.wisp.control.v1.ChangePluginRequest\x1a%.wisp.control.v1.ChangePluginResponse\"\x00\x12K\n" +
+	"\x06Module\x12\x1e.wisp.control.v1.ModuleRequest\x1a\x1f.wisp.control.v1.ModuleResponse\"\x00\x12]\n" +
+	"\fPluginStates\x12$.wisp.control.v1.PluginStatesRequest\x1a%.wisp.control.v1.PluginStatesResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
 
 var (
 	file_wisp_control_v1_control_proto_rawDescOnce sync.Once
@@ -892,45 +1412,61 @@ func file_wisp_control_v1_control_proto_rawDescGZIP() []byte {
 	return file_wisp_control_v1_control_proto_rawDescData
 }
 
-var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_wisp_control_v1_control_proto_goTypes = []any{
-	(NodeChange)(0),             // 0: wisp.control.v1.NodeChange
-	(ChangeKind)(0),             // 1: wisp.control.v1.ChangeKind
-	(*SettingsRequest)(nil),     // 2: wisp.control.v1.SettingsRequest
-	(*SettingsResponse)(nil),    // 3: wisp.control.v1.SettingsResponse
-	(*ChangeNodeRequest)(nil),   // 4: wisp.control.v1.ChangeNodeRequest
-	(*ChangeNodeResponse)(nil),  // 5: wisp.control.v1.ChangeNodeResponse
-	(*MapRequest)(nil),          // 6: wisp.control.v1.MapRequest
-	(*MapResponse)(nil),         // 7: wisp.control.v1.MapResponse
-	(*ReplicasRequest)(nil),     // 8: wisp.control.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),    // 9: wisp.control.v1.ReplicasResponse
-	(*ReplicaState)(nil),        // 10: wisp.control.v1.ReplicaState
-	(*Member)(nil),              // 11: wisp.control.v1.Member
-	(*ReconfigureRequest)(nil),  // 12: wisp.control.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil), // 13: wisp.control.v1.ReconfigureResponse
+	(PluginChange)(0),            // 0: wisp.control.v1.PluginChange
+	(NodeChange)(0),              // 1: wisp.control.v1.NodeChange
+	(ChangeKind)(0),              // 2: wisp.control.v1.ChangeKind
+	(*ChangePluginRequest)(nil),  // 3: wisp.control.v1.ChangePluginRequest
+	(*ChangePluginResponse)(nil), // 4: wisp.control.v1.ChangePluginResponse
+	(*ModuleRequest)(nil),        // 5: wisp.control.v1.ModuleRequest
+	(*ModuleResponse)(nil),       // 6: wisp.control.v1.ModuleResponse
+	(*PluginStatesRequest)(nil),  // 7: wisp.control.v1.PluginStatesRequest
+	(*PluginStatesResponse)(nil), // 8: wisp.control.v1.PluginStatesResponse
+	(*PluginState)(nil),          // 9: wisp.control.v1.PluginState
+	(*SettingsRequest)(nil),      // 10: wisp.control.v1.SettingsRequest
+	(*SettingsResponse)(nil),     // 11: wisp.control.v1.SettingsResponse
+	(*ChangeNodeRequest)(nil),    // 12: wisp.control.v1.ChangeNodeRequest
+	(*ChangeNodeResponse)(nil),   // 13: wisp.control.v1.ChangeNodeResponse
+	(*MapRequest)(nil),           // 14: wisp.control.v1.MapRequest
+	(*MapResponse)(nil),          // 15: wisp.control.v1.MapResponse
+	(*ReplicasRequest)(nil),      // 16: wisp.control.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),     // 17: wisp.control.v1.ReplicasResponse
+	(*ReplicaState)(nil),         // 18: wisp.control.v1.ReplicaState
+	(*Member)(nil),               // 19: wisp.control.v1.Member
+	(*ReconfigureRequest)(nil),   // 20: wisp.control.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),  // 21: wisp.control.v1.ReconfigureResponse
 }
 var file_wisp_control_v1_control_proto_depIdxs = []int32{
-	0,  // 0: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
-	10, // 1: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
-	11, // 2: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
-	1,  // 3: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
-	11, // 4: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
-	6,  // 5: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
-	8,  // 6: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
-	12, // 7: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
-	4,  // 8: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
-	2,  // 9: wisp.control.v1.ControlService.Settings:input_type -> wisp.control.v1.SettingsRequest
-	7,  // 10: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
-	9,  // 11: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
-	13, // 12: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
-	5,  // 13: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
-	3,  // 14: wisp.control.v1.ControlService.Settings:output_type -> wisp.control.v1.SettingsResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	0,  // 0: wisp.control.v1.ChangePluginRequest.change:type_name -> wisp.control.v1.PluginChange
+	9,  // 1: wisp.control.v1.PluginStatesResponse.plugins:type_name -> wisp.control.v1.PluginState
+	1,  // 2: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
+	18, // 3: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
+	19, // 4: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
+	2,  // 5: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
+	19, // 6: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
+	14, // 7: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
+	16, // 8: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
+	20, // 9: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
+	12, // 10: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
+	10, // 11: wisp.control.v1.ControlService.Settings:input_type -> wisp.control.v1.SettingsRequest
+	3,  // 12: wisp.control.v1.ControlService.ChangePlugin:input_type -> wisp.control.v1.ChangePluginRequest
+	5,  // 13: wisp.control.v1.ControlService.Module:input_type -> wisp.control.v1.ModuleRequest
+	7,  // 14: wisp.control.v1.ControlService.PluginStates:input_type -> wisp.control.v1.PluginStatesRequest
+	15, // 15: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
+	17, // 16: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
+	21, // 17: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
+	13, // 18: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
+	11, // 19: wisp.control.v1.ControlService.Settings:output_type -> wisp.control.v1.SettingsResponse
+	4,  // 20: wisp.control.v1.ControlService.ChangePlugin:output_type -> wisp.control.v1.ChangePluginResponse
+	6,  // 21: wisp.control.v1.ControlService.Module:output_type -> wisp.control.v1.ModuleResponse
+	8,  // 22: wisp.control.v1.ControlService.PluginStates:output_type -> wisp.control.v1.PluginStatesResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_wisp_control_v1_control_proto_init() }
@@ -938,15 +1474,15 @@ func file_wisp_control_v1_control_proto_init() {
 	if File_wisp_control_v1_control_proto != nil {
 		return
 	}
-	file_wisp_control_v1_control_proto_msgTypes[0].OneofWrappers = []any{}
-	file_wisp_control_v1_control_proto_msgTypes[1].OneofWrappers = []any{}
+	file_wisp_control_v1_control_proto_msgTypes[7].OneofWrappers = []any{}
+	file_wisp_control_v1_control_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_control_v1_control_proto_rawDesc), len(file_wisp_control_v1_control_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   12,
+			NumEnums:      3,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

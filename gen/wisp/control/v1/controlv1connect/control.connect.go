@@ -45,6 +45,14 @@ const (
 	ControlServiceChangeNodeProcedure = "/wisp.control.v1.ControlService/ChangeNode"
 	// ControlServiceSettingsProcedure is the fully-qualified name of the ControlService's Settings RPC.
 	ControlServiceSettingsProcedure = "/wisp.control.v1.ControlService/Settings"
+	// ControlServiceChangePluginProcedure is the fully-qualified name of the ControlService's
+	// ChangePlugin RPC.
+	ControlServiceChangePluginProcedure = "/wisp.control.v1.ControlService/ChangePlugin"
+	// ControlServiceModuleProcedure is the fully-qualified name of the ControlService's Module RPC.
+	ControlServiceModuleProcedure = "/wisp.control.v1.ControlService/Module"
+	// ControlServicePluginStatesProcedure is the fully-qualified name of the ControlService's
+	// PluginStates RPC.
+	ControlServicePluginStatesProcedure = "/wisp.control.v1.ControlService/PluginStates"
 )
 
 // ControlServiceClient is a client for the wisp.control.v1.ControlService service.
@@ -66,6 +74,16 @@ type ControlServiceClient interface {
 	// read that sees every change acknowledged before it). Only the meta
 	// group's leader answers; any other node answers UNAVAILABLE.
 	Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error)
+	// ChangePlugin changes the plugin registry in the cluster map: stores an
+	// uploaded module (already validated by the node that took it) and its
+	// next version, or activates, deactivates or rolls back a plugin. Only
+	// the meta group's leader answers; any other node answers UNAVAILABLE.
+	ChangePlugin(context.Context, *connect.Request[v1.ChangePluginRequest]) (*connect.Response[v1.ChangePluginResponse], error)
+	// Module returns a stored plugin module by its SHA-256. Served by
+	// replicas of the meta group (NOT_FOUND elsewhere, or if absent).
+	Module(context.Context, *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error)
+	// PluginStates reports the plugins the node has loaded (or failed to).
+	PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error)
 }
 
 // NewControlServiceClient constructs a client for the wisp.control.v1.ControlService service. By
@@ -109,16 +127,37 @@ func NewControlServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(controlServiceMethods.ByName("Settings")),
 			connect.WithClientOptions(opts...),
 		),
+		changePlugin: connect.NewClient[v1.ChangePluginRequest, v1.ChangePluginResponse](
+			httpClient,
+			baseURL+ControlServiceChangePluginProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("ChangePlugin")),
+			connect.WithClientOptions(opts...),
+		),
+		module: connect.NewClient[v1.ModuleRequest, v1.ModuleResponse](
+			httpClient,
+			baseURL+ControlServiceModuleProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("Module")),
+			connect.WithClientOptions(opts...),
+		),
+		pluginStates: connect.NewClient[v1.PluginStatesRequest, v1.PluginStatesResponse](
+			httpClient,
+			baseURL+ControlServicePluginStatesProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("PluginStates")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // controlServiceClient implements ControlServiceClient.
 type controlServiceClient struct {
-	_map        *connect.Client[v1.MapRequest, v1.MapResponse]
-	replicas    *connect.Client[v1.ReplicasRequest, v1.ReplicasResponse]
-	reconfigure *connect.Client[v1.ReconfigureRequest, v1.ReconfigureResponse]
-	changeNode  *connect.Client[v1.ChangeNodeRequest, v1.ChangeNodeResponse]
-	settings    *connect.Client[v1.SettingsRequest, v1.SettingsResponse]
+	_map         *connect.Client[v1.MapRequest, v1.MapResponse]
+	replicas     *connect.Client[v1.ReplicasRequest, v1.ReplicasResponse]
+	reconfigure  *connect.Client[v1.ReconfigureRequest, v1.ReconfigureResponse]
+	changeNode   *connect.Client[v1.ChangeNodeRequest, v1.ChangeNodeResponse]
+	settings     *connect.Client[v1.SettingsRequest, v1.SettingsResponse]
+	changePlugin *connect.Client[v1.ChangePluginRequest, v1.ChangePluginResponse]
+	module       *connect.Client[v1.ModuleRequest, v1.ModuleResponse]
+	pluginStates *connect.Client[v1.PluginStatesRequest, v1.PluginStatesResponse]
 }
 
 // Map calls wisp.control.v1.ControlService.Map.
@@ -146,6 +185,21 @@ func (c *controlServiceClient) Settings(ctx context.Context, req *connect.Reques
 	return c.settings.CallUnary(ctx, req)
 }
 
+// ChangePlugin calls wisp.control.v1.ControlService.ChangePlugin.
+func (c *controlServiceClient) ChangePlugin(ctx context.Context, req *connect.Request[v1.ChangePluginRequest]) (*connect.Response[v1.ChangePluginResponse], error) {
+	return c.changePlugin.CallUnary(ctx, req)
+}
+
+// Module calls wisp.control.v1.ControlService.Module.
+func (c *controlServiceClient) Module(ctx context.Context, req *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error) {
+	return c.module.CallUnary(ctx, req)
+}
+
+// PluginStates calls wisp.control.v1.ControlService.PluginStates.
+func (c *controlServiceClient) PluginStates(ctx context.Context, req *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error) {
+	return c.pluginStates.CallUnary(ctx, req)
+}
+
 // ControlServiceHandler is an implementation of the wisp.control.v1.ControlService service.
 type ControlServiceHandler interface {
 	// Map returns the cluster map once its epoch is above after_epoch,
@@ -165,6 +219,16 @@ type ControlServiceHandler interface {
 	// read that sees every change acknowledged before it). Only the meta
 	// group's leader answers; any other node answers UNAVAILABLE.
 	Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error)
+	// ChangePlugin changes the plugin registry in the cluster map: stores an
+	// uploaded module (already validated by the node that took it) and its
+	// next version, or activates, deactivates or rolls back a plugin. Only
+	// the meta group's leader answers; any other node answers UNAVAILABLE.
+	ChangePlugin(context.Context, *connect.Request[v1.ChangePluginRequest]) (*connect.Response[v1.ChangePluginResponse], error)
+	// Module returns a stored plugin module by its SHA-256. Served by
+	// replicas of the meta group (NOT_FOUND elsewhere, or if absent).
+	Module(context.Context, *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error)
+	// PluginStates reports the plugins the node has loaded (or failed to).
+	PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error)
 }
 
 // NewControlServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -204,6 +268,24 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 		connect.WithSchema(controlServiceMethods.ByName("Settings")),
 		connect.WithHandlerOptions(opts...),
 	)
+	controlServiceChangePluginHandler := connect.NewUnaryHandler(
+		ControlServiceChangePluginProcedure,
+		svc.ChangePlugin,
+		connect.WithSchema(controlServiceMethods.ByName("ChangePlugin")),
+		connect.WithHandlerOptions(opts...),
+	)
+	controlServiceModuleHandler := connect.NewUnaryHandler(
+		ControlServiceModuleProcedure,
+		svc.Module,
+		connect.WithSchema(controlServiceMethods.ByName("Module")),
+		connect.WithHandlerOptions(opts...),
+	)
+	controlServicePluginStatesHandler := connect.NewUnaryHandler(
+		ControlServicePluginStatesProcedure,
+		svc.PluginStates,
+		connect.WithSchema(controlServiceMethods.ByName("PluginStates")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.control.v1.ControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ControlServiceMapProcedure:
@@ -216,6 +298,12 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 			controlServiceChangeNodeHandler.ServeHTTP(w, r)
 		case ControlServiceSettingsProcedure:
 			controlServiceSettingsHandler.ServeHTTP(w, r)
+		case ControlServiceChangePluginProcedure:
+			controlServiceChangePluginHandler.ServeHTTP(w, r)
+		case ControlServiceModuleProcedure:
+			controlServiceModuleHandler.ServeHTTP(w, r)
+		case ControlServicePluginStatesProcedure:
+			controlServicePluginStatesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -243,4 +331,16 @@ func (UnimplementedControlServiceHandler) ChangeNode(context.Context, *connect.R
 
 func (UnimplementedControlServiceHandler) Settings(context.Context, *connect.Request[v1.SettingsRequest]) (*connect.Response[v1.SettingsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.Settings is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) ChangePlugin(context.Context, *connect.Request[v1.ChangePluginRequest]) (*connect.Response[v1.ChangePluginResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.ChangePlugin is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) Module(context.Context, *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.Module is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.PluginStates is not implemented"))
 }

@@ -1,0 +1,201 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
+	"github.com/wisp-db/wisp/sdk/client"
+	"github.com/wisp-db/wisp/shards/node"
+	"github.com/wisp-db/wisp/shards/node/nodetest"
+)
+
+// The plugin lifecycle end to end, as an operator drives it through the
+// API: real modules (plugins/testdata, built from source there), a real
+// cluster on loopback.
+
+const operatorToken = "a-test-operator-token"
+
+func readModule(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "plugins", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// waitPlugin waits until every node reports name's active version in state.
+func waitPlugin(t *testing.T, ctx context.Context, cli *client.Client, name, state string) *wispv1.Plugin {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := cli.ListPlugins(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *wispv1.Plugin
+		for _, p := range res.Plugins {
+			if p.Name == name {
+				last = p
+			}
+		}
+		ok := last != nil && len(last.Nodes) > 0
+		for _, n := range last.GetNodes() {
+			ok = ok && n.State == state
+		}
+		if ok {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin %s not %s on every node within 60s: %v", name, state, last.GetNodes())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// policyInForce returns the eviction policy in force on the node cli asks.
+func policyInForce(t *testing.T, ctx context.Context, cli *client.Client) string {
+	t.Helper()
+	_, eff, err := cli.GetConfig(ctx)
+	if err != nil || eff.EvictionPolicy == nil {
+		t.Fatalf("GetConfig = %v, %v", eff, err)
+	}
+	return *eff.EvictionPolicy
+}
+
+func TestPluginLifecycle(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Nodes: 3, Shards: 4, Gossip: true, Tune: func(cfg *node.Config) {
+		cfg.MaxMemoryBytes = memBudget
+		cfg.EvictionPolicy = "allkeys-lru"
+		cfg.OperatorToken = operatorToken
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cli, err := client.New(c.URL(1), client.WithTimeout(20*time.Second), client.WithOperatorToken(operatorToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the token: refused.
+	anon, err := client.New(c.URL(0), client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.UploadPlugin(ctx, "lru", client.PluginEviction, readModule(t, "lru.wasm")); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
+		t.Fatalf("upload without the operator token = %v, want unauthenticated", err)
+	}
+
+	// An invalid module is refused with the host's reason, and stores nothing.
+	if _, err := cli.UploadPlugin(ctx, "bad", client.PluginEviction, readModule(t, "missingexport.wasm")); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("upload of a module without its entry point = %v, want invalid argument", err)
+	}
+
+	up, err := cli.UploadPlugin(ctx, "lru", client.PluginEviction, readModule(t, "lru.wasm"))
+	if err != nil || up.Version != 1 || up.Existed {
+		t.Fatalf("upload lru = %v, %v; want version 1, new", up, err)
+	}
+	if again, err := cli.UploadPlugin(ctx, "lru", client.PluginEviction, readModule(t, "lru.wasm")); err != nil || again.Version != 1 || !again.Existed {
+		t.Fatalf("upload of the same module = %v, %v; want version 1, existed", again, err)
+	}
+	if _, err := cli.ActivatePlugin(ctx, "lru", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitPlugin(t, ctx, cli, "lru", "loaded")
+	if got := policyInForce(t, ctx, cli); got != "lru@1" {
+		t.Errorf("eviction policy in force = %q, want lru@1", got)
+	}
+
+	// Fill past the budget: the plugin chooses the victims.
+	value := []byte(strings.Repeat("v", 10_000))
+	for i := range 3 * memBudget / len(value) {
+		if _, err := cli.Put(ctx, fmt.Sprintf("k%04d", i), value); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p := waitPlugin(t, ctx, cli, "lru", "loaded")
+		var calls, fallbacks uint64
+		for _, n := range p.Nodes {
+			calls, fallbacks = calls+n.Calls, fallbacks+n.Fallbacks
+		}
+		if calls > 0 {
+			if fallbacks != 0 {
+				t.Errorf("%d of %d calls fell back to the built-in", fallbacks, calls)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no eviction call reached the plugin within 30s: %v", p.Nodes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A ttl rule for session: keys; other keys keep the client's TTL.
+	ttl, err := cli.UploadPlugin(ctx, "sessions", client.PluginTTL, readModule(t, "ttlprefix.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ActivatePlugin(ctx, "sessions", ttl.Version, "session:"); err != nil {
+		t.Fatal(err)
+	}
+	waitPlugin(t, ctx, cli, "sessions", "loaded")
+	if _, err := cli.Put(ctx, "session:alice", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	it, found, err := cli.Get(ctx, "session:alice")
+	if err != nil || !found {
+		t.Fatalf("get session:alice = %v, %v", found, err)
+	}
+	if d := time.Until(it.ExpiresAt); d < 29*time.Minute || d > 33*time.Minute {
+		t.Errorf("session:alice written without a TTL has %v; the rule gives 30 min plus up to 3 min", d)
+	}
+	if _, err := cli.Put(ctx, "cache:x", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if it, _, err := cli.Get(ctx, "cache:x"); err != nil || !it.ExpiresAt.IsZero() {
+		t.Errorf("cache:x, outside the rule's prefix, expires at %v (%v); want never", it.ExpiresAt, err)
+	}
+
+	// Another version, then rollback: instant, to the version kept loaded.
+	v2, err := cli.UploadPlugin(ctx, "lru", client.PluginEviction, readModule(t, "victim0.wasm"))
+	if err != nil || v2.Version != 2 {
+		t.Fatalf("upload lru v2 = %v, %v", v2, err)
+	}
+	if _, err := cli.ActivatePlugin(ctx, "lru", 2, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitPlugin(t, ctx, cli, "lru", "loaded")
+	if v, _, err := cli.RollbackPlugin(ctx, "lru"); err != nil || v != 1 {
+		t.Fatalf("rollback = %d, %v; want version 1", v, err)
+	}
+	if p := waitPlugin(t, ctx, cli, "lru", "loaded"); p.Active != 1 || p.Previous != 2 {
+		t.Errorf("after rollback: active %d previous %d, want 1 and 2", p.Active, p.Previous)
+	}
+	if _, err := cli.DeactivatePlugin(ctx, "lru"); err != nil {
+		t.Fatal(err)
+	}
+	if got := policyInForce(t, ctx, cli); got != "allkeys-lru" {
+		t.Errorf("after deactivating: eviction policy in force %q, want allkeys-lru", got)
+	}
+
+	// A restarted node loads the active modules from its own cache.
+	if _, _, err := cli.RollbackPlugin(ctx, "lru"); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := filepath.Glob(filepath.Join(c.Node(2).DataDir(), "plugins", "*.wasm"))
+	if err != nil || len(cached) == 0 {
+		t.Fatalf("node 2 cached no module (%v)", err)
+	}
+	c.Stop(2)
+	c.Restart(2)
+	waitPlugin(t, ctx, cli, "lru", "loaded")
+	waitPlugin(t, ctx, cli, "sessions", "loaded")
+}
