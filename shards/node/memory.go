@@ -68,10 +68,20 @@ func (n *Node) settings(sh *shard) reclaim.Settings {
 	return reclaim.Settings{Policy: p}
 }
 
-// stampBudget sets the noeviction budget on a write command for sh.
+// stampBudget sets the noeviction budget on a write command for sh: when
+// nothing would evict what the command writes, the engine refuses it past
+// the budget. With eviction plugins over some prefixes and noeviction
+// elsewhere, a command writing any key no plugin covers is refused.
 func (n *Node) stampBudget(sh *shard, cmd *engine.Command) {
 	s := n.settings(sh)
-	if s.MaxMemoryBytes > 0 && s.Policy.Name() == "noeviction" {
+	if s.MaxMemoryBytes <= 0 {
+		return
+	}
+	refuse := s.Policy.Name() == "noeviction"
+	if sp, ok := s.Policy.(*scopedPolicy); ok {
+		refuse = sp.fallback.Name() == "noeviction" && !sp.coversAll(cmd.Mutations)
+	}
+	if refuse {
 		cmd.MaxMemoryBytes = s.MaxMemoryBytes
 	}
 }

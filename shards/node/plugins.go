@@ -442,6 +442,23 @@ func joinNames(names []string) string {
 	return b.String()
 }
 
+// coversAll reports whether a scope covers every key muts writes.
+func (s *scopedPolicy) coversAll(muts []engine.Mutation) bool {
+	for _, m := range muts {
+		covered := false
+		for _, sc := range s.scopes {
+			if bytes.HasPrefix(m.Key, sc.prefix) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
+}
+
 // VolatileOnly is false: plugins see every key.
 func (s *scopedPolicy) VolatileOnly() bool { return false }
 

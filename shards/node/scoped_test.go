@@ -86,3 +86,22 @@ func TestScopedPolicy(t *testing.T) {
 	}
 	var _ eviction.Policy = sp
 }
+
+// TestScopedCoversAll: a command is covered when every key it writes falls
+// under some scope.
+func TestScopedCoversAll(t *testing.T) {
+	sp := &scopedPolicy{scopes: []policyScope{{prefix: []byte("cache/")}, {prefix: []byte("tmp/")}}}
+	muts := func(keys ...string) []engine.Mutation {
+		var out []engine.Mutation
+		for _, k := range keys {
+			out = append(out, engine.Mutation{Op: engine.OpPut, Key: []byte(k)})
+		}
+		return out
+	}
+	if !sp.coversAll(muts("cache/a", "tmp/b")) {
+		t.Error("cache/a and tmp/b are covered")
+	}
+	if sp.coversAll(muts("cache/a", "user/1")) {
+		t.Error("user/1 is not covered")
+	}
+}
