@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wisp-db/wisp/shards/node"
 	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
@@ -208,7 +209,9 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := nodetest.Start(t, nodetest.Options{Shards: 8})
+	const token = "the-readme-test-operator-token"
+	c := nodetest.Start(t, nodetest.Options{Shards: 8, Tune: func(cfg *node.Config) { cfg.OperatorToken = token }})
+	t.Setenv(operatorTokenEnv, token)  // what wispd dev's token file gives the CLI beside it
 	nodeURL := make(map[string]string) // README host:port -> the test node's
 	for i := range c.Size() {
 		nodeURL[fmt.Sprintf("127.0.0.1:%d", 8080+i)] = c.URL(i)
