@@ -23,6 +23,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -156,14 +157,26 @@ func (s *Store) Apply(ctx context.Context, cmd *meta.Command) (*meta.Map, error)
 	}
 }
 
-// The plugin registry's modules are kept beside the map, one engine key
-// each, named by their SHA-256 (meta.PluginVersion.SHA256): the map holds
-// only their sums and sizes, so the map every node is pushed stays small,
-// and a module is fetched once by a node that runs it.
-const modulePrefix = "wisp/meta/plugin/"
+// The plugin registry's modules are kept beside the map, named by their
+// SHA-256 (meta.PluginVersion.SHA256): the map holds only their sums and
+// sizes, so the map every node is pushed stays small, and a module is
+// fetched once by a node that runs it. A module is stored in chunks of
+// moduleChunkBytes, each its own Raft entry, then a manifest naming the
+// chunk count: a Go guest is megabytes, and one entry that size holds up
+// the group's heartbeats on a loaded machine long enough to cost its
+// leader its lease (seen under -race with 3 MiB). The manifest is written
+// last, so a module whose manifest is there is whole.
+const (
+	modulePrefix     = "wisp/meta/plugin/"
+	moduleChunkBytes = 256 << 10
+)
 
 func moduleKey(sum [sha256.Size]byte) []byte {
 	return []byte(modulePrefix + hex.EncodeToString(sum[:]))
+}
+
+func chunkKey(sum [sha256.Size]byte, i int) []byte {
+	return fmt.Appendf(nil, "%s%x/%d", modulePrefix, sum[:], i)
 }
 
 // ErrNoModule: the meta group holds no module with the given SHA-256.
@@ -171,41 +184,81 @@ var ErrNoModule = errors.New("metastore: no such module")
 
 // PutModule stores wasm under its SHA-256 (on the meta group's leader:
 // raftgroup.ErrNotLeader elsewhere) and returns the sum. Storing a module
-// that is already there changes nothing. Store a module before the
-// OpAddPlugin that names it, so that no map names a module it lacks.
+// that is already there changes nothing, and a PutModule that failed part
+// way is finished by the next. Store a module before the OpAddPlugin that
+// names it, so that no map names a module it lacks.
 func (s *Store) PutModule(ctx context.Context, wasm []byte) ([sha256.Size]byte, error) {
 	sum := sha256.Sum256(wasm)
 	if len(wasm) == 0 || len(wasm) > meta.MaxPluginModuleBytes {
 		return sum, fmt.Errorf("metastore: module of %d bytes: want 1 to %d", len(wasm), meta.MaxPluginModuleBytes)
 	}
-	put := engine.Mutation{Op: engine.OpPut, Key: moduleKey(sum), Value: wasm, IfAbsent: true}
-	res, err := s.g.Propose(ctx, &engine.Command{Mutations: []engine.Mutation{put}})
-	if err != nil {
+	var stored bool
+	if err := s.g.Read(ctx, raftgroup.Linearizable, func(e *engine.Engine) {
+		_, stored = e.Get(moduleKey(sum), s.g.NowUnixMs())
+	}); err != nil {
 		return sum, err
 	}
-	var pe *engine.PreconditionError
-	if res.Err != nil && !errors.As(res.Err, &pe) { // a precondition failure: it is there already
-		return sum, fmt.Errorf("metastore: put module: %w", res.Err)
+	if stored {
+		return sum, nil
+	}
+	chunks := 0
+	for off := 0; off < len(wasm); off += moduleChunkBytes {
+		chunk := wasm[off:min(off+moduleChunkBytes, len(wasm))]
+		if err := s.put(ctx, chunkKey(sum, chunks), chunk); err != nil {
+			return sum, fmt.Errorf("metastore: put module chunk %d: %w", chunks, err)
+		}
+		chunks++
+	}
+	if err := s.put(ctx, moduleKey(sum), binary.BigEndian.AppendUint32(nil, uint32(chunks))); err != nil {
+		return sum, fmt.Errorf("metastore: put module manifest: %w", err)
 	}
 	return sum, nil
+}
+
+// put proposes one Put.
+func (s *Store) put(ctx context.Context, key, value []byte) error {
+	res, err := s.g.Propose(ctx, &engine.Command{Mutations: []engine.Mutation{{Op: engine.OpPut, Key: key, Value: value}}})
+	if err != nil {
+		return err
+	}
+	return res.Err
 }
 
 // Module returns the module with the given SHA-256, read at the given
 // level, or ErrNoModule. Its bytes are checked against the sum.
 func (s *Store) Module(ctx context.Context, level raftgroup.Consistency, sum [sha256.Size]byte) ([]byte, error) {
-	var wasm []byte
+	var (
+		wasm  []byte
+		found bool
+		bad   bool
+	)
 	err := s.g.Read(ctx, level, func(e *engine.Engine) {
-		if it, ok := e.Get(moduleKey(sum), s.g.NowUnixMs()); ok {
-			wasm = bytes.Clone(it.Value)
+		now := s.g.NowUnixMs()
+		it, ok := e.Get(moduleKey(sum), now)
+		if !ok {
+			return
+		}
+		found = true
+		if len(it.Value) != 4 {
+			bad = true
+			return
+		}
+		for i := range int(binary.BigEndian.Uint32(it.Value)) {
+			c, ok := e.Get(chunkKey(sum, i), now)
+			if !ok || len(wasm)+len(c.Value) > meta.MaxPluginModuleBytes {
+				bad = true
+				return
+			}
+			wasm = append(wasm, c.Value...)
 		}
 	})
 	switch {
 	case err != nil:
 		return nil, err
-	case wasm == nil:
+	case !found:
 		return nil, fmt.Errorf("%w: %x", ErrNoModule, sum)
-	case sha256.Sum256(wasm) != sum:
-		return nil, fmt.Errorf("metastore: module %x: stored bytes do not match their sum", sum)
+	case bad || sha256.Sum256(wasm) != sum:
+		return nil, fmt.Errorf("metastore: module %x: stored chunks do not make it", sum)
 	}
 	return wasm, nil
 }

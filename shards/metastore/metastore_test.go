@@ -185,18 +185,32 @@ func TestStoreConcurrentChanges(t *testing.T) {
 // replica, a second put of it changes nothing, and a follower refuses puts.
 func TestModules(t *testing.T) {
 	groups := startGroup(t)
-	leader := waitLeader(t, groups)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s := New(groups[leader])
 
-	wasm := make([]byte, 3<<20) // over one Raft pack: the module goes in an entry of its own
+	wasm := make([]byte, 3<<20+5) // 13 chunks, the last a short one
 	for i := range wasm {
 		wasm[i] = byte(i * 7)
 	}
-	sum, err := s.PutModule(ctx, wasm)
-	if err != nil {
-		t.Fatalf("PutModule: %v", err)
+	// A leader may lose its lease mid-put on a loaded machine; PutModule
+	// finishes what an earlier one started, so the caller (ChangePlugin,
+	// then the client) retries, as here.
+	var (
+		s      *Store
+		leader int
+		sum    [sha256.Size]byte
+		err    error
+	)
+	for attempt := 1; ; attempt++ {
+		leader = waitLeader(t, groups)
+		s = New(groups[leader])
+		if sum, err = s.PutModule(ctx, wasm); err == nil {
+			break
+		}
+		if attempt == 5 || !(errors.Is(err, raftgroup.ErrOutcomeUnknown) || errors.Is(err, raftgroup.ErrNotLeader)) {
+			t.Fatalf("PutModule, attempt %d: %v", attempt, err)
+		}
+		t.Logf("PutModule, attempt %d: %v; retrying", attempt, err)
 	}
 	if sum != sha256.Sum256(wasm) {
 		t.Fatalf("PutModule returned sum %x, want the module's", sum)
