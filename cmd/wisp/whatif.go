@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/wisp-db/wisp/engine/eviction"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
+	"github.com/wisp-db/wisp/plugins"
+)
+
+// whatifFlags are wisp plugin whatif's flags.
+type whatifFlags struct {
+	budget   string
+	trace    string
+	compare  []string
+	reads    int
+	keys     int
+	skew     float64
+	minValue string
+	maxValue string
+}
+
+func newPluginWhatifCmd(g *globals) *cobra.Command {
+	f := &whatifFlags{}
+	cmd := &cobra.Command{
+		Use:   "whatif MODULE.wasm",
+		Short: "Replay a trace through an eviction plugin and the built-ins, offline",
+		Long: `Replay an access trace through the eviction plugin in MODULE.wasm and
+through built-in policies (--compare), each on a simulated cache of --budget
+bytes, and print each one's hit ratio and byte hit ratio side by side. It
+runs here, in this process (the same wazero host and evictor a node uses),
+and needs no cluster.
+
+The trace is --trace FILE, lines of "unix_ms op key_hash size" (op get,
+put or del; the key's hash in hex; the value's size in bytes: see
+docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
+--reads reads of --keys keys chosen by a Zipf distribution of exponent
+--skew, each key's value of a fixed size between --min-value and
+--max-value (log-uniform). A read that misses loads the value.`,
+		Example: `  wisp plugin whatif examples/plugins/gdsf/gdsf.wasm --budget 16MiB
+  wisp plugin whatif gdsf.wasm --trace access.trace --budget 64MiB --compare allkeys-lru,allkeys-lfu,volatile-ttl`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			budget, err := humanize.ParseBytes(f.budget)
+			if err != nil || budget == 0 {
+				return usageErrorf("invalid --budget %q: want a size such as 64MiB", f.budget)
+			}
+			minV, err1 := humanize.ParseBytes(f.minValue)
+			maxV, err2 := humanize.ParseBytes(f.maxValue)
+			switch {
+			case err1 != nil || err2 != nil || minV > maxV || maxV > replay.MaxValueBytes:
+				return usageErrorf("invalid --min-value %q or --max-value %q: want sizes, the first not above the second, at most 1MiB", f.minValue, f.maxValue)
+			case f.reads < 1 || f.keys < 2 || f.skew <= 1:
+				return usageErrorf("want --reads at least 1, --keys at least 2 and --skew above 1")
+			}
+			var policies []eviction.Policy
+			for _, name := range f.compare {
+				p, err := eviction.New(name)
+				if err != nil {
+					return usageErrorf("--compare: %v", err)
+				}
+				policies = append(policies, p)
+			}
+			wasm, err := readModule(args[0])
+			if err != nil {
+				return err
+			}
+			// A replay takes as long as the trace: --timeout bounds it only
+			// when given.
+			ctx, stop := context.WithCancel(cmd.Context())
+			if cmd.Flag("timeout").Changed {
+				ctx, stop = g.context(cmd)
+			}
+			defer stop()
+			host, err := plugins.NewHost(ctx)
+			if err != nil {
+				return err
+			}
+			defer host.Close(context.WithoutCancel(ctx))
+			mod, err := host.LoadEviction(ctx, wasm, plugins.WithName(strings.TrimSuffix(filepath.Base(args[0]), ".wasm")))
+			if err != nil {
+				return err
+			}
+			defer mod.Close()
+			fallback, _ := eviction.New(eviction.AllKeysLRU)
+			guarded := plugins.NewGuarded(mod, fallback)
+			policies = append([]eviction.Policy{guarded}, policies...)
+
+			trace := func() (func() (replay.Record, error), func(), error) {
+				if f.trace == "" {
+					return replay.Zipf(1, f.reads, f.keys, f.skew, int64(minV), int64(maxV), time.Now().UnixMilli()), func() {}, nil
+				}
+				fh, err := os.Open(f.trace)
+				if err != nil {
+					return nil, nil, err
+				}
+				return replay.NewReader(bufio.NewReaderSize(fh, 1<<16)).Next, func() { fh.Close() }, nil
+			}
+			out := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "POLICY\tHIT RATIO\tBYTE HIT RATIO\tEVICTED\tFALLBACKS\tTIME\n")
+			for i, p := range policies {
+				next, done, err := trace()
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				res, err := replay.Run(ctx, next, int64(budget), p)
+				done()
+				if err != nil {
+					return err
+				}
+				fallbacks := "-"
+				if i == 0 {
+					fallbacks = fmt.Sprint(guarded.Stats().Fallbacks)
+				}
+				if i == 0 && res.Reads == 0 {
+					return fmt.Errorf("the trace has no reads: nothing to compare")
+				}
+				fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%d\t%s\t%v\n", res.Policy, res.HitRatio(), res.ByteHitRatio(), res.Evicted, fallbacks, time.Since(start).Round(10*time.Millisecond))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if s := guarded.Stats(); s.Fallbacks > 0 {
+				return writef(out, "\n%d of the plugin's %d calls failed (last: %s); allkeys-lru decided those.\n", s.Fallbacks, s.Calls, s.LastError)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.budget, "budget", "16MiB", "the simulated cache's memory budget")
+	fl.StringVar(&f.trace, "trace", "", "a trace file (default: a synthetic Zipf trace)")
+	fl.StringSliceVar(&f.compare, "compare", []string{eviction.AllKeysLRU, eviction.AllKeysLFU}, "built-in policies to replay beside the plugin")
+	fl.IntVar(&f.reads, "reads", 200_000, "synthetic trace: reads")
+	fl.IntVar(&f.keys, "keys", 20_000, "synthetic trace: distinct keys")
+	fl.Float64Var(&f.skew, "skew", 1.1, "synthetic trace: Zipf exponent (above 1; higher is more skewed)")
+	fl.StringVar(&f.minValue, "min-value", "100B", "synthetic trace: smallest value")
+	fl.StringVar(&f.maxValue, "max-value", "64KiB", "synthetic trace: largest value")
+	return cmd
+}
