@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -20,6 +21,7 @@ import (
 type Host struct {
 	cfg     config
 	runtime wazero.Runtime
+	cache   wazero.CompilationCache // nil without WithCompilationCacheDir
 
 	mu       sync.Mutex
 	compiled map[[32]byte]*compiled // guarded by mu
@@ -48,12 +50,23 @@ func NewHost(ctx context.Context, opts ...Option) (*Host, error) {
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(cfg.memoryLimitPages).
 		WithCoreFeatures(api.CoreFeaturesV2)
+	var cache wazero.CompilationCache
+	if cfg.cacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.cacheDir); err != nil {
+			return nil, fmt.Errorf("plugins: compilation cache: %w", err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	if err := wasi.Instantiate(ctx, r); err != nil {
 		_ = r.Close(ctx)
+		if cache != nil {
+			_ = cache.Close(ctx)
+		}
 		return nil, err
 	}
-	return &Host{cfg: cfg, runtime: r, compiled: map[[32]byte]*compiled{}}, nil
+	return &Host{cfg: cfg, runtime: r, cache: cache, compiled: map[[32]byte]*compiled{}}, nil
 }
 
 // Close closes the runtime and with it every instance and compiled module.
@@ -67,7 +80,11 @@ func (h *Host) Close(ctx context.Context) error {
 	h.closed = true
 	h.compiled = nil
 	h.mu.Unlock()
-	return h.runtime.Close(ctx)
+	err := h.runtime.Close(ctx)
+	if h.cache != nil {
+		err = errors.Join(err, h.cache.Close(ctx))
+	}
+	return err
 }
 
 // compile returns the compiled module of wasm, whose SHA-256 is sum, from the

@@ -635,3 +635,34 @@ func TestEvictorWithPlugin(t *testing.T) {
 		t.Errorf("Evictor with the LRU plugin chose %d keys %q; with allkeys-lru %d keys %q", len(got), got, len(want), want)
 	}
 }
+
+// TestCompilationCacheDir: a host with a cache directory writes the
+// compiled code there, and a second host over it loads the module (how
+// much faster is BenchmarkLoadCached's and BenchmarkLoadCompiled's to say).
+func TestCompilationCacheDir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := module(t, "lru.wasm")
+	load := func() time.Duration {
+		h, err := NewHost(ctx, WithCompilationCacheDir(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close(ctx)
+		start := time.Now()
+		e, err := h.LoadEviction(ctx, wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		e.Close()
+		return took
+	}
+	cold := load()
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("the cache directory is empty after a compile (%v)", err)
+	}
+	warm := load()
+	t.Logf("load with compile %v, from the cache %v", cold, warm)
+}

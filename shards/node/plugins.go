@@ -94,7 +94,7 @@ type pluginHost struct {
 // newPluginHost makes the node's plugin host; its run loop, which
 // startBackground starts, closes it.
 func (n *Node) newPluginHost(ctx context.Context) (*pluginHost, error) {
-	h, err := plugins.NewHost(ctx)
+	h, err := plugins.NewHost(ctx, plugins.WithCompilationCacheDir(filepath.Join(n.modulesDir(), "compiled")))
 	if err != nil {
 		return nil, fmt.Errorf("plugin host: %w", err)
 	}
