@@ -70,7 +70,7 @@ func newMetrics(reg prometheus.Registerer, nodeID string, n *Node) *metrics {
 		reg = own
 	}
 	m.reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": nodeID}, reg)
-	m.register(m.reg, m.requests, m.latency, m.forwarded, shardCollector{n}, newBuildInfo())
+	m.register(m.reg, m.requests, m.latency, m.forwarded, shardCollector{n}, pluginCollector{n}, newBuildInfo())
 	if n.logs != nil {
 		m.register(m.reg, n.logs.Collector())
 	}

@@ -119,15 +119,41 @@ func (p *pluginHost) sync() {
 func (p *pluginHost) run(ctx context.Context) {
 	defer p.close()
 	p.sync()
+	t := time.NewTicker(degradedCheck)
+	defer t.Stop()
+	degraded := map[string]bool{} // by name@version
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-t.C:
+			p.logDegraded(degraded)
+			continue
 		case <-p.wake:
 		}
 		if p.reload(ctx) {
 			p.n.refreshMemory() // the eviction policy in force may have changed
 		}
+	}
+}
+
+// degradedCheck is how often the loader looks for plugins that became
+// degraded or recovered, to log it.
+const degradedCheck = 2 * time.Second
+
+// logDegraded logs the plugins that became degraded, or recovered, since
+// the last look (was: their state then, by name@version).
+func (p *pluginHost) logDegraded(was map[string]bool) {
+	for _, st := range p.states() {
+		id := fmt.Sprintf("%s@%d", st.name, st.version)
+		now := st.state == pluginDegraded
+		switch {
+		case now && !was[id]:
+			p.n.log.Warn("plugin degraded: most of its recent calls failed; the built-in decides when it fails", "plugin", id, "calls", st.calls, "fallbacks", st.fallbacks, "last_error", st.lastError)
+		case !now && was[id]:
+			p.n.log.Info("plugin recovered", "plugin", id, "calls", st.calls, "fallbacks", st.fallbacks)
+		}
+		was[id] = now
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +138,19 @@ func TestPluginLifecycle(t *testing.T) {
 			t.Fatalf("no eviction call reached the plugin within 30s: %v", p.Nodes)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The plugin's series are on every node's /metrics.
+	resp, err := http.Get(c.URL(1) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`wisp_plugin_calls_total{node="n2",plugin="lru",version="1"}`, `wisp_plugin_loaded{node="n2",plugin="lru",version="1"} 1`, `wisp_plugin_degraded{node="n2",plugin="lru",version="1"} 0`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics of n2 lacks %s", want)
+		}
 	}
 
 	// A ttl rule for session: keys; other keys keep the client's TTL.
