@@ -71,7 +71,7 @@ they need the cluster's operator token (--operator-token, or
 		RunE: groupRunE,
 	}
 	cmd.PersistentFlags().StringVar(&f.token, "operator-token", "", "the cluster's operator token (env "+operatorTokenEnv+")")
-	cmd.AddCommand(newPluginUploadCmd(f), newPluginActivateCmd(f), newPluginDeactivateCmd(f), newPluginRollbackCmd(f), newPluginListCmd(f), newPluginWhatifCmd(g), newPluginInitCmd())
+	cmd.AddCommand(newPluginUploadCmd(f), newPluginActivateCmd(f), newPluginDeactivateCmd(f), newPluginRollbackCmd(f), newPluginListCmd(f), newPluginWhatifCmd(f), newPluginInitCmd())
 	return cmd
 }
 

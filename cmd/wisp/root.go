@@ -136,7 +136,7 @@ Commands exit 0 on success, 1 on failure (including "key not found"), and
 	pf.DurationVar(&g.timeout, "timeout", defaultTimeout, "time limit for the whole command, retries included (0: none)")
 	pf.BoolVar(&g.routing, "routing", true, "send each key's calls straight to its shard's leader (false: to --endpoint, which forwards them)")
 
-	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newPluginCmd(g), newBenchCmd(g), newVersionCmd(g))
+	root.AddCommand(newKVCmd(g), newClusterCmd(g), newConfigCmd(g), newPluginCmd(g), newTraceCmd(g), newBenchCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,25 +32,30 @@ type whatifFlags struct {
 	maxValue string
 }
 
-func newPluginWhatifCmd(g *globals) *cobra.Command {
+func newPluginWhatifCmd(pf *pluginFlags) *cobra.Command {
+	g := pf.g
 	f := &whatifFlags{}
 	cmd := &cobra.Command{
-		Use:   "whatif MODULE.wasm",
+		Use:   "whatif (MODULE.wasm | NAME@VERSION)",
 		Short: "Replay a trace through an eviction plugin and the built-ins, offline",
-		Long: `Replay an access trace through the eviction plugin in MODULE.wasm and
-through built-in policies (--compare), each on a simulated cache of --budget
-bytes, and print each one's hit ratio and byte hit ratio side by side. It
-runs here, in this process (the same wazero host and evictor a node uses),
-and needs no cluster.
+		Long: `Replay an access trace through an eviction plugin (the module in
+MODULE.wasm, or version VERSION of plugin NAME, fetched from the cluster)
+and through built-in policies (--compare), each on a simulated cache of
+--budget bytes, and print each one's hit ratio and byte hit ratio side by
+side. It runs here, in this process (the same wazero host and evictor a
+node uses); only NAME@VERSION asks the cluster.
 
 The trace is --trace FILE, lines of "unix_ms op key_hash size" (op get,
 put or del; the key's hash in hex; the value's size in bytes: see
 docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
 --reads reads of --keys keys chosen by a Zipf distribution of exponent
 --skew, each key's value of a fixed size between --min-value and
---max-value (log-uniform). A read that misses loads the value.`,
+--max-value (log-uniform). A read that misses loads the value. A trace
+wisp trace record made of one key in N is replayed on a cache of --budget/N
+bytes, so that --budget is the cache size to judge.`,
 		Example: `  wisp plugin whatif examples/plugins/gdsf/gdsf.wasm --budget 16MiB
-  wisp plugin whatif gdsf.wasm --trace access.trace --budget 64MiB --compare allkeys-lru,allkeys-lfu,volatile-ttl`,
+  wisp trace record --duration 60s --sample 16 --out access.trace
+  wisp plugin whatif gdsf@2 --trace access.trace --budget 64MiB --compare allkeys-lru,allkeys-lfu,volatile-ttl`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			budget, err := humanize.ParseBytes(f.budget)
@@ -71,10 +78,6 @@ docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
 				}
 				policies = append(policies, p)
 			}
-			wasm, err := readModule(args[0])
-			if err != nil {
-				return err
-			}
 			// A replay takes as long as the trace: --timeout bounds it only
 			// when given.
 			ctx, stop := context.WithCancel(cmd.Context())
@@ -82,12 +85,26 @@ docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
 				ctx, stop = g.context(cmd)
 			}
 			defer stop()
+			wasm, name, err := whatifModule(ctx, pf, args[0])
+			if err != nil {
+				return err
+			}
+			sample := 1
+			if f.trace != "" {
+				if sample, err = traceSample(f.trace); err != nil {
+					return err
+				}
+			}
+			if sample > 1 {
+				budget /= uint64(sample)
+				fmt.Fprintf(cmd.ErrOrStderr(), "the trace holds one key in %d: replaying on a cache of %s\n", sample, humanize.IBytes(budget))
+			}
 			host, err := plugins.NewHost(ctx)
 			if err != nil {
 				return err
 			}
 			defer host.Close(context.WithoutCancel(ctx))
-			mod, err := host.LoadEviction(ctx, wasm, plugins.WithName(strings.TrimSuffix(filepath.Base(args[0]), ".wasm")))
+			mod, err := host.LoadEviction(ctx, wasm, plugins.WithName(name))
 			if err != nil {
 				return err
 			}
@@ -148,4 +165,43 @@ docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
 	fl.StringVar(&f.minValue, "min-value", "100B", "synthetic trace: smallest value")
 	fl.StringVar(&f.maxValue, "max-value", "64KiB", "synthetic trace: largest value")
 	return cmd
+}
+
+// whatifModule returns the module whatif replays: the file arg names, or,
+// for NAME@VERSION, that version fetched from the cluster; and its name.
+func whatifModule(ctx context.Context, pf *pluginFlags, arg string) ([]byte, string, error) {
+	if strings.HasSuffix(arg, ".wasm") || !strings.Contains(arg, "@") {
+		wasm, err := readModule(arg)
+		return wasm, strings.TrimSuffix(filepath.Base(arg), ".wasm"), err
+	}
+	name, version, err := parseVersioned(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := pf.client()
+	if err != nil {
+		return nil, "", err
+	}
+	res, err := c.GetPluginModule(ctx, name, version)
+	if err != nil {
+		return nil, "", err
+	}
+	if res.Kind != "eviction" {
+		return nil, "", fmt.Errorf("%s is a %s plugin: a what-if replay judges eviction plugins", arg, res.Kind)
+	}
+	return res.Module, arg, nil
+}
+
+// traceSample reads a trace file's sampling from its header.
+func traceSample(path string) (int, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	r := replay.NewReader(bufio.NewReader(io.LimitReader(fh, 4<<10)))
+	if _, err := r.Next(); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	return r.Sample(), nil
 }

@@ -7,6 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wisp-db/wisp/sdk/client"
+	"github.com/wisp-db/wisp/shards/node"
+	"github.com/wisp-db/wisp/shards/node/nodetest"
 )
 
 // TestPluginWhatif replays a trace file through the test LRU plugin and
@@ -65,5 +70,50 @@ func TestPluginWhatif(t *testing.T) {
 	}
 	if r := wisp(t, "plugin", "whatif", lru, "--trace", bad); r.code != exitFailure || !strings.Contains(r.stderr, "trace line 2") {
 		t.Errorf("whatif on a bad trace = exit %d, %q; want a failure naming line 2", r.code, r.stderr)
+	}
+}
+
+// TestTraceRecordThenWhatif: wisp trace record saves the cluster's
+// accesses, and wisp plugin whatif NAME@VERSION replays them through a
+// plugin fetched from the cluster.
+func TestTraceRecordThenWhatif(t *testing.T) {
+	const token = "the-trace-test-operator-token"
+	c := nodetest.Start(t, nodetest.Options{Shards: 4, Tune: func(cfg *node.Config) { cfg.OperatorToken = token }})
+	t.Setenv(endpointEnv, c.URL(0))
+	t.Setenv(operatorTokenEnv, token)
+	lru := filepath.Join("..", "..", "plugins", "testdata", "lru.wasm")
+	if r := wisp(t, "plugin", "upload", lru, "--kind", "eviction", "--name", "lru"); r.code != exitOK {
+		t.Fatalf("upload = exit %d, %s", r.code, r.stderr)
+	}
+	cli, err := client.New(c.URL(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			k := fmt.Sprintf("k%d", i%30)
+			if i%3 == 0 {
+				cli.Put(t.Context(), k, make([]byte, 1000))
+			} else {
+				cli.Get(t.Context(), k)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	trace := filepath.Join(t.TempDir(), "access.trace")
+	r := wisp(t, "trace", "record", "--duration", "2s", "--out", trace)
+	<-done
+	if r.code != exitOK || !strings.Contains(r.stdout, "records from 3 nodes") {
+		t.Fatalf("trace record = exit %d, %q, %s", r.code, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(trace)
+	if err != nil || !strings.HasPrefix(string(b), "# wisp-trace sample=1\n") || strings.Count(string(b), " get ") < 50 {
+		t.Fatalf("trace file (%v):\n%.300s", err, b)
+	}
+	r = wisp(t, "plugin", "whatif", "lru@1", "--trace", trace, "--budget", "8KiB", "--compare", "allkeys-lru")
+	if r.code != exitOK || !strings.Contains(r.stdout, "lru@1") || !strings.Contains(r.stdout, "allkeys-lru") {
+		t.Fatalf("whatif lru@1 = exit %d, %q, %s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -108,4 +109,38 @@ func pluginCall[Req, Res any](ctx context.Context, c *Client, op string, msg *Re
 		return nil, wrapError(op, "", attempts, err)
 	}
 	return res, nil
+}
+
+// GetPluginModule returns a stored version's module and kind.
+func (c *Client) GetPluginModule(ctx context.Context, name string, version uint32) (*wispv1.GetPluginModuleResponse, error) {
+	return pluginCall(ctx, c, "get plugin module", &wispv1.GetPluginModuleRequest{Name: name, Version: version}, wispv1PluginModule)
+}
+
+// StartTrace has every node record a sampled access trace (one key in
+// sample, by its hash) for d, and returns the nodes that started. An
+// operator action. Collect the trace with GetTrace once d has passed.
+func (c *Client) StartTrace(ctx context.Context, d time.Duration, sample uint32) ([]string, error) {
+	res, err := pluginCall(ctx, c, "start trace", &wispv1.StartTraceRequest{DurationMs: uint32(d.Milliseconds()), Sample: sample}, wispv1StartTrace)
+	if err != nil {
+		return nil, err
+	}
+	return res.Nodes, nil
+}
+
+// GetTrace collects the access trace every node recorded, merged by time.
+// An operator action.
+func (c *Client) GetTrace(ctx context.Context) (*wispv1.GetTraceResponse, error) {
+	return pluginCall(ctx, c, "get trace", &wispv1.GetTraceRequest{}, wispv1GetTrace)
+}
+
+func wispv1PluginModule(ctx context.Context, ep *endpoint, r *connect.Request[wispv1.GetPluginModuleRequest]) (*connect.Response[wispv1.GetPluginModuleResponse], error) {
+	return ep.plugin.GetPluginModule(ctx, r)
+}
+
+func wispv1StartTrace(ctx context.Context, ep *endpoint, r *connect.Request[wispv1.StartTraceRequest]) (*connect.Response[wispv1.StartTraceResponse], error) {
+	return ep.plugin.StartTrace(ctx, r)
+}
+
+func wispv1GetTrace(ctx context.Context, ep *endpoint, r *connect.Request[wispv1.GetTraceRequest]) (*connect.Response[wispv1.GetTraceResponse], error) {
+	return ep.plugin.GetTrace(ctx, r)
 }

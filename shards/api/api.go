@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/plugins"
@@ -69,6 +70,9 @@ type Replica interface {
 	Read(ctx context.Context, level raftgroup.Consistency, fn func(*engine.Engine)) error
 	// NowUnixMs is the shard's clock: the time reads judge expiry by.
 	NowUnixMs() int64
+	// Trace records an access the replica served, for the node's access
+	// trace (a no-op unless one is being recorded).
+	Trace(op replay.Op, key []byte, size int)
 }
 
 // Route is the layout requests are routed by: one cluster map's.

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/api"
@@ -80,6 +82,8 @@ func (r *replica) Read(_ context.Context, level raftgroup.Consistency, fn func(*
 
 func (r *replica) NowUnixMs() int64 { return 1000 }
 
+func (r *replica) Trace(replay.Op, []byte, int) {}
+
 // fakeNode is an api.Node with the replicas it is given.
 type fakeNode struct {
 	id    string
@@ -128,6 +132,13 @@ func (n *fakeNode) RollbackPlugin(context.Context, string) (uint32, uint64, erro
 }
 func (n *fakeNode) ListPlugins(context.Context) *wispv1.ListPluginsResponse {
 	return &wispv1.ListPluginsResponse{Epoch: 7}
+}
+func (n *fakeNode) GetPluginModule(context.Context, string, uint32) (*wispv1.GetPluginModuleResponse, error) {
+	return nil, errors.New("not in this test")
+}
+func (n *fakeNode) StartTrace(context.Context, time.Duration, uint32) []string { return []string{n.id} }
+func (n *fakeNode) GetTrace(context.Context) *wispv1.GetTraceResponse {
+	return &wispv1.GetTraceResponse{}
 }
 
 // pair is two nodes: a hosts shard 0 (and leads it) and a follower of

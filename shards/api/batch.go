@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 )
 
@@ -112,6 +113,14 @@ func (a *API) batchOnShard(ctx context.Context, id int, req *connect.Request[wis
 		res, _, err := r.Propose(ctx, muts)
 		if err != nil {
 			return nil, err
+		}
+		for _, m := range muts {
+			switch m.Op {
+			case engine.OpPut:
+				r.Trace(replay.Put, m.Key, len(m.Value))
+			case engine.OpDelete:
+				r.Trace(replay.Delete, m.Key, 0)
+			}
 		}
 		return batchResponse(req.Msg.Ops, res), nil
 	}, func(ctx context.Context, url string, fr *connect.Request[wispv1.BatchRequest]) (*connect.Response[wispv1.BatchResponse], error) {

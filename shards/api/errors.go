@@ -16,6 +16,7 @@ import (
 	"github.com/wisp-db/wisp/engine"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/plugins"
+	"github.com/wisp-db/wisp/shards/meta"
 	"github.com/wisp-db/wisp/shards/raftgroup"
 )
 
@@ -106,6 +107,8 @@ func (a *API) connectError(shard int, err error) error {
 		return connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.Is(err, engine.ErrInvalidCommand):
 		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, meta.ErrUnknownPlugin):
+		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, plugins.ErrInvalidModule), errors.Is(err, plugins.ErrUnknownKind):
 		// The host's reasons are written for the plugin's author.
 		return connect.NewError(connect.CodeInvalidArgument, err)

@@ -6,6 +6,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	"github.com/wisp-db/wisp/gen/wisp/v1/wispv1connect"
 	"github.com/wisp-db/wisp/shards/raftgroup"
@@ -29,6 +30,9 @@ func (s *kvService) Get(ctx context.Context, req *connect.Request[wispv1.GetRequ
 		var resp *wispv1.GetResponse
 		now := r.NowUnixMs()
 		err := r.Read(ctx, level, func(e *engine.Engine) { resp = getResponse(e, m.Key, now) })
+		if err == nil {
+			r.Trace(replay.Get, m.Key, len(resp.Value))
+		}
 		return resp, err
 	}, func(ctx context.Context, url string, fr *connect.Request[wispv1.GetRequest]) (*connect.Response[wispv1.GetResponse], error) {
 		return s.a.peers.kv(url).Get(ctx, fr)
@@ -45,6 +49,7 @@ func (s *kvService) Put(ctx context.Context, req *connect.Request[wispv1.PutRequ
 		if err != nil {
 			return nil, err
 		}
+		r.Trace(replay.Put, mut[0].Key, len(mut[0].Value))
 		return &wispv1.PutResponse{Version: res[0].Version}, nil
 	}, func(ctx context.Context, url string, fr *connect.Request[wispv1.PutRequest]) (*connect.Response[wispv1.PutResponse], error) {
 		return s.a.peers.kv(url).Put(ctx, fr)
@@ -61,6 +66,7 @@ func (s *kvService) Delete(ctx context.Context, req *connect.Request[wispv1.Dele
 		if err != nil {
 			return nil, err
 		}
+		r.Trace(replay.Delete, mut[0].Key, 0)
 		return &wispv1.DeleteResponse{Deleted: res[0].Existed, Version: res[0].Version}, nil
 	}, func(ctx context.Context, url string, fr *connect.Request[wispv1.DeleteRequest]) (*connect.Response[wispv1.DeleteResponse], error) {
 		return s.a.peers.kv(url).Delete(ctx, fr)

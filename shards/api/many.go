@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/wisp-db/wisp/engine"
+	"github.com/wisp-db/wisp/engine/eviction/replay"
 	wispv1 "github.com/wisp-db/wisp/gen/wisp/v1"
 )
 
@@ -43,6 +44,11 @@ func (s *kvService) GetMany(ctx context.Context, req *connect.Request[wispv1.Get
 					resp.Items[i] = getResponse(e, k, now)
 				}
 			})
+			if err == nil {
+				for i, k := range part.Msg.Keys {
+					r.Trace(replay.Get, k, len(resp.Items[i].Value))
+				}
+			}
 			return resp, err
 		}, func(ctx context.Context, url string, fr *connect.Request[wispv1.GetManyRequest]) (*connect.Response[wispv1.GetManyResponse], error) {
 			return a.peers.kv(url).GetMany(ctx, fr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -28,6 +29,13 @@ type PluginNode interface {
 	DeactivatePlugin(ctx context.Context, name string) (uint64, error)
 	RollbackPlugin(ctx context.Context, name string) (version uint32, epoch uint64, err error)
 	ListPlugins(ctx context.Context) *wispv1.ListPluginsResponse
+	// GetPluginModule returns a stored version's module; an unknown one is
+	// an error wrapping meta.ErrUnknownPlugin.
+	GetPluginModule(ctx context.Context, name string, version uint32) (*wispv1.GetPluginModuleResponse, error)
+	// StartTrace has every node record a sampled access trace for d and
+	// returns the nodes that started; GetTrace collects it.
+	StartTrace(ctx context.Context, d time.Duration, sample uint32) []string
+	GetTrace(ctx context.Context) *wispv1.GetTraceResponse
 }
 
 func (s *pluginService) UploadPlugin(ctx context.Context, req *connect.Request[wispv1.UploadPluginRequest]) (*connect.Response[wispv1.UploadPluginResponse], error) {
@@ -92,6 +100,44 @@ func (s *pluginService) ListPlugins(ctx context.Context, _ *connect.Request[wisp
 	return connect.NewResponse(s.a.node.ListPlugins(ctx)), nil
 }
 
+func (s *pluginService) GetPluginModule(ctx context.Context, req *connect.Request[wispv1.GetPluginModuleRequest]) (*connect.Response[wispv1.GetPluginModuleResponse], error) {
+	if err := checkPluginName(req.Msg.Name); err != nil {
+		return nil, err
+	}
+	res, err := s.a.node.GetPluginModule(ctx, req.Msg.Name, req.Msg.Version)
+	if err != nil {
+		return nil, s.a.connectError(-1, err)
+	}
+	return connect.NewResponse(res), nil
+}
+
+// Bounds of a trace recording.
+const (
+	traceDurationMin = time.Second
+	traceDurationMax = time.Hour
+	traceSampleMax   = 1 << 16
+)
+
+func (s *pluginService) StartTrace(ctx context.Context, req *connect.Request[wispv1.StartTraceRequest]) (*connect.Response[wispv1.StartTraceResponse], error) {
+	m := req.Msg
+	d := time.Duration(m.DurationMs) * time.Millisecond
+	if d < traceDurationMin || d > traceDurationMax {
+		return nil, invalidArgument("duration_ms %d: want %v to %v", m.DurationMs, traceDurationMin, traceDurationMax)
+	}
+	if m.Sample > traceSampleMax {
+		return nil, invalidArgument("sample %d: want 1 to %d (one key in sample is recorded)", m.Sample, traceSampleMax)
+	}
+	nodes := s.a.node.StartTrace(ctx, d, max(m.Sample, 1))
+	if len(nodes) == 0 {
+		return nil, unavailable("no node started recording; retry")
+	}
+	return connect.NewResponse(&wispv1.StartTraceResponse{Nodes: nodes}), nil
+}
+
+func (s *pluginService) GetTrace(ctx context.Context, _ *connect.Request[wispv1.GetTraceRequest]) (*connect.Response[wispv1.GetTraceResponse], error) {
+	return connect.NewResponse(s.a.node.GetTrace(ctx)), nil
+}
+
 func checkPluginName(name string) error {
 	if err := meta.CheckPluginName(name); err != nil {
 		return invalidArgument("%v", err)
@@ -117,13 +163,15 @@ func kindsText() string {
 }
 
 // operatorOnly refuses the operator actions (every PluginService call but
-// ListPlugins) without the operator token: UNAUTHENTICATED without the
+// ListPlugins and GetPluginModule, which only read the registry) without
+// the operator token: UNAUTHENTICATED without the
 // right bearer token, PERMISSION_DENIED on a node that has no token (the
 // actions are then disabled, never open).
 func (a *API) operatorOnly(token string) connect.Interceptor {
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			if req.Spec().Procedure == wispv1connect.PluginServiceListPluginsProcedure {
+			switch req.Spec().Procedure {
+			case wispv1connect.PluginServiceListPluginsProcedure, wispv1connect.PluginServiceGetPluginModuleProcedure:
 				return next(ctx, req)
 			}
 			if err := checkOperator(token, req.Header().Get("Authorization")); err != nil {

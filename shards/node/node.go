@@ -46,6 +46,7 @@ type Node struct {
 	inflight int                         // MaxInflightPacks of the node's groups
 	metaRep  atomic.Pointer[metaReplica] // this node's meta replica; nil if it hosts none (see reconcile)
 	plugins  *pluginHost                 // the plugins the map activates; nil until startBackground
+	trace    tracer                      // the access trace, when one is recorded
 	boot     *meta.Command               // the command that bootstraps the cluster map
 	ctl      *control                    // the control plane (ControlService)
 	gossip   *membership.Membership      // nil without Config.GossipAddr

@@ -189,31 +189,20 @@ func (s *controlService) PluginStates(context.Context, *connect.Request[controlv
 
 // ListPlugins reports the registry as this node's map has it, and each
 // node's state of every active version (api.Node): asked of the members
-// concurrently, each bounded by statusPeerTimeout.
+// concurrently (eachMember).
 func (n *Node) ListPlugins(ctx context.Context) *wispv1.ListPluginsResponse {
 	m := n.view().m
 	res := &wispv1.ListPluginsResponse{Epoch: m.Epoch}
 	states := map[string][]*controlv1.PluginState{} // by node id, of those that answered
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
-	for _, nd := range m.Nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, statusPeerTimeout)
-			defer cancel()
-			r, err := n.ctl.client(nd.RaftAddr).PluginStates(cctx, connect.NewRequest(&controlv1.PluginStatesRequest{}))
-			if err != nil {
-				return
-			}
+	var mu sync.Mutex
+	n.eachMember(ctx, func(ctx context.Context, id string, c controlClient) {
+		r, err := c.PluginStates(ctx, connect.NewRequest(&controlv1.PluginStatesRequest{}))
+		if err == nil {
 			mu.Lock()
-			states[nd.ID] = r.Msg.Plugins
+			states[id] = r.Msg.Plugins
 			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	for _, p := range m.Plugins {
 		out := &wispv1.Plugin{Name: p.Name, Kind: p.Kind, Active: uint32(p.Active), Prefix: p.Prefix, Previous: uint32(p.Previous), ActivatedEpoch: p.ActivatedEpoch}
 		for _, v := range p.Versions {
@@ -236,4 +225,23 @@ func (n *Node) ListPlugins(ctx context.Context) *wispv1.ListPluginsResponse {
 		res.Plugins = append(res.Plugins, out)
 	}
 	return res
+}
+
+// GetPluginModule returns a stored version's module (api.Node): from this
+// node's cache if it ran it, else from the meta group. An unknown plugin
+// or version is an error wrapping meta.ErrUnknownPlugin.
+func (n *Node) GetPluginModule(ctx context.Context, name string, version uint32) (*wispv1.GetPluginModuleResponse, error) {
+	p, ok := n.view().m.Plugin(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", meta.ErrUnknownPlugin, name)
+	}
+	pv, ok := p.Version(int(version))
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no version %d", meta.ErrUnknownPlugin, name, version)
+	}
+	wasm, err := n.plugins.fetch(ctx, pv.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	return &wispv1.GetPluginModuleResponse{Module: wasm, Sha256: pv.SHA256, Kind: p.Kind}, nil
 }

@@ -214,3 +214,61 @@ func TestPluginLifecycle(t *testing.T) {
 	waitPlugin(t, ctx, cli, "lru", "loaded")
 	waitPlugin(t, ctx, cli, "sessions", "loaded")
 }
+
+// TestAccessTrace: a recorded trace holds every access the nodes served of
+// the sampled keys, merged by time, with sizes; none before it started.
+func TestAccessTrace(t *testing.T) {
+	c := nodetest.Start(t, nodetest.Options{Nodes: 3, Shards: 4, Tune: func(cfg *node.Config) { cfg.OperatorToken = operatorToken }})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli, err := client.New(c.URL(0), client.WithTimeout(10*time.Second), client.WithOperatorToken(operatorToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "before", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := cli.StartTrace(ctx, 30*time.Second, 1)
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("StartTrace = %v, %v; want the 3 nodes", nodes, err)
+	}
+	const keys = 20
+	for i := range keys {
+		k := fmt.Sprintf("k%02d", i)
+		if _, err := cli.Put(ctx, k, make([]byte, 100+i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := cli.Get(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := cli.Get(ctx, "absent"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli.Delete(ctx, "k00"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cli.GetTrace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[uint32]int{}
+	for i, r := range res.Records {
+		ops[r.Op]++
+		if i > 0 && r.UnixMs < res.Records[i-1].UnixMs {
+			t.Fatalf("records not in time order at %d", i)
+		}
+		if r.Op == 1 && r.Size != 0 && (r.Size < 100 || r.Size >= 100+keys) {
+			t.Errorf("a get of size %d; the values were 100 to %d bytes", r.Size, 100+keys-1)
+		}
+	}
+	if res.Sample != 1 || len(res.Nodes) != 3 || ops[1] != keys+1 || ops[2] != keys || ops[3] != 1 {
+		t.Errorf("trace: sample %d from %v; ops %v; want %d gets, %d puts and 1 delete, and nothing from before it started", res.Sample, res.Nodes, ops, keys+1, keys)
+	}
+
+	// Without the token: refused.
+	anon, _ := client.New(c.URL(0), client.WithTimeout(5*time.Second))
+	if _, err := anon.GetTrace(ctx); err == nil || !strings.Contains(err.Error(), "unauthenticated") {
+		t.Errorf("GetTrace without the token = %v, want unauthenticated", err)
+	}
+}

@@ -73,12 +73,28 @@ const maxLineBytes = 256
 
 // Reader reads a trace: lines of "unix_ms op key_hash size", the op one
 // of get, put and del, the key hash 1 to 16 hex digits, the size in bytes
-// (0 to MaxValueBytes); blank lines and lines starting with # are skipped.
-// Times must not go backwards.
+// (0 to MaxValueBytes; a get of size 0 was a miss when recorded, and loads
+// nothing); blank lines and lines starting with # are skipped, but for a
+// "# wisp-trace sample=N" line (WriteHeader), which says the trace holds
+// one key in N. Times must not go backwards.
 type Reader struct {
-	s    *bufio.Scanner
-	line int
-	last int64
+	s      *bufio.Scanner
+	line   int
+	last   int64
+	sample int
+}
+
+// Sample returns the trace's sampling, as read so far: one key in Sample
+// (1 without a header).
+func (r *Reader) Sample() int { return max(r.sample, 1) }
+
+// headerPrefix starts a trace's header line.
+const headerPrefix = "# wisp-trace sample="
+
+// WriteHeader writes the header of a trace that holds one key in sample.
+func WriteHeader(w io.Writer, sample int) error {
+	_, err := fmt.Fprintf(w, "%s%d\n# unix_ms op key_hash size\n", headerPrefix, sample)
+	return err
 }
 
 // NewReader returns a Reader of r.
@@ -93,6 +109,14 @@ func (r *Reader) Next() (Record, error) {
 	for r.s.Scan() {
 		r.line++
 		text := strings.TrimSpace(r.s.Text())
+		if v, ok := strings.CutPrefix(text, headerPrefix); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1<<16 {
+				return Record{}, fmt.Errorf("trace line %d: sample %q: want 1 to 65536", r.line, v)
+			}
+			r.sample = n
+			continue
+		}
 		if text == "" || text[0] == '#' {
 			continue
 		}
@@ -253,11 +277,19 @@ func Run(ctx context.Context, next func() (Record, error), budget int64, p evict
 		switch rec.Op {
 		case Get:
 			res.Reads++
-			res.BytesRead += rec.Size
-			if _, ok := e.Get(key[:], rec.UnixMs); ok {
+			it, ok := e.Get(key[:], rec.UnixMs)
+			size := rec.Size
+			if ok && size == 0 {
+				size = int64(len(it.Value))
+			}
+			res.BytesRead += size
+			if ok {
 				res.Hits++
-				res.BytesHit += rec.Size
+				res.BytesHit += size
 				continue
+			}
+			if rec.Size == 0 {
+				continue // a miss when recorded: the application's put follows, if any
 			}
 			fallthrough // a miss loads the value
 		case Put:

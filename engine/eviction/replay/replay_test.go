@@ -18,7 +18,7 @@ func TestReader(t *testing.T) {
 1001 put ff 2000
 1001 del 1 0
 `
-	r := NewReader(strings.NewReader(in))
+	r := NewReader(strings.NewReader("# wisp-trace sample=16\n" + in))
 	want := []Record{{1000, Get, 0xff, 100}, {1001, Put, 0xff, 2000}, {1001, Delete, 1, 0}}
 	for i, w := range want {
 		got, err := r.Next()
@@ -28,6 +28,9 @@ func TestReader(t *testing.T) {
 	}
 	if _, err := r.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last record: %v, want io.EOF", err)
+	}
+	if r.Sample() != 16 {
+		t.Errorf("sample %d, want the header's 16", r.Sample())
 	}
 
 	for _, bad := range []string{
@@ -40,6 +43,7 @@ func TestReader(t *testing.T) {
 		"1000 get ff 1048577",               // over MaxValueBytes
 		"1000 get ff 1\n999 get ff 1",       // time going back
 		strings.Repeat("1", maxLineBytes+1), // too long
+		"# wisp-trace sample=0",             // a sample out of range
 	} {
 		r := NewReader(strings.NewReader(bad))
 		var err error
@@ -55,6 +59,9 @@ func TestReader(t *testing.T) {
 func TestWriteReadsBack(t *testing.T) {
 	next := Zipf(7, 500, 100, 1.1, 10, 10_000, 1_700_000_000_000)
 	var buf bytes.Buffer
+	if err := WriteHeader(&buf, 4); err != nil {
+		t.Fatal(err)
+	}
 	var recs []Record
 	for {
 		rec, err := next()
@@ -68,6 +75,9 @@ func TestWriteReadsBack(t *testing.T) {
 	}
 	r := NewReader(&buf)
 	for i, w := range recs {
+		if i == 1 && r.Sample() != 4 {
+			t.Errorf("sample %d, want 4", r.Sample())
+		}
 		got, err := r.Next()
 		if err != nil || got != w {
 			t.Fatalf("record %d read back as %+v, %v; want %+v", i, got, err, w)
@@ -145,4 +155,26 @@ func FuzzReader(f *testing.F) {
 			last = rec.UnixMs
 		}
 	})
+}
+
+// TestRunRecordedMiss: a get recorded as a miss (size 0) loads nothing;
+// the put after it does, and a later get hits with the put's size.
+func TestRunRecordedMiss(t *testing.T) {
+	recs := []Record{{1, Get, 7, 0}, {2, Put, 7, 500}, {3, Get, 7, 0}, {4, Get, 8, 0}}
+	i := 0
+	next := func() (Record, error) {
+		if i == len(recs) {
+			return Record{}, io.EOF
+		}
+		i++
+		return recs[i-1], nil
+	}
+	lru, _ := eviction.New("allkeys-lru")
+	res, err := Run(context.Background(), next, 1<<20, lru)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reads != 3 || res.Hits != 1 || res.BytesHit != 500 || res.BytesRead != 500 {
+		t.Errorf("result %+v; want 3 reads, 1 hit of 500 bytes, 500 bytes read", res)
+	}
 }

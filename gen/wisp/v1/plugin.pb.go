@@ -21,6 +21,404 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GetPluginModuleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPluginModuleRequest) Reset() {
+	*x = GetPluginModuleRequest{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPluginModuleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPluginModuleRequest) ProtoMessage() {}
+
+func (x *GetPluginModuleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPluginModuleRequest.ProtoReflect.Descriptor instead.
+func (*GetPluginModuleRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPluginModuleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GetPluginModuleRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetPluginModuleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Module        []byte                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"`
+	Sha256        string                 `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPluginModuleResponse) Reset() {
+	*x = GetPluginModuleResponse{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPluginModuleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPluginModuleResponse) ProtoMessage() {}
+
+func (x *GetPluginModuleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPluginModuleResponse.ProtoReflect.Descriptor instead.
+func (*GetPluginModuleResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetPluginModuleResponse) GetModule() []byte {
+	if x != nil {
+		return x.Module
+	}
+	return nil
+}
+
+func (x *GetPluginModuleResponse) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *GetPluginModuleResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+type StartTraceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// duration_ms: how long to record, 1 s to 1 hour.
+	DurationMs uint32 `protobuf:"varint,1,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// sample: record one key in sample (by the key's hash), 1 to 65536;
+	// 0 means 1 (every key).
+	Sample        uint32 `protobuf:"varint,2,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTraceRequest) Reset() {
+	*x = StartTraceRequest{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTraceRequest) ProtoMessage() {}
+
+func (x *StartTraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTraceRequest.ProtoReflect.Descriptor instead.
+func (*StartTraceRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StartTraceRequest) GetDurationMs() uint32 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *StartTraceRequest) GetSample() uint32 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+type StartTraceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// nodes: the nodes that started recording.
+	Nodes         []string `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTraceResponse) Reset() {
+	*x = StartTraceResponse{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTraceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTraceResponse) ProtoMessage() {}
+
+func (x *StartTraceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTraceResponse.ProtoReflect.Descriptor instead.
+func (*StartTraceResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StartTraceResponse) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type GetTraceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTraceRequest) Reset() {
+	*x = GetTraceRequest{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTraceRequest) ProtoMessage() {}
+
+func (x *GetTraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTraceRequest.ProtoReflect.Descriptor instead.
+func (*GetTraceRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+type GetTraceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sample: the trace's sampling (one key in sample).
+	Sample  uint32         `protobuf:"varint,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	Records []*TraceRecord `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// truncated: a node's buffer filled up before the duration ended.
+	Truncated bool `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// nodes: the nodes whose records are here; missing: those that did not
+	// answer.
+	Nodes         []string `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Missing       []string `protobuf:"bytes,5,rep,name=missing,proto3" json:"missing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTraceResponse) Reset() {
+	*x = GetTraceResponse{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTraceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTraceResponse) ProtoMessage() {}
+
+func (x *GetTraceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTraceResponse.ProtoReflect.Descriptor instead.
+func (*GetTraceResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetTraceResponse) GetSample() uint32 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+func (x *GetTraceResponse) GetRecords() []*TraceRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *GetTraceResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *GetTraceResponse) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *GetTraceResponse) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+type TraceRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UnixMs int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	// op: 1 get, 2 put, 3 delete.
+	Op uint32 `protobuf:"varint,2,opt,name=op,proto3" json:"op,omitempty"`
+	// key_hash: the key's xxhash64.
+	KeyHash       uint64 `protobuf:"fixed64,3,opt,name=key_hash,json=keyHash,proto3" json:"key_hash,omitempty"`
+	Size          uint32 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRecord) Reset() {
+	*x = TraceRecord{}
+	mi := &file_wisp_v1_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRecord) ProtoMessage() {}
+
+func (x *TraceRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_v1_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
+func (*TraceRecord) Descriptor() ([]byte, []int) {
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TraceRecord) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetOp() uint32 {
+	if x != nil {
+		return x.Op
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetKeyHash() uint64 {
+	if x != nil {
+		return x.KeyHash
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type UploadPluginRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name: 1 to 64 bytes of [a-z0-9_-], starting with a letter.
@@ -36,7 +434,7 @@ type UploadPluginRequest struct {
 
 func (x *UploadPluginRequest) Reset() {
 	*x = UploadPluginRequest{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[0]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +446,7 @@ func (x *UploadPluginRequest) String() string {
 func (*UploadPluginRequest) ProtoMessage() {}
 
 func (x *UploadPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[0]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +459,7 @@ func (x *UploadPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPluginRequest.ProtoReflect.Descriptor instead.
 func (*UploadPluginRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{0}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UploadPluginRequest) GetName() string {
@@ -100,7 +498,7 @@ type UploadPluginResponse struct {
 
 func (x *UploadPluginResponse) Reset() {
 	*x = UploadPluginResponse{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[1]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +510,7 @@ func (x *UploadPluginResponse) String() string {
 func (*UploadPluginResponse) ProtoMessage() {}
 
 func (x *UploadPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[1]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +523,7 @@ func (x *UploadPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadPluginResponse.ProtoReflect.Descriptor instead.
 func (*UploadPluginResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{1}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UploadPluginResponse) GetVersion() uint32 {
@@ -170,7 +568,7 @@ type ActivatePluginRequest struct {
 
 func (x *ActivatePluginRequest) Reset() {
 	*x = ActivatePluginRequest{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[2]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +580,7 @@ func (x *ActivatePluginRequest) String() string {
 func (*ActivatePluginRequest) ProtoMessage() {}
 
 func (x *ActivatePluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[2]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +593,7 @@ func (x *ActivatePluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivatePluginRequest.ProtoReflect.Descriptor instead.
 func (*ActivatePluginRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{2}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ActivatePluginRequest) GetName() string {
@@ -228,7 +626,7 @@ type ActivatePluginResponse struct {
 
 func (x *ActivatePluginResponse) Reset() {
 	*x = ActivatePluginResponse{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[3]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +638,7 @@ func (x *ActivatePluginResponse) String() string {
 func (*ActivatePluginResponse) ProtoMessage() {}
 
 func (x *ActivatePluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[3]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +651,7 @@ func (x *ActivatePluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivatePluginResponse.ProtoReflect.Descriptor instead.
 func (*ActivatePluginResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ActivatePluginResponse) GetEpoch() uint64 {
@@ -272,7 +670,7 @@ type DeactivatePluginRequest struct {
 
 func (x *DeactivatePluginRequest) Reset() {
 	*x = DeactivatePluginRequest{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[4]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +682,7 @@ func (x *DeactivatePluginRequest) String() string {
 func (*DeactivatePluginRequest) ProtoMessage() {}
 
 func (x *DeactivatePluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[4]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +695,7 @@ func (x *DeactivatePluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivatePluginRequest.ProtoReflect.Descriptor instead.
 func (*DeactivatePluginRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeactivatePluginRequest) GetName() string {
@@ -316,7 +714,7 @@ type DeactivatePluginResponse struct {
 
 func (x *DeactivatePluginResponse) Reset() {
 	*x = DeactivatePluginResponse{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[5]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +726,7 @@ func (x *DeactivatePluginResponse) String() string {
 func (*DeactivatePluginResponse) ProtoMessage() {}
 
 func (x *DeactivatePluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[5]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +739,7 @@ func (x *DeactivatePluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeactivatePluginResponse.ProtoReflect.Descriptor instead.
 func (*DeactivatePluginResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeactivatePluginResponse) GetEpoch() uint64 {
@@ -360,7 +758,7 @@ type RollbackPluginRequest struct {
 
 func (x *RollbackPluginRequest) Reset() {
 	*x = RollbackPluginRequest{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[6]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +770,7 @@ func (x *RollbackPluginRequest) String() string {
 func (*RollbackPluginRequest) ProtoMessage() {}
 
 func (x *RollbackPluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[6]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +783,7 @@ func (x *RollbackPluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPluginRequest.ProtoReflect.Descriptor instead.
 func (*RollbackPluginRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RollbackPluginRequest) GetName() string {
@@ -406,7 +804,7 @@ type RollbackPluginResponse struct {
 
 func (x *RollbackPluginResponse) Reset() {
 	*x = RollbackPluginResponse{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[7]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +816,7 @@ func (x *RollbackPluginResponse) String() string {
 func (*RollbackPluginResponse) ProtoMessage() {}
 
 func (x *RollbackPluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[7]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +829,7 @@ func (x *RollbackPluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackPluginResponse.ProtoReflect.Descriptor instead.
 func (*RollbackPluginResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RollbackPluginResponse) GetVersion() uint32 {
@@ -456,7 +854,7 @@ type ListPluginsRequest struct {
 
 func (x *ListPluginsRequest) Reset() {
 	*x = ListPluginsRequest{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[8]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +866,7 @@ func (x *ListPluginsRequest) String() string {
 func (*ListPluginsRequest) ProtoMessage() {}
 
 func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[8]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +879,7 @@ func (x *ListPluginsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsRequest.ProtoReflect.Descriptor instead.
 func (*ListPluginsRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 type ListPluginsResponse struct {
@@ -495,7 +893,7 @@ type ListPluginsResponse struct {
 
 func (x *ListPluginsResponse) Reset() {
 	*x = ListPluginsResponse{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[9]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +905,7 @@ func (x *ListPluginsResponse) String() string {
 func (*ListPluginsResponse) ProtoMessage() {}
 
 func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[9]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +918,7 @@ func (x *ListPluginsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPluginsResponse.ProtoReflect.Descriptor instead.
 func (*ListPluginsResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListPluginsResponse) GetPlugins() []*Plugin {
@@ -557,7 +955,7 @@ type Plugin struct {
 
 func (x *Plugin) Reset() {
 	*x = Plugin{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[10]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +967,7 @@ func (x *Plugin) String() string {
 func (*Plugin) ProtoMessage() {}
 
 func (x *Plugin) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[10]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +980,7 @@ func (x *Plugin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plugin.ProtoReflect.Descriptor instead.
 func (*Plugin) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Plugin) GetName() string {
@@ -653,7 +1051,7 @@ type PluginVersion struct {
 
 func (x *PluginVersion) Reset() {
 	*x = PluginVersion{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[11]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +1063,7 @@ func (x *PluginVersion) String() string {
 func (*PluginVersion) ProtoMessage() {}
 
 func (x *PluginVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[11]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +1076,7 @@ func (x *PluginVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginVersion.ProtoReflect.Descriptor instead.
 func (*PluginVersion) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PluginVersion) GetVersion() uint32 {
@@ -728,7 +1126,7 @@ type PluginNodeState struct {
 
 func (x *PluginNodeState) Reset() {
 	*x = PluginNodeState{}
-	mi := &file_wisp_v1_plugin_proto_msgTypes[12]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +1138,7 @@ func (x *PluginNodeState) String() string {
 func (*PluginNodeState) ProtoMessage() {}
 
 func (x *PluginNodeState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_v1_plugin_proto_msgTypes[12]
+	mi := &file_wisp_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +1151,7 @@ func (x *PluginNodeState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginNodeState.ProtoReflect.Descriptor instead.
 func (*PluginNodeState) Descriptor() ([]byte, []int) {
-	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_wisp_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PluginNodeState) GetNodeId() string {
@@ -809,7 +1207,32 @@ var File_wisp_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_wisp_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x14wisp/v1/plugin.proto\x12\awisp.v1\"U\n" +
+	"\x14wisp/v1/plugin.proto\x12\awisp.v1\"F\n" +
+	"\x16GetPluginModuleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"]\n" +
+	"\x17GetPluginModuleResponse\x12\x16\n" +
+	"\x06module\x18\x01 \x01(\fR\x06module\x12\x16\n" +
+	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"L\n" +
+	"\x11StartTraceRequest\x12\x1f\n" +
+	"\vduration_ms\x18\x01 \x01(\rR\n" +
+	"durationMs\x12\x16\n" +
+	"\x06sample\x18\x02 \x01(\rR\x06sample\"*\n" +
+	"\x12StartTraceResponse\x12\x14\n" +
+	"\x05nodes\x18\x01 \x03(\tR\x05nodes\"\x11\n" +
+	"\x0fGetTraceRequest\"\xa8\x01\n" +
+	"\x10GetTraceResponse\x12\x16\n" +
+	"\x06sample\x18\x01 \x01(\rR\x06sample\x12.\n" +
+	"\arecords\x18\x02 \x03(\v2\x14.wisp.v1.TraceRecordR\arecords\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12\x14\n" +
+	"\x05nodes\x18\x04 \x03(\tR\x05nodes\x12\x18\n" +
+	"\amissing\x18\x05 \x03(\tR\amissing\"e\n" +
+	"\vTraceRecord\x12\x17\n" +
+	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12\x0e\n" +
+	"\x02op\x18\x02 \x01(\rR\x02op\x12\x19\n" +
+	"\bkey_hash\x18\x03 \x01(\x06R\akeyHash\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\rR\x04size\"U\n" +
 	"\x13UploadPluginRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
@@ -861,13 +1284,17 @@ const file_wisp_v1_plugin_proto_rawDesc = "" +
 	"last_error\x18\x04 \x01(\tR\tlastError\x12\x14\n" +
 	"\x05calls\x18\x05 \x01(\x04R\x05calls\x12\x1c\n" +
 	"\tfallbacks\x18\x06 \x01(\x04R\tfallbacks\x12\x1e\n" +
-	"\vp99_call_ms\x18\a \x01(\x01R\tp99CallMs2\xb8\x03\n" +
+	"\vp99_call_ms\x18\a \x01(\x01R\tp99CallMs2\x9f\x05\n" +
 	"\rPluginService\x12M\n" +
 	"\fUploadPlugin\x12\x1c.wisp.v1.UploadPluginRequest\x1a\x1d.wisp.v1.UploadPluginResponse\"\x00\x12V\n" +
 	"\x0eActivatePlugin\x12\x1e.wisp.v1.ActivatePluginRequest\x1a\x1f.wisp.v1.ActivatePluginResponse\"\x03\x90\x02\x02\x12\\\n" +
 	"\x10DeactivatePlugin\x12 .wisp.v1.DeactivatePluginRequest\x1a!.wisp.v1.DeactivatePluginResponse\"\x03\x90\x02\x02\x12S\n" +
 	"\x0eRollbackPlugin\x12\x1e.wisp.v1.RollbackPluginRequest\x1a\x1f.wisp.v1.RollbackPluginResponse\"\x00\x12M\n" +
-	"\vListPlugins\x12\x1b.wisp.v1.ListPluginsRequest\x1a\x1c.wisp.v1.ListPluginsResponse\"\x03\x90\x02\x01B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
+	"\vListPlugins\x12\x1b.wisp.v1.ListPluginsRequest\x1a\x1c.wisp.v1.ListPluginsResponse\"\x03\x90\x02\x01\x12Y\n" +
+	"\x0fGetPluginModule\x12\x1f.wisp.v1.GetPluginModuleRequest\x1a .wisp.v1.GetPluginModuleResponse\"\x03\x90\x02\x01\x12G\n" +
+	"\n" +
+	"StartTrace\x12\x1a.wisp.v1.StartTraceRequest\x1a\x1b.wisp.v1.StartTraceResponse\"\x00\x12A\n" +
+	"\bGetTrace\x12\x18.wisp.v1.GetTraceRequest\x1a\x19.wisp.v1.GetTraceResponse\"\x00B,Z*github.com/wisp-db/wisp/gen/wisp/v1;wispv1b\x06proto3"
 
 var (
 	file_wisp_v1_plugin_proto_rawDescOnce sync.Once
@@ -881,41 +1308,55 @@ func file_wisp_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_wisp_v1_plugin_proto_rawDescData
 }
 
-var file_wisp_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_wisp_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_wisp_v1_plugin_proto_goTypes = []any{
-	(*UploadPluginRequest)(nil),      // 0: wisp.v1.UploadPluginRequest
-	(*UploadPluginResponse)(nil),     // 1: wisp.v1.UploadPluginResponse
-	(*ActivatePluginRequest)(nil),    // 2: wisp.v1.ActivatePluginRequest
-	(*ActivatePluginResponse)(nil),   // 3: wisp.v1.ActivatePluginResponse
-	(*DeactivatePluginRequest)(nil),  // 4: wisp.v1.DeactivatePluginRequest
-	(*DeactivatePluginResponse)(nil), // 5: wisp.v1.DeactivatePluginResponse
-	(*RollbackPluginRequest)(nil),    // 6: wisp.v1.RollbackPluginRequest
-	(*RollbackPluginResponse)(nil),   // 7: wisp.v1.RollbackPluginResponse
-	(*ListPluginsRequest)(nil),       // 8: wisp.v1.ListPluginsRequest
-	(*ListPluginsResponse)(nil),      // 9: wisp.v1.ListPluginsResponse
-	(*Plugin)(nil),                   // 10: wisp.v1.Plugin
-	(*PluginVersion)(nil),            // 11: wisp.v1.PluginVersion
-	(*PluginNodeState)(nil),          // 12: wisp.v1.PluginNodeState
+	(*GetPluginModuleRequest)(nil),   // 0: wisp.v1.GetPluginModuleRequest
+	(*GetPluginModuleResponse)(nil),  // 1: wisp.v1.GetPluginModuleResponse
+	(*StartTraceRequest)(nil),        // 2: wisp.v1.StartTraceRequest
+	(*StartTraceResponse)(nil),       // 3: wisp.v1.StartTraceResponse
+	(*GetTraceRequest)(nil),          // 4: wisp.v1.GetTraceRequest
+	(*GetTraceResponse)(nil),         // 5: wisp.v1.GetTraceResponse
+	(*TraceRecord)(nil),              // 6: wisp.v1.TraceRecord
+	(*UploadPluginRequest)(nil),      // 7: wisp.v1.UploadPluginRequest
+	(*UploadPluginResponse)(nil),     // 8: wisp.v1.UploadPluginResponse
+	(*ActivatePluginRequest)(nil),    // 9: wisp.v1.ActivatePluginRequest
+	(*ActivatePluginResponse)(nil),   // 10: wisp.v1.ActivatePluginResponse
+	(*DeactivatePluginRequest)(nil),  // 11: wisp.v1.DeactivatePluginRequest
+	(*DeactivatePluginResponse)(nil), // 12: wisp.v1.DeactivatePluginResponse
+	(*RollbackPluginRequest)(nil),    // 13: wisp.v1.RollbackPluginRequest
+	(*RollbackPluginResponse)(nil),   // 14: wisp.v1.RollbackPluginResponse
+	(*ListPluginsRequest)(nil),       // 15: wisp.v1.ListPluginsRequest
+	(*ListPluginsResponse)(nil),      // 16: wisp.v1.ListPluginsResponse
+	(*Plugin)(nil),                   // 17: wisp.v1.Plugin
+	(*PluginVersion)(nil),            // 18: wisp.v1.PluginVersion
+	(*PluginNodeState)(nil),          // 19: wisp.v1.PluginNodeState
 }
 var file_wisp_v1_plugin_proto_depIdxs = []int32{
-	10, // 0: wisp.v1.ListPluginsResponse.plugins:type_name -> wisp.v1.Plugin
-	11, // 1: wisp.v1.Plugin.versions:type_name -> wisp.v1.PluginVersion
-	12, // 2: wisp.v1.Plugin.nodes:type_name -> wisp.v1.PluginNodeState
-	0,  // 3: wisp.v1.PluginService.UploadPlugin:input_type -> wisp.v1.UploadPluginRequest
-	2,  // 4: wisp.v1.PluginService.ActivatePlugin:input_type -> wisp.v1.ActivatePluginRequest
-	4,  // 5: wisp.v1.PluginService.DeactivatePlugin:input_type -> wisp.v1.DeactivatePluginRequest
-	6,  // 6: wisp.v1.PluginService.RollbackPlugin:input_type -> wisp.v1.RollbackPluginRequest
-	8,  // 7: wisp.v1.PluginService.ListPlugins:input_type -> wisp.v1.ListPluginsRequest
-	1,  // 8: wisp.v1.PluginService.UploadPlugin:output_type -> wisp.v1.UploadPluginResponse
-	3,  // 9: wisp.v1.PluginService.ActivatePlugin:output_type -> wisp.v1.ActivatePluginResponse
-	5,  // 10: wisp.v1.PluginService.DeactivatePlugin:output_type -> wisp.v1.DeactivatePluginResponse
-	7,  // 11: wisp.v1.PluginService.RollbackPlugin:output_type -> wisp.v1.RollbackPluginResponse
-	9,  // 12: wisp.v1.PluginService.ListPlugins:output_type -> wisp.v1.ListPluginsResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	6,  // 0: wisp.v1.GetTraceResponse.records:type_name -> wisp.v1.TraceRecord
+	17, // 1: wisp.v1.ListPluginsResponse.plugins:type_name -> wisp.v1.Plugin
+	18, // 2: wisp.v1.Plugin.versions:type_name -> wisp.v1.PluginVersion
+	19, // 3: wisp.v1.Plugin.nodes:type_name -> wisp.v1.PluginNodeState
+	7,  // 4: wisp.v1.PluginService.UploadPlugin:input_type -> wisp.v1.UploadPluginRequest
+	9,  // 5: wisp.v1.PluginService.ActivatePlugin:input_type -> wisp.v1.ActivatePluginRequest
+	11, // 6: wisp.v1.PluginService.DeactivatePlugin:input_type -> wisp.v1.DeactivatePluginRequest
+	13, // 7: wisp.v1.PluginService.RollbackPlugin:input_type -> wisp.v1.RollbackPluginRequest
+	15, // 8: wisp.v1.PluginService.ListPlugins:input_type -> wisp.v1.ListPluginsRequest
+	0,  // 9: wisp.v1.PluginService.GetPluginModule:input_type -> wisp.v1.GetPluginModuleRequest
+	2,  // 10: wisp.v1.PluginService.StartTrace:input_type -> wisp.v1.StartTraceRequest
+	4,  // 11: wisp.v1.PluginService.GetTrace:input_type -> wisp.v1.GetTraceRequest
+	8,  // 12: wisp.v1.PluginService.UploadPlugin:output_type -> wisp.v1.UploadPluginResponse
+	10, // 13: wisp.v1.PluginService.ActivatePlugin:output_type -> wisp.v1.ActivatePluginResponse
+	12, // 14: wisp.v1.PluginService.DeactivatePlugin:output_type -> wisp.v1.DeactivatePluginResponse
+	14, // 15: wisp.v1.PluginService.RollbackPlugin:output_type -> wisp.v1.RollbackPluginResponse
+	16, // 16: wisp.v1.PluginService.ListPlugins:output_type -> wisp.v1.ListPluginsResponse
+	1,  // 17: wisp.v1.PluginService.GetPluginModule:output_type -> wisp.v1.GetPluginModuleResponse
+	3,  // 18: wisp.v1.PluginService.StartTrace:output_type -> wisp.v1.StartTraceResponse
+	5,  // 19: wisp.v1.PluginService.GetTrace:output_type -> wisp.v1.GetTraceResponse
+	12, // [12:20] is the sub-list for method output_type
+	4,  // [4:12] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_wisp_v1_plugin_proto_init() }
@@ -929,7 +1370,7 @@ func file_wisp_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_v1_plugin_proto_rawDesc), len(file_wisp_v1_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,6 +7,7 @@
 package controlv1
 
 import (
+	v1 "github.com/wisp-db/wisp/gen/wisp/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -183,6 +184,118 @@ func (ChangeKind) EnumDescriptor() ([]byte, []int) {
 	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
+type TraceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DurationMs    uint32                 `protobuf:"varint,1,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	Sample        uint32                 `protobuf:"varint,2,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRequest) Reset() {
+	*x = TraceRequest{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRequest) ProtoMessage() {}
+
+func (x *TraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
+func (*TraceRequest) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TraceRequest) GetDurationMs() uint32 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetSample() uint32 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+type TraceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sample        uint32                 `protobuf:"varint,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	Records       []*v1.TraceRecord      `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Truncated     bool                   `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceResponse) Reset() {
+	*x = TraceResponse{}
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceResponse) ProtoMessage() {}
+
+func (x *TraceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceResponse.ProtoReflect.Descriptor instead.
+func (*TraceResponse) Descriptor() ([]byte, []int) {
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TraceResponse) GetSample() uint32 {
+	if x != nil {
+		return x.Sample
+	}
+	return 0
+}
+
+func (x *TraceResponse) GetRecords() []*v1.TraceRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *TraceResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type ChangePluginRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Change PluginChange           `protobuf:"varint,1,opt,name=change,proto3,enum=wisp.control.v1.PluginChange" json:"change,omitempty"`
@@ -199,7 +312,7 @@ type ChangePluginRequest struct {
 
 func (x *ChangePluginRequest) Reset() {
 	*x = ChangePluginRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +324,7 @@ func (x *ChangePluginRequest) String() string {
 func (*ChangePluginRequest) ProtoMessage() {}
 
 func (x *ChangePluginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[0]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +337,7 @@ func (x *ChangePluginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePluginRequest.ProtoReflect.Descriptor instead.
 func (*ChangePluginRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{0}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChangePluginRequest) GetChange() PluginChange {
@@ -284,7 +397,7 @@ type ChangePluginResponse struct {
 
 func (x *ChangePluginResponse) Reset() {
 	*x = ChangePluginResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +409,7 @@ func (x *ChangePluginResponse) String() string {
 func (*ChangePluginResponse) ProtoMessage() {}
 
 func (x *ChangePluginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[1]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +422,7 @@ func (x *ChangePluginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePluginResponse.ProtoReflect.Descriptor instead.
 func (*ChangePluginResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{1}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChangePluginResponse) GetEpoch() uint64 {
@@ -350,7 +463,7 @@ type ModuleRequest struct {
 
 func (x *ModuleRequest) Reset() {
 	*x = ModuleRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +475,7 @@ func (x *ModuleRequest) String() string {
 func (*ModuleRequest) ProtoMessage() {}
 
 func (x *ModuleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[2]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +488,7 @@ func (x *ModuleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleRequest.ProtoReflect.Descriptor instead.
 func (*ModuleRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{2}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ModuleRequest) GetSha256() string {
@@ -394,7 +507,7 @@ type ModuleResponse struct {
 
 func (x *ModuleResponse) Reset() {
 	*x = ModuleResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +519,7 @@ func (x *ModuleResponse) String() string {
 func (*ModuleResponse) ProtoMessage() {}
 
 func (x *ModuleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[3]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +532,7 @@ func (x *ModuleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModuleResponse.ProtoReflect.Descriptor instead.
 func (*ModuleResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{3}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ModuleResponse) GetModule() []byte {
@@ -437,7 +550,7 @@ type PluginStatesRequest struct {
 
 func (x *PluginStatesRequest) Reset() {
 	*x = PluginStatesRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +562,7 @@ func (x *PluginStatesRequest) String() string {
 func (*PluginStatesRequest) ProtoMessage() {}
 
 func (x *PluginStatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[4]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +575,7 @@ func (x *PluginStatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStatesRequest.ProtoReflect.Descriptor instead.
 func (*PluginStatesRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 type PluginStatesResponse struct {
@@ -474,7 +587,7 @@ type PluginStatesResponse struct {
 
 func (x *PluginStatesResponse) Reset() {
 	*x = PluginStatesResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +599,7 @@ func (x *PluginStatesResponse) String() string {
 func (*PluginStatesResponse) ProtoMessage() {}
 
 func (x *PluginStatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[5]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +612,7 @@ func (x *PluginStatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginStatesResponse.ProtoReflect.Descriptor instead.
 func (*PluginStatesResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PluginStatesResponse) GetPlugins() []*PluginState {
@@ -526,7 +639,7 @@ type PluginState struct {
 
 func (x *PluginState) Reset() {
 	*x = PluginState{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +651,7 @@ func (x *PluginState) String() string {
 func (*PluginState) ProtoMessage() {}
 
 func (x *PluginState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[6]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +664,7 @@ func (x *PluginState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginState.ProtoReflect.Descriptor instead.
 func (*PluginState) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PluginState) GetName() string {
@@ -621,7 +734,7 @@ type SettingsRequest struct {
 
 func (x *SettingsRequest) Reset() {
 	*x = SettingsRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +746,7 @@ func (x *SettingsRequest) String() string {
 func (*SettingsRequest) ProtoMessage() {}
 
 func (x *SettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[7]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +759,7 @@ func (x *SettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsRequest.ProtoReflect.Descriptor instead.
 func (*SettingsRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SettingsRequest) GetMaxMemoryBytes() int64 {
@@ -676,7 +789,7 @@ type SettingsResponse struct {
 
 func (x *SettingsResponse) Reset() {
 	*x = SettingsResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +801,7 @@ func (x *SettingsResponse) String() string {
 func (*SettingsResponse) ProtoMessage() {}
 
 func (x *SettingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[8]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +814,7 @@ func (x *SettingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettingsResponse.ProtoReflect.Descriptor instead.
 func (*SettingsResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SettingsResponse) GetEpoch() uint64 {
@@ -735,7 +848,7 @@ type ChangeNodeRequest struct {
 
 func (x *ChangeNodeRequest) Reset() {
 	*x = ChangeNodeRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +860,7 @@ func (x *ChangeNodeRequest) String() string {
 func (*ChangeNodeRequest) ProtoMessage() {}
 
 func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[9]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +873,7 @@ func (x *ChangeNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeRequest.ProtoReflect.Descriptor instead.
 func (*ChangeNodeRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChangeNodeRequest) GetNodeId() string {
@@ -787,7 +900,7 @@ type ChangeNodeResponse struct {
 
 func (x *ChangeNodeResponse) Reset() {
 	*x = ChangeNodeResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +912,7 @@ func (x *ChangeNodeResponse) String() string {
 func (*ChangeNodeResponse) ProtoMessage() {}
 
 func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[10]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +925,7 @@ func (x *ChangeNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeNodeResponse.ProtoReflect.Descriptor instead.
 func (*ChangeNodeResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChangeNodeResponse) GetEpoch() uint64 {
@@ -832,7 +945,7 @@ type MapRequest struct {
 
 func (x *MapRequest) Reset() {
 	*x = MapRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +957,7 @@ func (x *MapRequest) String() string {
 func (*MapRequest) ProtoMessage() {}
 
 func (x *MapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[11]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +970,7 @@ func (x *MapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapRequest.ProtoReflect.Descriptor instead.
 func (*MapRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MapRequest) GetAfterEpoch() uint64 {
@@ -885,7 +998,7 @@ type MapResponse struct {
 
 func (x *MapResponse) Reset() {
 	*x = MapResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1010,7 @@ func (x *MapResponse) String() string {
 func (*MapResponse) ProtoMessage() {}
 
 func (x *MapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[12]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1023,7 @@ func (x *MapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
 func (*MapResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MapResponse) GetMap() []byte {
@@ -935,7 +1048,7 @@ type ReplicasRequest struct {
 
 func (x *ReplicasRequest) Reset() {
 	*x = ReplicasRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1060,7 @@ func (x *ReplicasRequest) String() string {
 func (*ReplicasRequest) ProtoMessage() {}
 
 func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[13]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1073,7 @@ func (x *ReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 type ReplicasResponse struct {
@@ -972,7 +1085,7 @@ type ReplicasResponse struct {
 
 func (x *ReplicasResponse) Reset() {
 	*x = ReplicasResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1097,7 @@ func (x *ReplicasResponse) String() string {
 func (*ReplicasResponse) ProtoMessage() {}
 
 func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[14]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1110,7 @@ func (x *ReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReplicasResponse) GetReplicas() []*ReplicaState {
@@ -1026,7 +1139,7 @@ type ReplicaState struct {
 
 func (x *ReplicaState) Reset() {
 	*x = ReplicaState{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1151,7 @@ func (x *ReplicaState) String() string {
 func (*ReplicaState) ProtoMessage() {}
 
 func (x *ReplicaState) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[15]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1164,7 @@ func (x *ReplicaState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaState.ProtoReflect.Descriptor instead.
 func (*ReplicaState) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReplicaState) GetGroup() uint64 {
@@ -1107,7 +1220,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1232,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[16]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1245,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetNodeId() string {
@@ -1171,7 +1284,7 @@ type ReconfigureRequest struct {
 
 func (x *ReconfigureRequest) Reset() {
 	*x = ReconfigureRequest{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1296,7 @@ func (x *ReconfigureRequest) String() string {
 func (*ReconfigureRequest) ProtoMessage() {}
 
 func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[17]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1309,7 @@ func (x *ReconfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureRequest.ProtoReflect.Descriptor instead.
 func (*ReconfigureRequest) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReconfigureRequest) GetGroup() uint64 {
@@ -1245,7 +1358,7 @@ type ReconfigureResponse struct {
 
 func (x *ReconfigureResponse) Reset() {
 	*x = ReconfigureResponse{}
-	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1370,7 @@ func (x *ReconfigureResponse) String() string {
 func (*ReconfigureResponse) ProtoMessage() {}
 
 func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wisp_control_v1_control_proto_msgTypes[18]
+	mi := &file_wisp_control_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1383,7 @@ func (x *ReconfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconfigureResponse.ProtoReflect.Descriptor instead.
 func (*ReconfigureResponse) Descriptor() ([]byte, []int) {
-	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_wisp_control_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReconfigureResponse) GetMembers() []*Member {
@@ -1291,7 +1404,15 @@ var File_wisp_control_v1_control_proto protoreflect.FileDescriptor
 
 const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\"\xbe\x01\n" +
+	"\x1dwisp/control/v1/control.proto\x12\x0fwisp.control.v1\x1a\x14wisp/v1/plugin.proto\"G\n" +
+	"\fTraceRequest\x12\x1f\n" +
+	"\vduration_ms\x18\x01 \x01(\rR\n" +
+	"durationMs\x12\x16\n" +
+	"\x06sample\x18\x02 \x01(\rR\x06sample\"u\n" +
+	"\rTraceResponse\x12\x16\n" +
+	"\x06sample\x18\x01 \x01(\rR\x06sample\x12.\n" +
+	"\arecords\x18\x02 \x03(\v2\x14.wisp.v1.TraceRecordR\arecords\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\"\xbe\x01\n" +
 	"\x13ChangePluginRequest\x125\n" +
 	"\x06change\x18\x01 \x01(\x0e2\x1d.wisp.control.v1.PluginChangeR\x06change\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1388,7 +1509,7 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\x17CHANGE_KIND_ADD_LEARNER\x10\x01\x12\x17\n" +
 	"\x13CHANGE_KIND_PROMOTE\x10\x02\x12\x16\n" +
 	"\x12CHANGE_KIND_REMOVE\x10\x03\x12\x1f\n" +
-	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\xba\x05\n" +
+	"\x1bCHANGE_KIND_TRANSFER_LEADER\x10\x042\x84\x06\n" +
 	"\x0eControlService\x12B\n" +
 	"\x03Map\x12\x1b.wisp.control.v1.MapRequest\x1a\x1c.wisp.control.v1.MapResponse\"\x00\x12Q\n" +
 	"\bReplicas\x12 .wisp.control.v1.ReplicasRequest\x1a!.wisp.control.v1.ReplicasResponse\"\x00\x12Z\n" +
@@ -1398,7 +1519,8 @@ const file_wisp_control_v1_control_proto_rawDesc = "" +
 	"\bSettings\x12 .wisp.control.v1.SettingsRequest\x1a!.wisp.control.v1.SettingsResponse\"\x00\x12]\n" +
 	"\fChangePlugin\x12$.wisp.control.v1.ChangePluginRequest\x1a%.wisp.control.v1.ChangePluginResponse\"\x00\x12K\n" +
 	"\x06Module\x12\x1e.wisp.control.v1.ModuleRequest\x1a\x1f.wisp.control.v1.ModuleResponse\"\x00\x12]\n" +
-	"\fPluginStates\x12$.wisp.control.v1.PluginStatesRequest\x1a%.wisp.control.v1.PluginStatesResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
+	"\fPluginStates\x12$.wisp.control.v1.PluginStatesRequest\x1a%.wisp.control.v1.PluginStatesResponse\"\x00\x12H\n" +
+	"\x05Trace\x12\x1d.wisp.control.v1.TraceRequest\x1a\x1e.wisp.control.v1.TraceResponse\"\x00B7Z5github.com/wisp-db/wisp/gen/wisp/control/v1;controlv1b\x06proto3"
 
 var (
 	file_wisp_control_v1_control_proto_rawDescOnce sync.Once
@@ -1413,60 +1535,66 @@ func file_wisp_control_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_wisp_control_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_wisp_control_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_wisp_control_v1_control_proto_goTypes = []any{
 	(PluginChange)(0),            // 0: wisp.control.v1.PluginChange
 	(NodeChange)(0),              // 1: wisp.control.v1.NodeChange
 	(ChangeKind)(0),              // 2: wisp.control.v1.ChangeKind
-	(*ChangePluginRequest)(nil),  // 3: wisp.control.v1.ChangePluginRequest
-	(*ChangePluginResponse)(nil), // 4: wisp.control.v1.ChangePluginResponse
-	(*ModuleRequest)(nil),        // 5: wisp.control.v1.ModuleRequest
-	(*ModuleResponse)(nil),       // 6: wisp.control.v1.ModuleResponse
-	(*PluginStatesRequest)(nil),  // 7: wisp.control.v1.PluginStatesRequest
-	(*PluginStatesResponse)(nil), // 8: wisp.control.v1.PluginStatesResponse
-	(*PluginState)(nil),          // 9: wisp.control.v1.PluginState
-	(*SettingsRequest)(nil),      // 10: wisp.control.v1.SettingsRequest
-	(*SettingsResponse)(nil),     // 11: wisp.control.v1.SettingsResponse
-	(*ChangeNodeRequest)(nil),    // 12: wisp.control.v1.ChangeNodeRequest
-	(*ChangeNodeResponse)(nil),   // 13: wisp.control.v1.ChangeNodeResponse
-	(*MapRequest)(nil),           // 14: wisp.control.v1.MapRequest
-	(*MapResponse)(nil),          // 15: wisp.control.v1.MapResponse
-	(*ReplicasRequest)(nil),      // 16: wisp.control.v1.ReplicasRequest
-	(*ReplicasResponse)(nil),     // 17: wisp.control.v1.ReplicasResponse
-	(*ReplicaState)(nil),         // 18: wisp.control.v1.ReplicaState
-	(*Member)(nil),               // 19: wisp.control.v1.Member
-	(*ReconfigureRequest)(nil),   // 20: wisp.control.v1.ReconfigureRequest
-	(*ReconfigureResponse)(nil),  // 21: wisp.control.v1.ReconfigureResponse
+	(*TraceRequest)(nil),         // 3: wisp.control.v1.TraceRequest
+	(*TraceResponse)(nil),        // 4: wisp.control.v1.TraceResponse
+	(*ChangePluginRequest)(nil),  // 5: wisp.control.v1.ChangePluginRequest
+	(*ChangePluginResponse)(nil), // 6: wisp.control.v1.ChangePluginResponse
+	(*ModuleRequest)(nil),        // 7: wisp.control.v1.ModuleRequest
+	(*ModuleResponse)(nil),       // 8: wisp.control.v1.ModuleResponse
+	(*PluginStatesRequest)(nil),  // 9: wisp.control.v1.PluginStatesRequest
+	(*PluginStatesResponse)(nil), // 10: wisp.control.v1.PluginStatesResponse
+	(*PluginState)(nil),          // 11: wisp.control.v1.PluginState
+	(*SettingsRequest)(nil),      // 12: wisp.control.v1.SettingsRequest
+	(*SettingsResponse)(nil),     // 13: wisp.control.v1.SettingsResponse
+	(*ChangeNodeRequest)(nil),    // 14: wisp.control.v1.ChangeNodeRequest
+	(*ChangeNodeResponse)(nil),   // 15: wisp.control.v1.ChangeNodeResponse
+	(*MapRequest)(nil),           // 16: wisp.control.v1.MapRequest
+	(*MapResponse)(nil),          // 17: wisp.control.v1.MapResponse
+	(*ReplicasRequest)(nil),      // 18: wisp.control.v1.ReplicasRequest
+	(*ReplicasResponse)(nil),     // 19: wisp.control.v1.ReplicasResponse
+	(*ReplicaState)(nil),         // 20: wisp.control.v1.ReplicaState
+	(*Member)(nil),               // 21: wisp.control.v1.Member
+	(*ReconfigureRequest)(nil),   // 22: wisp.control.v1.ReconfigureRequest
+	(*ReconfigureResponse)(nil),  // 23: wisp.control.v1.ReconfigureResponse
+	(*v1.TraceRecord)(nil),       // 24: wisp.v1.TraceRecord
 }
 var file_wisp_control_v1_control_proto_depIdxs = []int32{
-	0,  // 0: wisp.control.v1.ChangePluginRequest.change:type_name -> wisp.control.v1.PluginChange
-	9,  // 1: wisp.control.v1.PluginStatesResponse.plugins:type_name -> wisp.control.v1.PluginState
-	1,  // 2: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
-	18, // 3: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
-	19, // 4: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
-	2,  // 5: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
-	19, // 6: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
-	14, // 7: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
-	16, // 8: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
-	20, // 9: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
-	12, // 10: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
-	10, // 11: wisp.control.v1.ControlService.Settings:input_type -> wisp.control.v1.SettingsRequest
-	3,  // 12: wisp.control.v1.ControlService.ChangePlugin:input_type -> wisp.control.v1.ChangePluginRequest
-	5,  // 13: wisp.control.v1.ControlService.Module:input_type -> wisp.control.v1.ModuleRequest
-	7,  // 14: wisp.control.v1.ControlService.PluginStates:input_type -> wisp.control.v1.PluginStatesRequest
-	15, // 15: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
-	17, // 16: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
-	21, // 17: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
-	13, // 18: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
-	11, // 19: wisp.control.v1.ControlService.Settings:output_type -> wisp.control.v1.SettingsResponse
-	4,  // 20: wisp.control.v1.ControlService.ChangePlugin:output_type -> wisp.control.v1.ChangePluginResponse
-	6,  // 21: wisp.control.v1.ControlService.Module:output_type -> wisp.control.v1.ModuleResponse
-	8,  // 22: wisp.control.v1.ControlService.PluginStates:output_type -> wisp.control.v1.PluginStatesResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	24, // 0: wisp.control.v1.TraceResponse.records:type_name -> wisp.v1.TraceRecord
+	0,  // 1: wisp.control.v1.ChangePluginRequest.change:type_name -> wisp.control.v1.PluginChange
+	11, // 2: wisp.control.v1.PluginStatesResponse.plugins:type_name -> wisp.control.v1.PluginState
+	1,  // 3: wisp.control.v1.ChangeNodeRequest.change:type_name -> wisp.control.v1.NodeChange
+	20, // 4: wisp.control.v1.ReplicasResponse.replicas:type_name -> wisp.control.v1.ReplicaState
+	21, // 5: wisp.control.v1.ReplicaState.members:type_name -> wisp.control.v1.Member
+	2,  // 6: wisp.control.v1.ReconfigureRequest.kind:type_name -> wisp.control.v1.ChangeKind
+	21, // 7: wisp.control.v1.ReconfigureResponse.members:type_name -> wisp.control.v1.Member
+	16, // 8: wisp.control.v1.ControlService.Map:input_type -> wisp.control.v1.MapRequest
+	18, // 9: wisp.control.v1.ControlService.Replicas:input_type -> wisp.control.v1.ReplicasRequest
+	22, // 10: wisp.control.v1.ControlService.Reconfigure:input_type -> wisp.control.v1.ReconfigureRequest
+	14, // 11: wisp.control.v1.ControlService.ChangeNode:input_type -> wisp.control.v1.ChangeNodeRequest
+	12, // 12: wisp.control.v1.ControlService.Settings:input_type -> wisp.control.v1.SettingsRequest
+	5,  // 13: wisp.control.v1.ControlService.ChangePlugin:input_type -> wisp.control.v1.ChangePluginRequest
+	7,  // 14: wisp.control.v1.ControlService.Module:input_type -> wisp.control.v1.ModuleRequest
+	9,  // 15: wisp.control.v1.ControlService.PluginStates:input_type -> wisp.control.v1.PluginStatesRequest
+	3,  // 16: wisp.control.v1.ControlService.Trace:input_type -> wisp.control.v1.TraceRequest
+	17, // 17: wisp.control.v1.ControlService.Map:output_type -> wisp.control.v1.MapResponse
+	19, // 18: wisp.control.v1.ControlService.Replicas:output_type -> wisp.control.v1.ReplicasResponse
+	23, // 19: wisp.control.v1.ControlService.Reconfigure:output_type -> wisp.control.v1.ReconfigureResponse
+	15, // 20: wisp.control.v1.ControlService.ChangeNode:output_type -> wisp.control.v1.ChangeNodeResponse
+	13, // 21: wisp.control.v1.ControlService.Settings:output_type -> wisp.control.v1.SettingsResponse
+	6,  // 22: wisp.control.v1.ControlService.ChangePlugin:output_type -> wisp.control.v1.ChangePluginResponse
+	8,  // 23: wisp.control.v1.ControlService.Module:output_type -> wisp.control.v1.ModuleResponse
+	10, // 24: wisp.control.v1.ControlService.PluginStates:output_type -> wisp.control.v1.PluginStatesResponse
+	4,  // 25: wisp.control.v1.ControlService.Trace:output_type -> wisp.control.v1.TraceResponse
+	17, // [17:26] is the sub-list for method output_type
+	8,  // [8:17] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_wisp_control_v1_control_proto_init() }
@@ -1474,15 +1602,15 @@ func file_wisp_control_v1_control_proto_init() {
 	if File_wisp_control_v1_control_proto != nil {
 		return
 	}
-	file_wisp_control_v1_control_proto_msgTypes[7].OneofWrappers = []any{}
-	file_wisp_control_v1_control_proto_msgTypes[8].OneofWrappers = []any{}
+	file_wisp_control_v1_control_proto_msgTypes[9].OneofWrappers = []any{}
+	file_wisp_control_v1_control_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wisp_control_v1_control_proto_rawDesc), len(file_wisp_control_v1_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,14 @@ const (
 	// PluginServiceListPluginsProcedure is the fully-qualified name of the PluginService's ListPlugins
 	// RPC.
 	PluginServiceListPluginsProcedure = "/wisp.v1.PluginService/ListPlugins"
+	// PluginServiceGetPluginModuleProcedure is the fully-qualified name of the PluginService's
+	// GetPluginModule RPC.
+	PluginServiceGetPluginModuleProcedure = "/wisp.v1.PluginService/GetPluginModule"
+	// PluginServiceStartTraceProcedure is the fully-qualified name of the PluginService's StartTrace
+	// RPC.
+	PluginServiceStartTraceProcedure = "/wisp.v1.PluginService/StartTrace"
+	// PluginServiceGetTraceProcedure is the fully-qualified name of the PluginService's GetTrace RPC.
+	PluginServiceGetTraceProcedure = "/wisp.v1.PluginService/GetTrace"
 )
 
 // PluginServiceClient is a client for the wisp.v1.PluginService service.
@@ -69,6 +77,16 @@ type PluginServiceClient interface {
 	// ListPlugins reports every plugin, its versions, where each is active, and per
 	// node whether it has loaded the active version and how its calls went.
 	ListPlugins(context.Context, *connect.Request[v1.ListPluginsRequest]) (*connect.Response[v1.ListPluginsResponse], error)
+	// GetPluginModule returns a stored version's module, for an offline
+	// what-if replay (wisp plugin whatif NAME@VERSION).
+	GetPluginModule(context.Context, *connect.Request[v1.GetPluginModuleRequest]) (*connect.Response[v1.GetPluginModuleResponse], error)
+	// StartTrace has every node record a sampled access trace for a while:
+	// the reads and writes its replicas serve, of the keys whose hash falls
+	// in the sample, as (time, op, key hash, size). An operator action.
+	StartTrace(context.Context, *connect.Request[v1.StartTraceRequest]) (*connect.Response[v1.StartTraceResponse], error)
+	// GetTrace collects the trace every node recorded, merged by time. An
+	// operator action.
+	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 }
 
 // NewPluginServiceClient constructs a client for the wisp.v1.PluginService service. By default, it
@@ -115,6 +133,25 @@ func NewPluginServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getPluginModule: connect.NewClient[v1.GetPluginModuleRequest, v1.GetPluginModuleResponse](
+			httpClient,
+			baseURL+PluginServiceGetPluginModuleProcedure,
+			connect.WithSchema(pluginServiceMethods.ByName("GetPluginModule")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		startTrace: connect.NewClient[v1.StartTraceRequest, v1.StartTraceResponse](
+			httpClient,
+			baseURL+PluginServiceStartTraceProcedure,
+			connect.WithSchema(pluginServiceMethods.ByName("StartTrace")),
+			connect.WithClientOptions(opts...),
+		),
+		getTrace: connect.NewClient[v1.GetTraceRequest, v1.GetTraceResponse](
+			httpClient,
+			baseURL+PluginServiceGetTraceProcedure,
+			connect.WithSchema(pluginServiceMethods.ByName("GetTrace")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -125,6 +162,9 @@ type pluginServiceClient struct {
 	deactivatePlugin *connect.Client[v1.DeactivatePluginRequest, v1.DeactivatePluginResponse]
 	rollbackPlugin   *connect.Client[v1.RollbackPluginRequest, v1.RollbackPluginResponse]
 	listPlugins      *connect.Client[v1.ListPluginsRequest, v1.ListPluginsResponse]
+	getPluginModule  *connect.Client[v1.GetPluginModuleRequest, v1.GetPluginModuleResponse]
+	startTrace       *connect.Client[v1.StartTraceRequest, v1.StartTraceResponse]
+	getTrace         *connect.Client[v1.GetTraceRequest, v1.GetTraceResponse]
 }
 
 // UploadPlugin calls wisp.v1.PluginService.UploadPlugin.
@@ -152,6 +192,21 @@ func (c *pluginServiceClient) ListPlugins(ctx context.Context, req *connect.Requ
 	return c.listPlugins.CallUnary(ctx, req)
 }
 
+// GetPluginModule calls wisp.v1.PluginService.GetPluginModule.
+func (c *pluginServiceClient) GetPluginModule(ctx context.Context, req *connect.Request[v1.GetPluginModuleRequest]) (*connect.Response[v1.GetPluginModuleResponse], error) {
+	return c.getPluginModule.CallUnary(ctx, req)
+}
+
+// StartTrace calls wisp.v1.PluginService.StartTrace.
+func (c *pluginServiceClient) StartTrace(ctx context.Context, req *connect.Request[v1.StartTraceRequest]) (*connect.Response[v1.StartTraceResponse], error) {
+	return c.startTrace.CallUnary(ctx, req)
+}
+
+// GetTrace calls wisp.v1.PluginService.GetTrace.
+func (c *pluginServiceClient) GetTrace(ctx context.Context, req *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error) {
+	return c.getTrace.CallUnary(ctx, req)
+}
+
 // PluginServiceHandler is an implementation of the wisp.v1.PluginService service.
 type PluginServiceHandler interface {
 	// UploadPlugin validates a module (size, compilation, imports, exports, ABI
@@ -171,6 +226,16 @@ type PluginServiceHandler interface {
 	// ListPlugins reports every plugin, its versions, where each is active, and per
 	// node whether it has loaded the active version and how its calls went.
 	ListPlugins(context.Context, *connect.Request[v1.ListPluginsRequest]) (*connect.Response[v1.ListPluginsResponse], error)
+	// GetPluginModule returns a stored version's module, for an offline
+	// what-if replay (wisp plugin whatif NAME@VERSION).
+	GetPluginModule(context.Context, *connect.Request[v1.GetPluginModuleRequest]) (*connect.Response[v1.GetPluginModuleResponse], error)
+	// StartTrace has every node record a sampled access trace for a while:
+	// the reads and writes its replicas serve, of the keys whose hash falls
+	// in the sample, as (time, op, key hash, size). An operator action.
+	StartTrace(context.Context, *connect.Request[v1.StartTraceRequest]) (*connect.Response[v1.StartTraceResponse], error)
+	// GetTrace collects the trace every node recorded, merged by time. An
+	// operator action.
+	GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error)
 }
 
 // NewPluginServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -213,6 +278,25 @@ func NewPluginServiceHandler(svc PluginServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	pluginServiceGetPluginModuleHandler := connect.NewUnaryHandler(
+		PluginServiceGetPluginModuleProcedure,
+		svc.GetPluginModule,
+		connect.WithSchema(pluginServiceMethods.ByName("GetPluginModule")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	pluginServiceStartTraceHandler := connect.NewUnaryHandler(
+		PluginServiceStartTraceProcedure,
+		svc.StartTrace,
+		connect.WithSchema(pluginServiceMethods.ByName("StartTrace")),
+		connect.WithHandlerOptions(opts...),
+	)
+	pluginServiceGetTraceHandler := connect.NewUnaryHandler(
+		PluginServiceGetTraceProcedure,
+		svc.GetTrace,
+		connect.WithSchema(pluginServiceMethods.ByName("GetTrace")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.v1.PluginService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case PluginServiceUploadPluginProcedure:
@@ -225,6 +309,12 @@ func NewPluginServiceHandler(svc PluginServiceHandler, opts ...connect.HandlerOp
 			pluginServiceRollbackPluginHandler.ServeHTTP(w, r)
 		case PluginServiceListPluginsProcedure:
 			pluginServiceListPluginsHandler.ServeHTTP(w, r)
+		case PluginServiceGetPluginModuleProcedure:
+			pluginServiceGetPluginModuleHandler.ServeHTTP(w, r)
+		case PluginServiceStartTraceProcedure:
+			pluginServiceStartTraceHandler.ServeHTTP(w, r)
+		case PluginServiceGetTraceProcedure:
+			pluginServiceGetTraceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -252,4 +342,16 @@ func (UnimplementedPluginServiceHandler) RollbackPlugin(context.Context, *connec
 
 func (UnimplementedPluginServiceHandler) ListPlugins(context.Context, *connect.Request[v1.ListPluginsRequest]) (*connect.Response[v1.ListPluginsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.PluginService.ListPlugins is not implemented"))
+}
+
+func (UnimplementedPluginServiceHandler) GetPluginModule(context.Context, *connect.Request[v1.GetPluginModuleRequest]) (*connect.Response[v1.GetPluginModuleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.PluginService.GetPluginModule is not implemented"))
+}
+
+func (UnimplementedPluginServiceHandler) StartTrace(context.Context, *connect.Request[v1.StartTraceRequest]) (*connect.Response[v1.StartTraceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.PluginService.StartTrace is not implemented"))
+}
+
+func (UnimplementedPluginServiceHandler) GetTrace(context.Context, *connect.Request[v1.GetTraceRequest]) (*connect.Response[v1.GetTraceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.v1.PluginService.GetTrace is not implemented"))
 }

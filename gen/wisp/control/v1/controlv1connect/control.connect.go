@@ -53,6 +53,8 @@ const (
 	// ControlServicePluginStatesProcedure is the fully-qualified name of the ControlService's
 	// PluginStates RPC.
 	ControlServicePluginStatesProcedure = "/wisp.control.v1.ControlService/PluginStates"
+	// ControlServiceTraceProcedure is the fully-qualified name of the ControlService's Trace RPC.
+	ControlServiceTraceProcedure = "/wisp.control.v1.ControlService/Trace"
 )
 
 // ControlServiceClient is a client for the wisp.control.v1.ControlService service.
@@ -84,6 +86,9 @@ type ControlServiceClient interface {
 	Module(context.Context, *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error)
 	// PluginStates reports the plugins the node has loaded (or failed to).
 	PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error)
+	// Trace starts the node's access trace (duration_ms > 0) or returns what
+	// it recorded (duration_ms == 0).
+	Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error)
 }
 
 // NewControlServiceClient constructs a client for the wisp.control.v1.ControlService service. By
@@ -145,6 +150,12 @@ func NewControlServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(controlServiceMethods.ByName("PluginStates")),
 			connect.WithClientOptions(opts...),
 		),
+		trace: connect.NewClient[v1.TraceRequest, v1.TraceResponse](
+			httpClient,
+			baseURL+ControlServiceTraceProcedure,
+			connect.WithSchema(controlServiceMethods.ByName("Trace")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -158,6 +169,7 @@ type controlServiceClient struct {
 	changePlugin *connect.Client[v1.ChangePluginRequest, v1.ChangePluginResponse]
 	module       *connect.Client[v1.ModuleRequest, v1.ModuleResponse]
 	pluginStates *connect.Client[v1.PluginStatesRequest, v1.PluginStatesResponse]
+	trace        *connect.Client[v1.TraceRequest, v1.TraceResponse]
 }
 
 // Map calls wisp.control.v1.ControlService.Map.
@@ -200,6 +212,11 @@ func (c *controlServiceClient) PluginStates(ctx context.Context, req *connect.Re
 	return c.pluginStates.CallUnary(ctx, req)
 }
 
+// Trace calls wisp.control.v1.ControlService.Trace.
+func (c *controlServiceClient) Trace(ctx context.Context, req *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error) {
+	return c.trace.CallUnary(ctx, req)
+}
+
 // ControlServiceHandler is an implementation of the wisp.control.v1.ControlService service.
 type ControlServiceHandler interface {
 	// Map returns the cluster map once its epoch is above after_epoch,
@@ -229,6 +246,9 @@ type ControlServiceHandler interface {
 	Module(context.Context, *connect.Request[v1.ModuleRequest]) (*connect.Response[v1.ModuleResponse], error)
 	// PluginStates reports the plugins the node has loaded (or failed to).
 	PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error)
+	// Trace starts the node's access trace (duration_ms > 0) or returns what
+	// it recorded (duration_ms == 0).
+	Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error)
 }
 
 // NewControlServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -286,6 +306,12 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 		connect.WithSchema(controlServiceMethods.ByName("PluginStates")),
 		connect.WithHandlerOptions(opts...),
 	)
+	controlServiceTraceHandler := connect.NewUnaryHandler(
+		ControlServiceTraceProcedure,
+		svc.Trace,
+		connect.WithSchema(controlServiceMethods.ByName("Trace")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wisp.control.v1.ControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ControlServiceMapProcedure:
@@ -304,6 +330,8 @@ func NewControlServiceHandler(svc ControlServiceHandler, opts ...connect.Handler
 			controlServiceModuleHandler.ServeHTTP(w, r)
 		case ControlServicePluginStatesProcedure:
 			controlServicePluginStatesHandler.ServeHTTP(w, r)
+		case ControlServiceTraceProcedure:
+			controlServiceTraceHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -343,4 +371,8 @@ func (UnimplementedControlServiceHandler) Module(context.Context, *connect.Reque
 
 func (UnimplementedControlServiceHandler) PluginStates(context.Context, *connect.Request[v1.PluginStatesRequest]) (*connect.Response[v1.PluginStatesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.PluginStates is not implemented"))
+}
+
+func (UnimplementedControlServiceHandler) Trace(context.Context, *connect.Request[v1.TraceRequest]) (*connect.Response[v1.TraceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wisp.control.v1.ControlService.Trace is not implemented"))
 }
