@@ -128,7 +128,10 @@ func (p *pluginHost) run(ctx context.Context) {
 			return
 		case <-t.C:
 			p.logDegraded(degraded)
-			continue
+			if !p.set.Load().failed() {
+				continue
+			}
+			// A module that could not be fetched or loaded is tried again.
 		case <-p.wake:
 		}
 		if p.reload(ctx) {
