@@ -57,6 +57,7 @@ type loadedModule struct {
 	ttlRule *plugins.TTL
 	ttl     *plugins.GuardedTTL
 	err     error // why it could not be loaded
+	fetched bool  // the module's bytes were had: an err is the module's own, not retried
 	guarded atomic.Pointer[plugins.Guarded]
 }
 
@@ -176,7 +177,7 @@ func (p *pluginHost) reload(ctx context.Context) bool {
 				continue
 			}
 			mod := old.mods[pv.SHA256]
-			if mod == nil || mod.err != nil {
+			if mod == nil || mod.err != nil && !mod.fetched {
 				mod = p.load(ctx, pl, pv)
 				if ctx.Err() != nil {
 					return false
@@ -213,11 +214,12 @@ func samePlugin(a, b meta.Plugin) bool {
 	return a.Name == b.Name && a.Active == b.Active && a.Previous == b.Previous && a.Prefix == b.Prefix && slices.Equal(a.Versions, b.Versions)
 }
 
-// failed reports whether a module of the set could not be loaded: the
-// next reload tries it again.
+// failed reports whether a module of the set could not be fetched: the
+// next reload tries it again. One that was fetched and failed to load is
+// not (the same bytes fail the same way); a new map retries it.
 func (s *pluginSet) failed() bool {
 	for _, m := range s.mods {
-		if m.err != nil {
+		if m.err != nil && !m.fetched {
 			return true
 		}
 	}
@@ -234,6 +236,7 @@ func (p *pluginHost) load(ctx context.Context, pl meta.Plugin, pv meta.PluginVer
 		p.n.log.Warn("plugin module not available", "plugin", pl.Name, "version", pv.Version, "err", err)
 		return mod
 	}
+	mod.fetched = true
 	name := fmt.Sprintf("%s@%d", pl.Name, pv.Version)
 	switch pl.Kind {
 	case meta.PluginEviction:
