@@ -56,8 +56,9 @@ type loadedModule struct {
 	evict   *plugins.Eviction
 	ttlRule *plugins.TTL
 	ttl     *plugins.GuardedTTL
-	err     error // why it could not be loaded
-	fetched bool  // the module's bytes were had: an err is the module's own, not retried
+	err      error     // why it could not be loaded
+	fetched  bool      // the module's bytes were had when it failed
+	failedAt time.Time // when it failed
 	guarded atomic.Pointer[plugins.Guarded]
 }
 
@@ -177,7 +178,7 @@ func (p *pluginHost) reload(ctx context.Context) bool {
 				continue
 			}
 			mod := old.mods[pv.SHA256]
-			if mod == nil || mod.err != nil && !mod.fetched {
+			if mod == nil || mod.retry() {
 				mod = p.load(ctx, pl, pv)
 				if ctx.Err() != nil {
 					return false
@@ -214,16 +215,25 @@ func samePlugin(a, b meta.Plugin) bool {
 	return a.Name == b.Name && a.Active == b.Active && a.Previous == b.Previous && a.Prefix == b.Prefix && slices.Equal(a.Versions, b.Versions)
 }
 
-// failed reports whether a module of the set could not be fetched: the
-// next reload tries it again. One that was fetched and failed to load is
-// not (the same bytes fail the same way); a new map retries it.
+// failed reports whether a module of the set is to be tried again: one
+// that could not be fetched, at once; one that was fetched and failed to
+// load (likely to fail the same way, but a self-test may have timed out
+// on a loaded machine) after loadRetry.
 func (s *pluginSet) failed() bool {
 	for _, m := range s.mods {
-		if m.err != nil && !m.fetched {
+		if m.retry() {
 			return true
 		}
 	}
 	return false
+}
+
+// loadRetry is how long a module that failed to load waits to be tried
+// again.
+const loadRetry = time.Minute
+
+func (m *loadedModule) retry() bool {
+	return m.err != nil && (!m.fetched || time.Since(m.failedAt) > loadRetry)
 }
 
 // load fetches and loads one module. A module that cannot be loaded is
@@ -232,7 +242,7 @@ func (p *pluginHost) load(ctx context.Context, pl meta.Plugin, pv meta.PluginVer
 	mod := &loadedModule{name: pl.Name, version: pv.Version, kind: pl.Kind, sum: pv.SHA256}
 	wasm, err := p.fetch(ctx, pv.SHA256)
 	if err != nil {
-		mod.err = err
+		mod.err, mod.failedAt = err, time.Now()
 		p.n.log.Warn("plugin module not available", "plugin", pl.Name, "version", pv.Version, "err", err)
 		return mod
 	}
@@ -249,7 +259,7 @@ func (p *pluginHost) load(ctx context.Context, pl meta.Plugin, pv meta.PluginVer
 		err = fmt.Errorf("unknown plugin kind %q", pl.Kind)
 	}
 	if err != nil {
-		mod.err = err
+		mod.err, mod.failedAt = err, time.Now()
 		p.n.log.Error("plugin could not be loaded: the built-in policy decides", "plugin", name, "err", err)
 		return mod
 	}
