@@ -49,17 +49,17 @@ func (n *Node) modulesDir() string { return filepath.Join(n.cfg.DataDir, "plugin
 
 // loadedModule is one module the node has loaded (or failed to).
 type loadedModule struct {
-	name    string
-	version int
-	kind    string
-	sum     string // SHA-256, hex
-	evict   *plugins.Eviction
-	ttlRule *plugins.TTL
-	ttl     *plugins.GuardedTTL
+	name     string
+	version  int
+	kind     string
+	sum      string // SHA-256, hex
+	evict    *plugins.Eviction
+	ttlRule  *plugins.TTL
+	ttl      *plugins.GuardedTTL
 	err      error     // why it could not be loaded
 	fetched  bool      // the module's bytes were had when it failed
 	failedAt time.Time // when it failed
-	guarded atomic.Pointer[plugins.Guarded]
+	guarded  atomic.Pointer[plugins.Guarded]
 }
 
 // scope is one active plugin as the node applies it: its module and the
