@@ -34,8 +34,9 @@ const (
 
 // instantiateTimeout bounds creating an instance (running a Go guest's
 // runtime initialisation), within the caller's deadline: a Go guest takes a
-// few milliseconds.
-const instantiateTimeout = time.Second
+// few milliseconds, but more than a second under -race on a loaded 2-core
+// machine (CI). It bounds loading, never a call.
+const instantiateTimeout = 10 * time.Second
 
 // compiledIdleMax bounds the compiled modules a Host keeps while no plugin
 // uses them, so that loading a module again (a rollback, a reactivation)

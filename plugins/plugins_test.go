@@ -258,7 +258,10 @@ func TestHostileCalls(t *testing.T) {
 			if !slices.Equal(got, []int{42}) {
 				t.Errorf("Victims(mode %d) returned %v; want out unchanged, [42]", tc.now, got)
 			}
-			if limit := timeout + time.Second; took > limit {
+			// A hang bound, not a timing check: the call returns at its
+			// deadline, plus scheduling, which -race on a loaded 2-core
+			// machine stretched past a second in CI.
+			if limit := timeout + 10*time.Second; took > limit {
 				t.Errorf("Victims(mode %d) took %v; want at most %v", tc.now, took, limit)
 			}
 			got, err = e.Victims(context.Background(), 1000, cands, 3, nil)
