@@ -126,7 +126,11 @@ func (s *controlService) ChangePlugin(ctx context.Context, req *connect.Request[
 	switch {
 	case errors.Is(err, meta.ErrUnknownPlugin):
 		return nil, notFound("%v", err)
-	case errors.Is(err, meta.ErrPluginConflict), errors.Is(err, meta.ErrNotBootstrapped):
+	case errors.Is(err, meta.ErrNotBootstrapped):
+		// A new cluster's map is made by the leader's first driver tick;
+		// the caller retries.
+		return nil, controlError(connect.CodeUnavailable, errors.New("the cluster map is not made yet"))
+	case errors.Is(err, meta.ErrPluginConflict):
 		return nil, failedPrecondition("%v", err)
 	case errors.Is(err, meta.ErrInvalid):
 		return nil, invalidArgument("%v", err)

@@ -69,8 +69,9 @@ type scope struct {
 	mod    *loadedModule
 }
 
-// pluginSet is what the node runs: the modules loaded, by SHA-256, and the
-// active ones of each kind, longest prefix first. Immutable once built.
+// pluginSet is what the node runs: the modules loaded, by modKey, and the
+// active ones of each kind, longest prefix first. Immutable once built,
+// and so are its modules but for their statistics.
 type pluginSet struct {
 	mods     map[string]*loadedModule
 	evict    []scope
@@ -174,24 +175,24 @@ func (p *pluginHost) reload(ctx context.Context) bool {
 	for _, pl := range m.Plugins {
 		for _, v := range []int{pl.Active, pl.Previous} {
 			pv, ok := pl.Version(v)
-			if v == 0 || !ok || next.mods[pv.SHA256] != nil {
+			if v == 0 || !ok {
 				continue
 			}
-			mod := old.mods[pv.SHA256]
+			key := modKey(pl.Name, pv)
+			mod := old.mods[key]
 			if mod == nil || mod.retry() {
 				mod = p.load(ctx, pl, pv)
 				if ctx.Err() != nil {
 					return false
 				}
 			}
-			mod.name, mod.version = pl.Name, pv.Version
-			next.mods[pv.SHA256] = mod
+			next.mods[key] = mod
 		}
 		if pl.Active == 0 {
 			continue
 		}
 		pv, _ := pl.Version(pl.Active)
-		sc := scope{prefix: []byte(pl.Prefix), mod: next.mods[pv.SHA256]}
+		sc := scope{prefix: []byte(pl.Prefix), mod: next.mods[modKey(pl.Name, pv)]}
 		switch pl.Kind {
 		case meta.PluginEviction:
 			next.evict = append(next.evict, sc)
@@ -203,12 +204,19 @@ func (p *pluginHost) reload(ctx context.Context) bool {
 	slices.SortStableFunc(next.evict, longestFirst)
 	slices.SortStableFunc(next.ttl, longestFirst)
 	p.set.Store(next)
-	for sum, mod := range old.mods {
-		if next.mods[sum] != mod {
+	for key, mod := range old.mods {
+		if next.mods[key] != mod {
 			mod.close()
 		}
 	}
 	return true
+}
+
+// modKey names a loaded module in a pluginSet: one plugin's version, with
+// its module. A module is loaded once per name and version that use it, so
+// that each keeps its own statistics.
+func modKey(name string, pv meta.PluginVersion) string {
+	return fmt.Sprintf("%s@%d/%s", name, pv.Version, pv.SHA256)
 }
 
 func samePlugin(a, b meta.Plugin) bool {
@@ -416,7 +424,7 @@ func (p *pluginHost) states() []pluginState {
 	}
 	for _, pl := range set.registry {
 		for _, v := range []int{pl.Active, pl.Previous} {
-			if pv, ok := pl.Version(v); v != 0 && ok && set.mods[pv.SHA256] == nil {
+			if pv, ok := pl.Version(v); v != 0 && ok && set.mods[modKey(pl.Name, pv)] == nil {
 				out = append(out, pluginState{name: pl.Name, version: v, sum: pv.SHA256, state: pluginLoading})
 			}
 		}
