@@ -18,10 +18,12 @@ Victims asks it for one batched decision. An Eviction is an
 engine/eviction.Policy, like the built-ins, named at load (WithName). A
 failed call returns an error and leaves the caller's slice as it was.
 
-LoadTTL loads a ttl plugin, whose TTL decides the TTL of one write on the
-shard leader before it proposes the Put: a default by key prefix, with
-jitter. GuardedTTL keeps the client's TTL when such a call fails. Validate
-checks a module of either Kind with one call, as the loaders do.
+LoadTTL loads a ttl plugin, whose TTLs decides the TTLs of a batch of
+writes in one call (up to abi.TTLWritesMax; TTLBatchLen packs them) on the
+shard leader before it proposes the Puts: a default by key prefix, with
+jitter. TTL is a batch of one. GuardedTTL keeps the clients' TTLs, for the
+whole batch, when such a call fails. Validate checks a module of either
+Kind as the loaders do.
 
 Guarded wraps an Eviction with a built-in fallback: a failed call's decision
 is the fallback's, so eviction never stops for a plugin, and its Stats say
@@ -42,8 +44,9 @@ bad state is never called again.
     instances, counting the ones being made or abandoned at a deadline.
   - Nothing a guest returns is used before it has been checked:
     abi.DecodeVictims (at most VictimsMax distinct indexes of the
-    candidates), abi.DecodeTTLOutput (-1, or 0 to ten years).
-  - Victims and TTL return by their deadline (the earlier of its context's and the
+    candidates), abi.DecodeTTLOutput (one TTL per write, each -1 or 0 to ten
+    years).
+  - Victims and TTLs return by their deadline (the earlier of its context's and the
     call timeout), plus the time to schedule a goroutine.
 
 The byte layout shared with guests lives in plugins/abi, the Go guest SDK in

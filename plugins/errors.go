@@ -37,18 +37,20 @@ var (
 	ErrTrap = errors.New("plugins: guest trapped")
 	// ErrBadAnswer: the guest answered, but not validly: an error code, an
 	// output out of bounds or larger than the kind's largest output
-	// (abi.VictimsSizeBytesMax, abi.TTLOutputSizeBytes); for eviction, more
-	// victims than allowed, an unknown index or a duplicate; for ttl, a TTL
-	// out of range (abi.ErrTTLOutOfRange). The error also wraps the abi
-	// error when there is one.
+	// (abi.VictimsSizeBytesMax, abi.TTLOutputSizeBytesMax); for eviction,
+	// more victims than allowed, an unknown index or a duplicate; for ttl,
+	// not one TTL per write, or a TTL out of range (abi.ErrTTLOutOfRange).
+	// The error also wraps the abi error when there is one.
 	ErrBadAnswer = errors.New("plugins: bad answer")
 	// ErrClosed: the plugin or its host was closed.
 	ErrClosed = errors.New("plugins: closed")
 	// ErrTooManyCandidates: the caller passed more than abi.CandidatesMax
 	// candidates.
 	ErrTooManyCandidates = errors.New("plugins: too many candidates")
-	// ErrBadWrite: the caller passed TTL.TTL a write the ABI cannot carry:
-	// an empty key or one longer than abi.TTLKeySizeBytesMax, a negative
-	// value size or requested TTL.
+	// ErrBadWrite: the caller passed TTL.TTL or TTL.TTLs a write the ABI
+	// cannot carry (an empty key or one longer than abi.TTLKeySizeBytesMax,
+	// a negative value size or requested TTL), or a batch too large for one
+	// call (more than abi.TTLWritesMax writes, or keys of more than
+	// abi.TTLKeysSizeBytesMax bytes in all: see TTLBatchLen).
 	ErrBadWrite = errors.New("plugins: bad write")
 )

@@ -40,7 +40,7 @@ type kindSpec struct {
 
 var (
 	evictionSpec = kindSpec{KindEviction, abi.ExportEvict, abi.VictimsSizeBytesMax}
-	ttlSpec      = kindSpec{KindTTL, abi.ExportTTL, abi.TTLOutputSizeBytes}
+	ttlSpec      = kindSpec{KindTTL, abi.ExportTTL, abi.TTLOutputSizeBytesMax}
 )
 
 // Validate checks that wasm is a plugin of the given kind that this host

@@ -25,15 +25,20 @@ size in bytes (low 32 bits); PackResult and UnpackResult convert.
 
 # TTL
 
-One call decides the TTL of one write. The host writes a TTL input (a
-32-byte header: version, header size, the leader's time, the requested TTL,
-the value's and the key's sizes; then the key's bytes) and calls ExportTTL;
-the guest answers an 8-byte output: the TTL in milliseconds, 0 for none, or
-TTLKeepRequested (-1). DecodeTTLOutput refuses anything else, and TTLs over
-TTLMsMax (ten years).
+One call decides the TTLs of a batch of writes: never one call per key. The
+host writes a TTL input (a 32-byte header: version, header and record
+sizes, the number of writes, the size of the key area, the leader's time;
+then one 24-byte record per write: the requested TTL, the value's size, the
+key's offset in the key area and its size; then the key area, the keys
+back to back in the order of the writes) and calls ExportTTL; the guest
+answers one i64 per write, in order: the TTL in milliseconds, 0 for none,
+or TTLKeepRequested (-1). DecodeTTLOutput refuses an output of any other
+size, and any TTL out of range (over TTLMsMax, ten years): one bad answer
+fails the whole call.
 
-	input  = header (TTLHeaderSizeBytes) + key (1 to TTLKeySizeBytesMax bytes)
-	output = ttlMs i64                      (TTLOutputSizeBytes)
+	input  = header (TTLHeaderSizeBytes) + count × write (TTLWriteSizeBytes) + keys
+	         (1 <= count <= TTLWritesMax, keys <= TTLKeysSizeBytesMax bytes)
+	output = count × ttlMs i64              (TTLOutputSizeBytes(count))
 
 # Invariants
 

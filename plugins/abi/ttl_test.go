@@ -11,39 +11,65 @@ import (
 	"testing"
 )
 
-// sampleTTLInput is the TTL input the golden file pins.
+// sampleTTLInput is the TTL input the golden file pins: three writes whose
+// fields are easy to tell apart.
 func sampleTTLInput() *TTLInput {
-	return &TTLInput{NowUnixMs: 1_700_000_000_123, RequestedTTLMs: 60_000, ValueSizeBytes: 300, Key: []byte("session/42")}
+	return &TTLInput{
+		NowUnixMs: 1_700_000_000_123,
+		Writes: []TTLWrite{
+			{RequestedTTLMs: 0, ValueSizeBytes: 300, Key: []byte("session/42")},
+			{RequestedTTLMs: 60_000, ValueSizeBytes: 64 << 20, Key: []byte("cache/x")},
+			{RequestedTTLMs: 1, ValueSizeBytes: 0, Key: []byte("k")},
+		},
+	}
 }
 
-var ttlHeaderLayout = []field{
-	{"abiVersion u32", 4}, {"headerSizeBytes u16", 2}, {"reserved u16", 2},
-	{"nowUnixMs i64", 8}, {"requestedTTLMs i64", 8}, {"valueSizeBytes u32", 4}, {"keySizeBytes u32", 4},
-}
+var (
+	ttlHeaderLayout = []field{
+		{"abiVersion u32", 4}, {"headerSizeBytes u16", 2}, {"writeSizeBytes u16", 2},
+		{"count u32", 4}, {"keysSizeBytes u32", 4}, {"nowUnixMs i64", 8}, {"reserved u64", 8},
+	}
+	ttlWriteLayout = []field{
+		{"requestedTTLMs i64", 8}, {"valueSizeBytes u32", 4}, {"keyOffset u32", 4},
+		{"keySizeBytes u32", 4}, {"reserved u32", 4},
+	}
+)
 
 // TestGoldenTTLInput pins the ttl input's layout byte by byte.
 func TestGoldenTTLInput(t *testing.T) {
 	in := sampleTTLInput()
 	b := AppendTTLInput(nil, in)
 	var w strings.Builder
-	w.WriteString("# ttl input, ABI v1: header, then the key's bytes (little-endian)\n")
+	w.WriteString("# ttl input, ABI v1: header, then one record per write, then the keys (little-endian)\n")
 	off := dump(&w, b, 0, "", ttlHeaderLayout)
 	if off != TTLHeaderSizeBytes {
 		t.Fatalf("header layout covers %d bytes; want %d", off, TTLHeaderSizeBytes)
 	}
-	w.WriteString(hexKey(off, b[off:]))
-	if len(b) != TTLInputSizeBytes(len(in.Key)) {
-		t.Fatalf("len = %d; want %d", len(b), TTLInputSizeBytes(len(in.Key)))
+	for i := range in.Writes {
+		start := off
+		off = dump(&w, b, off, fmt.Sprintf("writes[%d].", i), ttlWriteLayout)
+		if off-start != TTLWriteSizeBytes {
+			t.Fatalf("write layout covers %d bytes; want %d", off-start, TTLWriteSizeBytes)
+		}
+	}
+	keysSize := 0
+	for i, wr := range in.Writes {
+		w.WriteString(hexKey(off, fmt.Sprintf("keys[%d]", i), wr.Key))
+		off += len(wr.Key)
+		keysSize += len(wr.Key)
+	}
+	if len(b) != off || len(b) != TTLInputSizeBytes(len(in.Writes), keysSize) {
+		t.Fatalf("len = %d; want %d", len(b), TTLInputSizeBytes(len(in.Writes), keysSize))
 	}
 	golden(t, "ttl_input_v1.golden", w.String())
 }
 
 // hexKey annotates a key's bytes, 8 to a line.
-func hexKey(off int, key []byte) string {
+func hexKey(off int, name string, key []byte) string {
 	var w strings.Builder
 	for i := 0; i < len(key); i += 8 {
 		chunk := key[i:min(i+8, len(key))]
-		fmt.Fprintf(&w, "%04x  %-23s  key[%d:%d] = %q\n", off+i, hex.EncodeToString(chunk), i, i+len(chunk), chunk)
+		fmt.Fprintf(&w, "%04x  %-23s  %s[%d:%d] = %q\n", off+i, hex.EncodeToString(chunk), name, i, i+len(chunk), chunk)
 	}
 	return w.String()
 }
@@ -51,27 +77,62 @@ func hexKey(off int, key []byte) string {
 // TestGoldenTTLOutput pins the ttl output's layout.
 func TestGoldenTTLOutput(t *testing.T) {
 	var w strings.Builder
-	w.WriteString("# ttl output, ABI v1: the ttl to apply in ms (0: none; -1: keep the requested one)\n")
+	w.WriteString("# ttl output, ABI v1: one ttl per write, in order, in ms (0: none; -1: keep the requested one)\n")
+	var b []byte
 	for _, v := range []int64{1_800_000, 0, TTLKeepRequested} {
-		dump(&w, AppendTTLOutput(nil, v), 0, "", []field{{"ttlMs i64", 8}})
+		b = AppendTTLOutput(b, v)
+	}
+	off := 0
+	for i := range 3 {
+		off = dump(&w, b, off, "", []field{{fmt.Sprintf("ttlMs[%d] i64", i), 8}})
+	}
+	if off != TTLOutputSizeBytes(3) {
+		t.Fatalf("output of %d bytes; want %d", off, TTLOutputSizeBytes(3))
 	}
 	golden(t, "ttl_output_v1.golden", w.String())
 }
 
 func TestTTLInputRoundTrip(t *testing.T) {
-	in := sampleTTLInput()
-	b := AppendTTLInput([]byte("prefix"), in)
-	var got TTLInput
-	if err := DecodeTTLInput(b[len("prefix"):], &got); err != nil {
-		t.Fatal(err)
+	for _, in := range []*TTLInput{
+		sampleTTLInput(),
+		{NowUnixMs: -5, Writes: []TTLWrite{{Key: []byte("k")}}},
+		// The largest input: TTLWritesMax writes, TTLKeysSizeBytesMax bytes
+		// of keys, the first of the largest size.
+		largestTTLInput(),
+	} {
+		b := AppendTTLInput([]byte("prefix"), in)
+		var got TTLInput
+		if err := DecodeTTLInput(b[len("prefix"):], &got); err != nil {
+			t.Fatalf("DecodeTTLInput(%d writes) = %v", len(in.Writes), err)
+		}
+		if !reflect.DeepEqual(&got, in) {
+			t.Errorf("DecodeTTLInput(AppendTTLInput(in)) = %+v; want %+v", got, *in)
+		}
 	}
-	if !reflect.DeepEqual(&got, in) {
-		t.Errorf("DecodeTTLInput(AppendTTLInput(in)) = %+v; want %+v", got, *in)
+	if n := len(AppendTTLInput(nil, largestTTLInput())); n != TTLInputSizeBytesMax || n > InputSizeBytesMax {
+		t.Errorf("largest ttl input of %d bytes; want %d, at most %d", n, TTLInputSizeBytesMax, InputSizeBytesMax)
 	}
-	long := &TTLInput{Key: bytes.Repeat([]byte("k"), TTLKeySizeBytesMax)}
-	if err := DecodeTTLInput(AppendTTLInput(nil, long), &got); err != nil || len(got.Key) != TTLKeySizeBytesMax {
-		t.Errorf("DecodeTTLInput(largest key) = %v, key of %d bytes", err, len(got.Key))
+}
+
+// largestTTLInput is a TTL input of the largest size.
+func largestTTLInput() *TTLInput {
+	in := &TTLInput{Writes: make([]TTLWrite, TTLWritesMax)}
+	rest := TTLKeysSizeBytesMax - TTLKeySizeBytesMax
+	for i := range in.Writes {
+		w := &in.Writes[i]
+		w.RequestedTTLMs, w.ValueSizeBytes = int64(i), uint32(i)
+		if i == 0 {
+			w.Key = bytes.Repeat([]byte{'k'}, TTLKeySizeBytesMax)
+			continue
+		}
+		w.Key = []byte{byte(i)}
+		rest--
 	}
+	if rest < 0 {
+		panic("largestTTLInput: keys past the bound")
+	}
+	in.Writes[1].Key = append(in.Writes[1].Key, make([]byte, rest)...)
+	return in
 }
 
 func TestDecodeTTLInputRejects(t *testing.T) {
@@ -84,6 +145,7 @@ func TestDecodeTTLInputRejects(t *testing.T) {
 	u32 := func(v uint32) func([]byte) { return func(b []byte) { binary.LittleEndian.PutUint32(b, v) } }
 	u16 := func(v uint16) func([]byte) { return func(b []byte) { binary.LittleEndian.PutUint16(b, v) } }
 	u64 := func(v uint64) func([]byte) { return func(b []byte) { binary.LittleEndian.PutUint64(b, v) } }
+	rec := func(i, field int) int { return TTLHeaderSizeBytes + i*TTLWriteSizeBytes + field }
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -92,13 +154,26 @@ func TestDecodeTTLInputRejects(t *testing.T) {
 		{"short header", good[:TTLHeaderSizeBytes-1]},
 		{"version 2", with(0, u32(2))},
 		{"header size", with(4, u16(40))},
-		{"reserved", with(6, u16(1))},
-		{"negative requested ttl", with(16, u64(1<<63))},
-		{"empty key", with(28, u32(0))},
-		{"key past max", with(28, u32(TTLKeySizeBytesMax+1))},
-		{"key past bytes", with(28, u32(11))},
-		{"key short of bytes", with(28, u32(9))},
+		{"record size", with(6, u16(16))},
+		{"no writes", with(8, u32(0))},
+		{"count past max", with(8, u32(TTLWritesMax+1))},
+		{"count past bytes", with(8, u32(4))},
+		{"count short of bytes", with(8, u32(2))},
+		{"keys past max", with(12, u32(TTLKeysSizeBytesMax+1))},
+		{"keys past bytes", with(12, u32(19))},
+		{"keys short of bytes", with(12, u32(17))},
+		{"header reserved", with(24, u64(1))},
+		{"negative requested ttl", with(rec(1, 0), u64(1<<63))},
+		{"empty key", with(rec(2, 16), u32(0))},
+		{"key past max", with(rec(0, 16), u32(TTLKeySizeBytesMax+1))},
+		{"key past the area", with(rec(2, 16), u32(2))},
+		{"keys short of the area", with(rec(1, 16), u32(6))},
+		{"key offset gap", with(rec(1, 12), u32(11))},
+		{"key offset overlap", with(rec(1, 12), u32(9))},
+		{"key offset of another", with(rec(2, 12), u32(0))},
+		{"record reserved", with(rec(0, 20), u32(1))},
 		{"trailing byte", append(bytes.Clone(good), 0)},
+		{"cut key", good[:len(good)-1]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var in TTLInput
@@ -109,50 +184,84 @@ func TestDecodeTTLInputRejects(t *testing.T) {
 	}
 }
 
+// ttlOutput encodes ttls as a guest answers them.
+func ttlOutput(ttls ...int64) []byte {
+	var b []byte
+	for _, v := range ttls {
+		b = AppendTTLOutput(b, v)
+	}
+	return b
+}
+
 // ttlOutputCases are DecodeTTLOutput's table, and the fuzz target's seeds.
 var ttlOutputCases = []struct {
-	name string
-	b    []byte
-	want int64
-	err  error
+	name  string
+	b     []byte
+	count int
+	want  []int64
+	err   error
 }{
-	{"ttl", AppendTTLOutput(nil, 1_800_000), 1_800_000, nil},
-	{"none", AppendTTLOutput(nil, 0), 0, nil},
-	{"keep", AppendTTLOutput(nil, TTLKeepRequested), TTLKeepRequested, nil},
-	{"ten years", AppendTTLOutput(nil, TTLMsMax), TTLMsMax, nil},
-	{"past ten years", AppendTTLOutput(nil, TTLMsMax+1), 0, ErrTTLOutOfRange},
-	{"minus two", AppendTTLOutput(nil, -2), 0, ErrTTLOutOfRange},
-	{"most negative", AppendTTLOutput(nil, -1<<63), 0, ErrTTLOutOfRange},
-	{"short", []byte{1, 2, 3}, 0, ErrMalformed},
-	{"long", append(AppendTTLOutput(nil, 5), 0), 0, ErrMalformed},
-	{"empty", nil, 0, ErrMalformed},
+	{"ttl", ttlOutput(1_800_000), 1, []int64{1_800_000}, nil},
+	{"none", ttlOutput(0), 1, []int64{0}, nil},
+	{"keep", ttlOutput(TTLKeepRequested), 1, []int64{TTLKeepRequested}, nil},
+	{"ten years", ttlOutput(TTLMsMax), 1, []int64{TTLMsMax}, nil},
+	{"three", ttlOutput(5, TTLKeepRequested, 0), 3, []int64{5, TTLKeepRequested, 0}, nil},
+	{"past ten years", ttlOutput(TTLMsMax + 1), 1, nil, ErrTTLOutOfRange},
+	{"minus two", ttlOutput(-2), 1, nil, ErrTTLOutOfRange},
+	{"most negative", ttlOutput(-1 << 63), 1, nil, ErrTTLOutOfRange},
+	{"last out of range", ttlOutput(1, 2, -2), 3, nil, ErrTTLOutOfRange},
+	{"first out of range", ttlOutput(TTLMsMax+1, 2, 3), 3, nil, ErrTTLOutOfRange},
+	{"short", []byte{1, 2, 3}, 1, nil, ErrMalformed},
+	{"long", append(ttlOutput(5), 0), 1, nil, ErrMalformed},
+	{"empty", nil, 1, nil, ErrMalformed},
+	{"one short", ttlOutput(1, 2), 3, nil, ErrMalformed},
+	{"one too many", ttlOutput(1, 2, 3), 2, nil, ErrMalformed},
+	{"largest", make([]byte, TTLOutputSizeBytesMax), TTLWritesMax, make([]int64, TTLWritesMax), nil},
 }
 
 func TestDecodeTTLOutput(t *testing.T) {
 	for _, tc := range ttlOutputCases {
-		got, err := DecodeTTLOutput(tc.b)
-		if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) || got != tc.want {
-			t.Errorf("%s: DecodeTTLOutput(%x) = %d, %v; want %d, %v", tc.name, tc.b, got, err, tc.want, tc.err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecodeTTLOutput(tc.b, tc.count, []int64{99})
+			if !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+				t.Fatalf("DecodeTTLOutput(%.40x, %d) error = %v; want %v", tc.b, tc.count, err, tc.err)
+			}
+			if want := append([]int64{99}, tc.want...); !reflect.DeepEqual(got, want) {
+				t.Errorf("DecodeTTLOutput(%.40x, %d) = %v; want %v", tc.b, tc.count, got, want)
+			}
+		})
 	}
 }
 
-// FuzzDecodeTTLOutput: the host's decoder never panics, and what it accepts
-// is in range and re-encodes to the same bytes.
+// FuzzDecodeTTLOutput: the host's decoder of guest answers never panics,
+// and what it accepts is one TTL per write, each in range, and re-encodes
+// to the same bytes.
 func FuzzDecodeTTLOutput(f *testing.F) {
 	for _, tc := range ttlOutputCases {
-		f.Add(tc.b)
+		f.Add(tc.b, uint16(tc.count))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ttl, err := DecodeTTLOutput(b)
+	f.Fuzz(func(t *testing.T, b []byte, count uint16) {
+		n := 1 + int(count)%TTLWritesMax
+		got, err := DecodeTTLOutput(b, n, nil)
 		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTTLOutOfRange) {
+				t.Fatalf("DecodeTTLOutput error %v wraps neither ErrMalformed nor ErrTTLOutOfRange", err)
+			}
+			if len(got) != 0 {
+				t.Fatalf("DecodeTTLOutput failed (%v) but returned %v", err, got)
+			}
 			return
 		}
-		if ttl != TTLKeepRequested && (ttl < 0 || ttl > TTLMsMax) {
-			t.Fatalf("DecodeTTLOutput(%x) accepted %d", b, ttl)
+		if len(got) != n {
+			t.Fatalf("DecodeTTLOutput accepted %d ttls for %d writes", len(got), n)
 		}
-		if re := AppendTTLOutput(nil, ttl); !bytes.Equal(re, b) {
-			t.Fatalf("DecodeTTLOutput(%x) = %d, which encodes to %x", b, ttl, re)
+		for i, ttl := range got {
+			if ttl != TTLKeepRequested && (ttl < 0 || ttl > TTLMsMax) {
+				t.Fatalf("DecodeTTLOutput(%x) accepted %d for write %d", b, ttl, i)
+			}
+		}
+		if re := ttlOutput(got...); !bytes.Equal(re, b) {
+			t.Fatalf("DecodeTTLOutput(%x) = %v, which encodes to %x", b, got, re)
 		}
 	})
 }
@@ -161,8 +270,8 @@ func FuzzDecodeTTLOutput(f *testing.F) {
 // re-encodes to the same bytes.
 func FuzzDecodeTTLInput(f *testing.F) {
 	f.Add(AppendTTLInput(nil, sampleTTLInput()))
-	f.Add(AppendTTLInput(nil, &TTLInput{Key: []byte("k")}))
-	f.Add([]byte{1, 0, 0, 0, 32, 0})
+	f.Add(AppendTTLInput(nil, &TTLInput{Writes: []TTLWrite{{Key: []byte("k")}}}))
+	f.Add([]byte{1, 0, 0, 0, 32, 0, 24, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var in TTLInput
 		if err := DecodeTTLInput(b, &in); err != nil {

@@ -22,7 +22,10 @@ main never runs:
 
 A ttl plugin registers a TTLFunc the same way (HandleTTL): it returns the
 TTL of one write, in milliseconds, 0 for none, or KeepRequestedTTL. It has
-no randomness: derive jitter from a hash of the key.
+no randomness: derive jitter from a hash of the key. The host asks for a
+batch of writes per call (up to 1,024); the SDK calls the function for each
+of them, in order, and answers them all at once. One answer out of range
+fails the whole batch.
 
 The module then exports memory, _initialize, wisp_abi_version,
 wisp_allocate, wisp_free, wisp_evict and wisp_ttl (a kind without a

@@ -21,9 +21,23 @@ type EvictionInput = abi.EvictionInput
 type EvictionFunc func(in *EvictionInput, victims []int) []int
 
 // TTLInput is one write whose TTL a ttl plugin decides: the key, the value's
-// size, the TTL the client asked for (0: none) and the leader's time (see
-// abi.TTLInput).
-type TTLInput = abi.TTLInput
+// size, the TTL the client asked for (0: none) and the leader's time. The
+// host sends writes in batches (abi.TTLInput: up to abi.TTLWritesMax writes
+// per call); the SDK calls the TTLFunc once per write of the batch, in
+// order, and sends back the answers together.
+type TTLInput struct {
+	// NowUnixMs is the leader's time for the batch, the only time the
+	// guest gets. The TTL answered counts from it.
+	NowUnixMs int64
+	// RequestedTTLMs is the TTL the client asked for, in milliseconds; 0
+	// for none. Never negative.
+	RequestedTTLMs int64
+	// ValueSizeBytes is the size of the value written.
+	ValueSizeBytes uint32
+	// Key is the key written, 1 to abi.TTLKeySizeBytesMax bytes. In a
+	// guest it is a view of the input buffer.
+	Key []byte
+}
 
 // KeepRequestedTTL is the answer of a TTLFunc that keeps the TTL the client
 // asked for (which may be none).
@@ -37,7 +51,9 @@ const TTLMsMax = abi.TTLMsMax
 // TTLFunc is a ttl policy: it returns the TTL to give the write w, in
 // milliseconds from w.NowUnixMs: 0 for none, at most TTLMsMax, or
 // KeepRequestedTTL. It must not modify w.Key, nor retain it after it
-// returns: in a guest it is the input buffer itself.
+// returns: in a guest it is the input buffer itself. One answer out of
+// range fails the whole batch it came in (the host keeps the clients' TTLs
+// for all of its writes).
 //
 // A guest has no randomness: for jitter, derive it from a hash of the key
 // (hash/fnv, say). The same key then gets the same jitter on every write,
@@ -85,14 +101,17 @@ func evict(b []byte) ([]byte, abi.ErrorCode) {
 // abi.CodeNoHandler.
 func HandleTTL(f TTLFunc) { handlers.ttl = f }
 
-// ttlState is what one instance reuses from call to call.
+// ttlState is what one instance reuses from call to call, so that a batch
+// allocates nothing once the buffers have grown.
 var ttlState struct {
-	in  TTLInput
+	in  abi.TTLInput
+	w   TTLInput
 	out []byte
 }
 
-// ttl runs the ttl handler on an encoded input and returns the encoded
-// output, which stays valid until the next call, or an error code.
+// ttl runs the ttl handler on each write of an encoded input, in order, and
+// returns the encoded output, one TTL per write, which stays valid until
+// the next call; or an error code.
 func ttl(b []byte) ([]byte, abi.ErrorCode) {
 	if handlers.ttl == nil {
 		return nil, abi.CodeNoHandler
@@ -101,6 +120,12 @@ func ttl(b []byte) ([]byte, abi.ErrorCode) {
 	if err := abi.DecodeTTLInput(b, &s.in); err != nil {
 		return nil, abi.CodeMalformedInput
 	}
-	s.out = abi.AppendTTLOutput(s.out[:0], handlers.ttl(&s.in))
+	s.out = s.out[:0]
+	for i := range s.in.Writes {
+		w := &s.in.Writes[i]
+		s.w = TTLInput{NowUnixMs: s.in.NowUnixMs, RequestedTTLMs: w.RequestedTTLMs, ValueSizeBytes: w.ValueSizeBytes, Key: w.Key}
+		s.out = abi.AppendTTLOutput(s.out, handlers.ttl(&s.w))
+	}
+	s.w.Key = nil // keep no view of the input past the call
 	return s.out, 0
 }

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 
@@ -68,38 +69,46 @@ func TestEvictAllocatesNothing(t *testing.T) {
 }
 
 // TestTTL runs the SDK's ttl dispatch natively: an input encoded as the host
-// does, the handler's answer encoded as the host decodes it.
+// does, the handler called once per write in order, its answers encoded as
+// the host decodes them.
 func TestTTL(t *testing.T) {
 	t.Cleanup(func() { HandleTTL(nil) })
-	in := abi.AppendTTLInput(nil, &TTLInput{NowUnixMs: 5, RequestedTTLMs: 700, ValueSizeBytes: 9, Key: []byte("session/1")})
+	in := abi.AppendTTLInput(nil, &abi.TTLInput{NowUnixMs: 5, Writes: []abi.TTLWrite{
+		{RequestedTTLMs: 700, ValueSizeBytes: 9, Key: []byte("session/1")},
+		{Key: []byte("k")},
+		{RequestedTTLMs: 1, ValueSizeBytes: 1 << 20, Key: []byte("cache/2")},
+	}})
 	if _, code := ttl(in); code != abi.CodeNoHandler {
 		t.Errorf("ttl without a handler = code %d; want %d", code, abi.CodeNoHandler)
 	}
-	var seen TTLInput
+	var seen []TTLInput
 	HandleTTL(func(w *TTLInput) int64 {
-		seen = *w
-		seen.Key = slices.Clone(w.Key)
+		c := *w
+		c.Key = slices.Clone(w.Key)
+		seen = append(seen, c)
 		if w.RequestedTTLMs == 0 {
 			return 1000
 		}
 		return KeepRequestedTTL
 	})
 	out, code := ttl(in)
-	got, err := abi.DecodeTTLOutput(out)
-	if code != 0 || err != nil || got != KeepRequestedTTL {
-		t.Errorf("ttl(requested 700) = %d, code %d, %v; want KeepRequestedTTL", got, code, err)
+	got, err := abi.DecodeTTLOutput(out, 3, nil)
+	if want := []int64{KeepRequestedTTL, 1000, KeepRequestedTTL}; code != 0 || err != nil || !slices.Equal(got, want) {
+		t.Errorf("ttl(3 writes) = %v, code %d, %v; want %v", got, code, err, want)
 	}
-	if seen.NowUnixMs != 5 || seen.RequestedTTLMs != 700 || seen.ValueSizeBytes != 9 || string(seen.Key) != "session/1" {
-		t.Errorf("the handler saw %+v; want the write encoded", seen)
+	want := []TTLInput{
+		{NowUnixMs: 5, RequestedTTLMs: 700, ValueSizeBytes: 9, Key: []byte("session/1")},
+		{NowUnixMs: 5, Key: []byte("k")},
+		{NowUnixMs: 5, RequestedTTLMs: 1, ValueSizeBytes: 1 << 20, Key: []byte("cache/2")},
 	}
-	out, _ = ttl(abi.AppendTTLInput(nil, &TTLInput{Key: []byte("k")}))
-	if got, err := abi.DecodeTTLOutput(out); err != nil || got != 1000 {
-		t.Errorf("ttl(no requested ttl) = %d, %v; want 1000", got, err)
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("the handler saw %+v; want %+v, in order", seen, want)
 	}
 	if _, code := ttl([]byte{1, 2, 3}); code != abi.CodeMalformedInput {
 		t.Errorf("ttl(garbage) = code %d; want %d", code, abi.CodeMalformedInput)
 	}
 	HandleTTL(func(w *TTLInput) int64 { return int64(len(w.Key)) })
+	ttl(in)
 	if n := testing.AllocsPerRun(100, func() { ttl(in) }); n != 0 {
 		t.Errorf("ttl allocates %v times per call; want 0", n)
 	}

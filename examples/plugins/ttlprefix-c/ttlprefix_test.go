@@ -80,26 +80,46 @@ func TestMatchesGo(t *testing.T) {
 }
 
 // checkSame fails t unless a and b answer alike: 3,000 keys under each
-// rule, with and without a TTL from the client, keys of 1 byte to 64 KiB.
+// rule, with and without a TTL from the client, keys of 1 byte to 64 KiB,
+// in batches of 1 to abi.TTLWritesMax writes (packed by
+// plugins.TTLBatchLen), about 9,000 writes in all.
 func checkSame(t *testing.T, a, b *plugins.TTL) {
 	t.Helper()
 	keys := []string{"s", "session/", "cache/", strings.Repeat("k", abi.TTLKeySizeBytesMax), "session/" + strings.Repeat("é", 20_000)}
 	for i := range 1000 {
 		keys = append(keys, fmt.Sprintf("session/%d", i), fmt.Sprintf("cache/%x", i*7919), fmt.Sprintf("user/%d", i))
 	}
+	var writes []plugins.TTLWrite
 	for _, key := range keys {
 		for _, requested := range []int64{0, 1, 45 * minute} {
-			got, want := callTTL(t, a, key, requested), callTTL(t, b, key, requested)
-			if got != want {
-				t.Fatalf("TTL(%.40q, requested %d ms) = %d ms from %s; %d ms from %s", key, requested, got, a.Name(), want, b.Name())
+			writes = append(writes, plugins.TTLWrite{Key: []byte(key), ValueLen: len(key), RequestedTTLMs: requested})
+		}
+	}
+	ctx := context.Background()
+	var got, want []int64
+	sizes := []int{1, 16, 256, abi.TTLWritesMax, 3} // batch sizes, in turn
+	for batch := 0; len(writes) > 0; batch++ {
+		n := min(plugins.TTLBatchLen(writes), sizes[batch%len(sizes)])
+		var err error
+		if got, err = a.TTLs(ctx, now, writes[:n], got[:0]); err != nil {
+			t.Fatalf("batch %d of %d writes: %s: %v", batch, n, a.Name(), err)
+		}
+		if want, err = b.TTLs(ctx, now, writes[:n], want[:0]); err != nil {
+			t.Fatalf("batch %d of %d writes: %s: %v", batch, n, b.Name(), err)
+		}
+		for i := range writes[:n] {
+			if got[i] != want[i] {
+				w := writes[i]
+				t.Fatalf("TTL(%.40q, requested %d ms) = %d ms from %s; %d ms from %s", w.Key, w.RequestedTTLMs, got[i], a.Name(), want[i], b.Name())
 			}
 		}
+		writes = writes[n:]
 	}
 }
 
 // TestABI calls the module's exports directly, as the host would and as it
-// never does: the allocator's alignment, growth and reuse, and the error
-// codes for inputs the host would not send.
+// never does: the allocator's alignment, growth and reuse, a batch, the
+// largest batch, and the error codes for inputs the host would not send.
 func TestABI(t *testing.T) {
 	ctx := context.Background()
 	r := wazero.NewRuntime(ctx)
@@ -144,8 +164,13 @@ func TestABI(t *testing.T) {
 	}
 	pagesAfterGrowth := m.Memory().Size()
 
+	var inputOf func(in *abi.TTLInput, mutate func(b []byte)) uint32
+
 	input := func(key string, mutate func(b []byte)) uint32 {
-		b := abi.AppendTTLInput(nil, &abi.TTLInput{NowUnixMs: now, Key: []byte(key)})
+		return inputOf(&abi.TTLInput{NowUnixMs: now, Writes: []abi.TTLWrite{{Key: []byte(key)}}}, mutate)
+	}
+	inputOf = func(in *abi.TTLInput, mutate func(b []byte)) uint32 {
+		b := abi.AppendTTLInput(nil, in)
 		if mutate != nil {
 			mutate(b)
 		}
@@ -154,15 +179,37 @@ func TestABI(t *testing.T) {
 		}
 		return uint32(len(b))
 	}
-	n := input("session/42", nil)
+	n := inputOf(&abi.TTLInput{NowUnixMs: now, Writes: []abi.TTLWrite{
+		{Key: []byte("session/42")}, {Key: []byte("user/1")}, {Key: []byte("cache/1"), RequestedTTLMs: 5},
+	}}, nil)
 	res := int64(call(abi.ExportTTL, uint64(big), uint64(n)))
 	ptr, size, code, ok := abi.UnpackResult(res)
-	if !ok || size != abi.TTLOutputSizeBytes {
-		t.Fatalf("wisp_ttl = %d (code %d); want an 8-byte output", res, code)
+	if !ok || size != uint32(abi.TTLOutputSizeBytes(3)) {
+		t.Fatalf("wisp_ttl = %d (code %d); want a 24-byte output", res, code)
 	}
 	out, _ := m.Memory().Read(ptr, size)
-	if ttl, err := abi.DecodeTTLOutput(out); err != nil || ttl < 27*minute || ttl > 33*minute {
-		t.Errorf("wisp_ttl(session/42) = %d ms, %v; want 30 min ± 10 %%", ttl, err)
+	ttls, err := abi.DecodeTTLOutput(out, 3, nil)
+	if err != nil || ttls[0] < 27*minute || ttls[0] > 33*minute || ttls[1] != abi.TTLKeepRequested || ttls[2] != abi.TTLKeepRequested {
+		t.Errorf("wisp_ttl(session/42, user/1, cache/1 requested 5 ms) = %v, %v; want 30 min ± 10 %%, -1, -1", ttls, err)
+	}
+	// The largest batch: TTLWritesMax writes, the largest key area.
+	largest := &abi.TTLInput{NowUnixMs: now, Writes: make([]abi.TTLWrite, abi.TTLWritesMax)}
+	for i := range largest.Writes {
+		largest.Writes[i].Key = fmt.Appendf(nil, "session/%d", i)
+	}
+	rest := abi.TTLInputSizeBytesMax - len(abi.AppendTTLInput(nil, largest))
+	for i := 0; rest > 0; i++ { // the first keys padded up to the largest key
+		w := &largest.Writes[i]
+		pad := min(rest, abi.TTLKeySizeBytesMax-len(w.Key))
+		w.Key = append(w.Key, make([]byte, pad)...)
+		rest -= pad
+	}
+	n = inputOf(largest, nil)
+	if n != abi.TTLInputSizeBytesMax {
+		t.Fatalf("largest input of %d bytes; want %d", n, abi.TTLInputSizeBytesMax)
+	}
+	if _, size, code, ok := abi.UnpackResult(int64(call(abi.ExportTTL, uint64(big), uint64(n)))); !ok || size != abi.TTLOutputSizeBytesMax {
+		t.Errorf("wisp_ttl(the largest input) = %d bytes (code %d); want %d", size, code, abi.TTLOutputSizeBytesMax)
 	}
 
 	for _, tc := range []struct {
@@ -176,14 +223,41 @@ func TestABI(t *testing.T) {
 		{"past the buffer", big, func() uint32 { return abi.InputSizeBytesMax + 1 }, abi.CodeUnknownBuffer, "larger than the buffer"},
 		{"short", big, func() uint32 { return 31 }, abi.CodeMalformedInput, "shorter than the header"},
 		{"version 2", big, func() uint32 { return input("k", func(b []byte) { b[0] = 2 }) }, abi.CodeMalformedInput, "another ABI version"},
-		{"reserved", big, func() uint32 { return input("k", func(b []byte) { b[6] = 1 }) }, abi.CodeMalformedInput, "reserved not 0"},
+		{"header size", big, func() uint32 { return input("k", func(b []byte) { b[4] = 40 }) }, abi.CodeMalformedInput, "another header size"},
+		{"record size", big, func() uint32 { return input("k", func(b []byte) { b[6] = 16 }) }, abi.CodeMalformedInput, "another record size"},
+		{"no writes", big, func() uint32 {
+			return input("k", func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 0) }) - abi.TTLWriteSizeBytes
+		}, abi.CodeMalformedInput, "count 0"},
+		{"too many writes", big, func() uint32 {
+			return input("k", func(b []byte) { binary.LittleEndian.PutUint32(b[8:], abi.TTLWritesMax+1) })
+		}, abi.CodeMalformedInput, "count past the max"},
+		{"header reserved", big, func() uint32 { return input("k", func(b []byte) { b[24] = 1 }) }, abi.CodeMalformedInput, "reserved not 0"},
+		{"record reserved", big, func() uint32 { return input("k", func(b []byte) { b[32+20] = 1 }) }, abi.CodeMalformedInput, "a record's reserved not 0"},
 		{"negative ttl", big, func() uint32 {
-			return input("k", func(b []byte) { binary.LittleEndian.PutUint64(b[16:], uint64(1)<<63) })
+			return input("k", func(b []byte) { binary.LittleEndian.PutUint64(b[32:], uint64(1)<<63) })
 		}, abi.CodeMalformedInput, "a negative requested TTL"},
-		{"size mismatch", big, func() uint32 { return input("key", nil) + 1 }, abi.CodeMalformedInput, "a size other than 32 + keySizeBytes"},
+		{"size mismatch", big, func() uint32 { return input("key", nil) + 1 }, abi.CodeMalformedInput, "a size other than 32 + 24 × count + keysSizeBytes"},
 		{"empty key", big, func() uint32 {
-			return input("k", func(b []byte) { binary.LittleEndian.PutUint32(b[28:], 0) }) - 1
+			return input("k", func(b []byte) {
+				binary.LittleEndian.PutUint32(b[12:], 0)
+				binary.LittleEndian.PutUint32(b[32+16:], 0)
+			}) - 1
 		}, abi.CodeMalformedInput, "an empty key"},
+		{"key offset", big, func() uint32 {
+			return inputOf(&abi.TTLInput{Writes: []abi.TTLWrite{{Key: []byte("a")}, {Key: []byte("b")}}}, func(b []byte) {
+				binary.LittleEndian.PutUint32(b[32+24+12:], 0)
+			})
+		}, abi.CodeMalformedInput, "two keys at the same offset"},
+		{"key past the area", big, func() uint32 {
+			return inputOf(&abi.TTLInput{Writes: []abi.TTLWrite{{Key: []byte("a")}, {Key: []byte("b")}}}, func(b []byte) {
+				binary.LittleEndian.PutUint32(b[32+24+16:], 2)
+			})
+		}, abi.CodeMalformedInput, "a key past the key area"},
+		{"keys short of the area", big, func() uint32 {
+			return inputOf(&abi.TTLInput{Writes: []abi.TTLWrite{{Key: []byte("a")}, {Key: []byte("bc")}}}, func(b []byte) {
+				binary.LittleEndian.PutUint32(b[32+24+16:], 1)
+			})
+		}, abi.CodeMalformedInput, "keys that leave the key area's end unused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			size := tc.size()

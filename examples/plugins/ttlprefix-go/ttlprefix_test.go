@@ -60,16 +60,24 @@ func TestTTL(t *testing.T) {
 	}
 }
 
-// TestJitterSpreads: 1,000 session keys written together get TTLs spread
-// over the whole ±10 %, as the native function computes them.
+// TestJitterSpreads: 1,000 session keys written together, asked for in one
+// call, get TTLs spread over the whole ±10 %, as the native function
+// computes them.
 func TestJitterSpreads(t *testing.T) {
 	p := load(t)
 	const base, spread = 30 * minute, 3 * minute
-	lo, hi, seen := int64(base), int64(base), map[int64]bool{}
+	var writes []plugins.TTLWrite
 	for i := range 1000 {
-		key := fmt.Sprintf("session/%d", i)
-		got := callTTL(t, p, key, 0)
-		if want := ttl(&plugin.TTLInput{NowUnixMs: now, Key: []byte(key)}); got != want {
+		writes = append(writes, plugins.TTLWrite{Key: fmt.Appendf(nil, "session/%d", i), ValueLen: 100})
+	}
+	ttls, err := p.TTLs(context.Background(), now, writes, nil)
+	if err != nil || len(ttls) != len(writes) {
+		t.Fatalf("TTLs(1,000 writes) = %d TTLs, %v", len(ttls), err)
+	}
+	lo, hi, seen := int64(base), int64(base), map[int64]bool{}
+	for i, got := range ttls {
+		key := writes[i].Key
+		if want := ttl(&plugin.TTLInput{NowUnixMs: now, Key: key}); got != want {
 			t.Fatalf("TTL(%q) = %d ms from the module; %d natively", key, got, want)
 		}
 		lo, hi, seen[got] = min(lo, got), max(hi, got), true

@@ -19,7 +19,8 @@
  * buffer at a time (it frees the old one before asking for a larger one),
  * so freeing the latest allocation moves the bump pointer back and memory
  * stays at one buffer; a free of anything else is ignored (it would leak,
- * which the host never makes it do). The output is a static 8 bytes.
+ * which the host never makes it do). The output is a static array of one
+ * i64 per write of the largest batch (8 KiB).
  *
  * Build: make (see the Makefile): clang --target=wasm32 -nostdlib, wasm-ld.
  */
@@ -37,7 +38,10 @@ typedef unsigned long uintptr_t; /* 32 bits on wasm32 */
 enum {
 	ABI_VERSION = 1,
 	TTL_HEADER_SIZE_BYTES = 32,
+	TTL_WRITE_SIZE_BYTES = 24,
+	TTL_WRITES_MAX = 1024,
 	TTL_KEY_SIZE_BYTES_MAX = 64 << 10,
+	TTL_KEYS_SIZE_BYTES_MAX = 128 << 10,
 	/* The largest input of any kind: 32 + 4096 * 40 bytes of eviction
 	 * input. The host asks for no more. */
 	INPUT_SIZE_BYTES_MAX = 32 + 4096 * 40,
@@ -71,8 +75,8 @@ extern uint8_t __heap_base; /* from wasm-ld: the first free byte */
  * [last, top) is the latest live allocation (last == top: none). */
 static uintptr_t top, last;
 
-/* The output: one i64, little-endian (wasm is little-endian). */
-static int64_t output;
+/* The output: one i64 per write, little-endian (wasm is little-endian). */
+static int64_t output[TTL_WRITES_MAX];
 
 EXPORT("wisp_abi_version")
 uint32_t wisp_abi_version(void) { return ABI_VERSION; }
@@ -138,15 +142,23 @@ static int64_t decide(const uint8_t *key, uint32_t key_size_bytes, int64_t reque
 }
 
 /*
- * wisp_ttl decides one write. The input (little-endian, at an 8-byte
- * aligned address from wisp_allocate):
+ * wisp_ttl decides a batch of writes. The input (little-endian, at an
+ * 8-byte aligned address from wisp_allocate): a header,
  *
- *   0  u32 abiVersion       16 i64 requestedTTLMs
- *   4  u16 headerSizeBytes  24 u32 valueSizeBytes
- *   6  u16 reserved         28 u32 keySizeBytes
- *   8  i64 nowUnixMs        32 the key
+ *   0  u32 abiVersion       8  u32 count          16 i64 nowUnixMs
+ *   4  u16 headerSizeBytes  12 u32 keysSizeBytes  24 u64 reserved
+ *   6  u16 writeSizeBytes
  *
- * The result is (address of output) << 32 | 8, or a negative error code.
+ * then count records of 24 bytes,
+ *
+ *   0  i64 requestedTTLMs   12 u32 keyOffset      20 u32 reserved
+ *   8  u32 valueSizeBytes   16 u32 keySizeBytes
+ *
+ * then the key area: the keys back to back, in the order of the records
+ * (each keyOffset, counted from the key area's start, is the sum of the
+ * sizes before it). The result is (address of output) << 32 | 8 * count,
+ * one TTL per write in order, or a negative error code; any input that is
+ * not exactly that is refused, as the Go SDK does.
  */
 EXPORT("wisp_ttl")
 int64_t wisp_ttl(uint32_t ptr, uint32_t size_bytes) {
@@ -155,12 +167,26 @@ int64_t wisp_ttl(uint32_t ptr, uint32_t size_bytes) {
 	const uint8_t *in = (const uint8_t *)(uintptr_t)ptr;
 	if (size_bytes < TTL_HEADER_SIZE_BYTES || load32(in) != ABI_VERSION)
 		return CODE_MALFORMED_INPUT;
-	uint32_t sizes = load32(in + 4); /* headerSizeBytes, then reserved */
-	int64_t requested_ttl_ms = (int64_t)load64(in + 16);
-	uint32_t key_size_bytes = load32(in + 28);
-	if (sizes != TTL_HEADER_SIZE_BYTES || requested_ttl_ms < 0 || key_size_bytes == 0 ||
-	    key_size_bytes > TTL_KEY_SIZE_BYTES_MAX || size_bytes != TTL_HEADER_SIZE_BYTES + key_size_bytes)
+	uint32_t sizes = load32(in + 4); /* headerSizeBytes, then writeSizeBytes */
+	uint32_t count = load32(in + 8);
+	uint32_t keys_size_bytes = load32(in + 12);
+	if (sizes != (TTL_HEADER_SIZE_BYTES | TTL_WRITE_SIZE_BYTES << 16) || count == 0 || count > TTL_WRITES_MAX ||
+	    keys_size_bytes > TTL_KEYS_SIZE_BYTES_MAX || load64(in + 24) != 0 ||
+	    size_bytes != TTL_HEADER_SIZE_BYTES + count * TTL_WRITE_SIZE_BYTES + keys_size_bytes)
 		return CODE_MALFORMED_INPUT;
-	output = decide(in + TTL_HEADER_SIZE_BYTES, key_size_bytes, requested_ttl_ms);
-	return (int64_t)((uint64_t)(uintptr_t)&output << 32 | sizeof output);
+	const uint8_t *keys = in + TTL_HEADER_SIZE_BYTES + count * TTL_WRITE_SIZE_BYTES;
+	uint32_t offset = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *w = in + TTL_HEADER_SIZE_BYTES + i * TTL_WRITE_SIZE_BYTES;
+		int64_t requested_ttl_ms = (int64_t)load64(w);
+		uint32_t key_size_bytes = load32(w + 16);
+		if (requested_ttl_ms < 0 || load32(w + 12) != offset || load32(w + 20) != 0 || key_size_bytes == 0 ||
+		    key_size_bytes > TTL_KEY_SIZE_BYTES_MAX || key_size_bytes > keys_size_bytes - offset)
+			return CODE_MALFORMED_INPUT;
+		output[i] = decide(keys + offset, key_size_bytes, requested_ttl_ms);
+		offset += key_size_bytes;
+	}
+	if (offset != keys_size_bytes)
+		return CODE_MALFORMED_INPUT;
+	return (int64_t)((uint64_t)(uintptr_t)output << 32 | (uint64_t)count * sizeof output[0]);
 }
