@@ -380,18 +380,46 @@ func (p *pluginHost) ttlFor(key []byte) *plugins.GuardedTTL {
 // applyTTLRules sets the TTL of each put in muts that a TTL rule covers,
 // as the rule answers (the client's TTL if the rule fails). The leader
 // does it before proposing, so replicas see the result, never the rule.
+// Each rule is asked once for all the puts of the command it covers (in
+// batches of what one call takes: plugins.TTLBatchLen).
 func (p *pluginHost) applyTTLRules(ctx context.Context, muts []engine.Mutation, nowUnixMs int64) {
 	if p == nil || len(p.set.Load().ttl) == 0 {
 		return
 	}
+	type batch struct {
+		idx    []int
+		writes []plugins.TTLWrite
+	}
+	var batches map[*plugins.GuardedTTL]*batch
 	for i := range muts {
 		m := &muts[i]
 		if m.Op != engine.OpPut {
 			continue
 		}
-		if rule := p.ttlFor(m.Key); rule != nil {
-			ttl, _ := rule.TTL(ctx, m.Key, len(m.Value), m.TTLMs, nowUnixMs)
-			m.TTLMs = ttl
+		rule := p.ttlFor(m.Key)
+		if rule == nil {
+			continue
+		}
+		if batches == nil {
+			batches = map[*plugins.GuardedTTL]*batch{}
+		}
+		b := batches[rule]
+		if b == nil {
+			b = &batch{}
+			batches[rule] = b
+		}
+		b.idx = append(b.idx, i)
+		b.writes = append(b.writes, plugins.TTLWrite{Key: m.Key, ValueLen: len(m.Value), RequestedTTLMs: m.TTLMs})
+	}
+	var out []int64
+	for rule, b := range batches {
+		for done := 0; done < len(b.writes); {
+			n := plugins.TTLBatchLen(b.writes[done:])
+			out, _ = rule.TTLs(ctx, nowUnixMs, b.writes[done:done+n], out[:0]) // the clients' TTLs if it fails
+			for j, ttl := range out {
+				muts[b.idx[done+j]].TTLMs = ttl
+			}
+			done += n
 		}
 	}
 }

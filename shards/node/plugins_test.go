@@ -185,6 +185,25 @@ func TestPluginLifecycle(t *testing.T) {
 	if d := time.Until(it.ExpiresAt); d < 26*time.Minute || d > 33*time.Minute {
 		t.Errorf("session/alice written without a TTL has %v; the rule gives 30 min ± 10 %%", d)
 	}
+	// A Batch: the rule is asked for all the session/ puts of each shard's
+	// part at once; a put with its own TTL keeps it (as the rule says).
+	if _, err := cli.Batch(ctx, client.PutOp("session/b1", []byte("x")), client.PutOp("session/b2", []byte("x")),
+		client.PutOp("session/b3", []byte("x"), client.WithTTL(time.Hour)), client.PutOp("other/b4", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][2]time.Duration{
+		"session/b1": {26 * time.Minute, 33 * time.Minute}, "session/b2": {26 * time.Minute, 33 * time.Minute},
+		"session/b3": {59 * time.Minute, time.Hour}, "other/b4": {0, 0},
+	} {
+		it, _, err := cli.Get(ctx, key)
+		var d time.Duration
+		if !it.ExpiresAt.IsZero() {
+			d = time.Until(it.ExpiresAt)
+		}
+		if err != nil || d < want[0] || d > want[1] {
+			t.Errorf("%s written in a Batch expires in %v (%v); want %v to %v", key, d, err, want[0], want[1])
+		}
+	}
 	if _, err := cli.Put(ctx, "cache/x", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
