@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -75,4 +76,31 @@ func benchDecision(b *testing.B, n int, decide func(out []int) ([]int, error)) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/candidate")
+}
+
+// BenchmarkLRUScaling is BenchmarkLRU's rank-all decision over n candidates,
+// n from 1 to abi.CandidatesMax, by the Go guest LRU plugin and by the
+// built-in allkeys-lru over the same candidates, so that the fixed cost of
+// a call (n=1: the smallest decision a real policy makes) and the cost per
+// candidate (the slope between two sizes) can be read apart.
+func BenchmarkLRUScaling(b *testing.B) {
+	now := int64(1_800_000_000_000)
+	builtin, err := eviction.New(eviction.AllKeysLRU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 16, 100, 1000, 4096} {
+		cands := randomCandidates(rand.New(rand.NewPCG(3, 3)), n, now)
+		b.Run(fmt.Sprintf("n=%d/plugin", n), func(b *testing.B) {
+			e := load(b, sharedHost(b), "lru.wasm")
+			benchDecision(b, n, func(out []int) ([]int, error) {
+				return e.Victims(context.Background(), now, cands, n, out)
+			})
+		})
+		b.Run(fmt.Sprintf("n=%d/builtin", n), func(b *testing.B) {
+			benchDecision(b, n, func(out []int) ([]int, error) {
+				return builtin.Victims(context.Background(), now, cands, n, out)
+			})
+		})
+	}
 }
