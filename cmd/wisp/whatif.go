@@ -40,12 +40,15 @@ func newPluginWhatifCmd(pf *pluginFlags) *cobra.Command {
 		Short: "Replay a trace through an eviction plugin and the built-ins, offline",
 		Long: `Replay an access trace through an eviction plugin (the module in
 MODULE.wasm, or version VERSION of plugin NAME, fetched from the cluster)
-and through built-in policies (--compare), each on a simulated cache of
+and through built-in policies (--compare), and for NAME@VERSION the
+cluster-wide eviction plugin active now, each on a simulated cache of
 --budget bytes, and print each one's hit ratio and byte hit ratio side by
 side. It runs here, in this process (the same wazero host and evictor a
-node uses); only NAME@VERSION asks the cluster.
+node uses); only NAME@VERSION asks the cluster, for the module, the active
+plugin and, without --trace, the trace it recorded last (wisp trace
+record).
 
-The trace is --trace FILE, lines of "unix_ms op key_hash size" (op get,
+Otherwise the trace is --trace FILE, lines of "unix_ms op key_hash size" (op get,
 put or del; the key's hash in hex; the value's size in bytes: see
 docs/PLUGINS.md, "What-if replay"), or without --trace a synthetic one:
 --reads reads of --keys keys chosen by a Zipf distribution of exponent
@@ -90,9 +93,25 @@ bytes, so that --budget is the cache size to judge.`,
 				return err
 			}
 			sample := 1
-			if f.trace != "" {
+			var recorded []replay.Record // the cluster's trace, for NAME@VERSION without --trace
+			switch {
+			case f.trace != "":
 				if sample, err = traceSample(f.trace); err != nil {
 					return err
+				}
+			case fromCluster(args[0]):
+				c, err := pf.client()
+				if err != nil {
+					return err
+				}
+				if tr, err := c.GetTrace(ctx); err == nil && len(tr.Records) > 0 {
+					for _, r := range tr.Records {
+						recorded = append(recorded, replay.Record{UnixMs: r.UnixMs, Op: replay.Op(r.Op), Key: r.KeyHash, Size: int64(r.Size)})
+					}
+					sample = int(max(tr.Sample, 1))
+					fmt.Fprintf(cmd.ErrOrStderr(), "replaying the trace the cluster recorded last: %d accesses from %v\n", len(recorded), tr.Nodes)
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "the cluster holds no recorded trace (wisp trace record; %v): replaying a synthetic one\n", errOrNone(err))
 				}
 			}
 			if sample > 1 {
@@ -112,8 +131,27 @@ bytes, so that --budget is the cache size to judge.`,
 			fallback, _ := eviction.New(eviction.AllKeysLRU)
 			guarded := plugins.NewGuarded(mod, fallback)
 			policies = append([]eviction.Policy{guarded}, policies...)
+			if fromCluster(args[0]) {
+				// The cluster-wide eviction plugin in force, beside the candidate.
+				if active, err := activeEviction(ctx, pf, host, name); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "the active eviction plugin is left out: %v\n", err)
+				} else if active != nil {
+					defer active.Close()
+					policies = append(policies, plugins.NewGuarded(active, fallback))
+				}
+			}
 
 			trace := func() (func() (replay.Record, error), func(), error) {
+				if recorded != nil {
+					i := 0
+					return func() (replay.Record, error) {
+						if i == len(recorded) {
+							return replay.Record{}, io.EOF
+						}
+						i++
+						return recorded[i-1], nil
+					}, func() {}, nil
+				}
 				if f.trace == "" {
 					return replay.Zipf(1, f.reads, f.keys, f.skew, int64(minV), int64(maxV), time.Now().UnixMilli()), func() {}, nil
 				}
@@ -167,10 +205,51 @@ bytes, so that --budget is the cache size to judge.`,
 	return cmd
 }
 
+// fromCluster reports whether whatif's argument names a plugin version
+// in the cluster (NAME@VERSION) rather than a file.
+func fromCluster(arg string) bool {
+	return !strings.HasSuffix(arg, ".wasm") && strings.Contains(arg, "@")
+}
+
+func errOrNone(err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return "none recorded"
+}
+
+// activeEviction loads the cluster-wide eviction plugin active now, if any
+// and if it is not the candidate itself; nil if none.
+func activeEviction(ctx context.Context, pf *pluginFlags, host *plugins.Host, candidate string) (*plugins.Eviction, error) {
+	c, err := pf.client()
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.ListPlugins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list.Plugins {
+		if p.Kind != "eviction" || p.Active == 0 || p.Prefix != "" {
+			continue
+		}
+		name := fmt.Sprintf("%s@%d (active)", p.Name, p.Active)
+		if fmt.Sprintf("%s@%d", p.Name, p.Active) == candidate {
+			return nil, nil
+		}
+		res, err := c.GetPluginModule(ctx, p.Name, p.Active)
+		if err != nil {
+			return nil, err
+		}
+		return host.LoadEviction(ctx, res.Module, plugins.WithName(name))
+	}
+	return nil, nil
+}
+
 // whatifModule returns the module whatif replays: the file arg names, or,
 // for NAME@VERSION, that version fetched from the cluster; and its name.
 func whatifModule(ctx context.Context, pf *pluginFlags, arg string) ([]byte, string, error) {
-	if strings.HasSuffix(arg, ".wasm") || !strings.Contains(arg, "@") {
+	if !fromCluster(arg) {
 		wasm, err := readModule(arg)
 		return wasm, strings.TrimSuffix(filepath.Base(arg), ".wasm"), err
 	}

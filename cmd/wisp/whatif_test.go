@@ -116,4 +116,19 @@ func TestTraceRecordThenWhatif(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "lru@1") || !strings.Contains(r.stdout, "allkeys-lru") {
 		t.Fatalf("whatif lru@1 = exit %d, %q, %s", r.code, r.stdout, r.stderr)
 	}
+
+	// Without --trace, a version in the cluster is replayed on the trace the
+	// cluster recorded, beside the eviction plugin active now.
+	if r := wisp(t, "plugin", "activate", "lru@1"); r.code != exitOK {
+		t.Fatalf("activate = exit %d, %s", r.code, r.stderr)
+	}
+	victim0 := filepath.Join("..", "..", "plugins", "testdata", "victim0.wasm")
+	if r := wisp(t, "plugin", "upload", victim0, "--kind", "eviction", "--name", "first"); r.code != exitOK {
+		t.Fatalf("upload = exit %d, %s", r.code, r.stderr)
+	}
+	r = wisp(t, "plugin", "whatif", "first@1", "--budget", "8KiB", "--compare", "allkeys-lru")
+	if r.code != exitOK || !strings.Contains(r.stdout, "first@1") || !strings.Contains(r.stdout, "lru@1 (active)") ||
+		!strings.Contains(r.stderr, "the trace the cluster recorded last") {
+		t.Fatalf("whatif first@1 = exit %d, %q, %s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -412,5 +413,33 @@ func TestPluginRequestChecks(t *testing.T) {
 	auth(req)
 	if _, err := c.ActivatePlugin(ctx, req); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("activate without a version = %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// zeros is an endless reader of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A 100 MiB upload is refused from its declared length, before its body
+// is read: RESOURCE_EXHAUSTED naming the module limit.
+func TestHugeUploadRefused(t *testing.T) {
+	url := serveOne(t, "a-token-for-this-test")
+	const size = 100 << 20
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/wisp.v1.PluginService/UploadPlugin", io.LimitReader(zeros{}, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/proto")
+	req.Header.Set("Authorization", "Bearer a-token-for-this-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "at most 8388608 bytes") {
+		t.Errorf("100 MiB upload: HTTP %d %s; want 429 (RESOURCE_EXHAUSTED) naming the module limit", resp.StatusCode, body)
 	}
 }
