@@ -29,10 +29,23 @@ type Stats struct {
 	// Degraded is set when more than half of the plugin's last 20 calls
 	// failed (at least 11 of them), and cleared when at most a quarter of
 	// its last 20 calls failed (5 or fewer). The gap keeps a plugin failing
-	// about half of its calls from flapping. A degraded plugin is still
-	// called: it is how it recovers; its decisions come from the fallback
-	// whenever it fails.
+	// about half of its calls from flapping.
+	//
+	//
+	// A failing plugin is rested: after each failed call it is not called
+	// for a while, and the fallback decides meanwhile (Skipped). The rest
+	// doubles with each failure among its last 20 calls: 1 s after one,
+	// 2 s after two, 4 s after three, ... up to 5 min. A plugin that fails
+	// now and then loses a second of decisions; one that fails most of its
+	// calls is asked a few times an hour, which is how it recovers. A
+	// failing call can cost its deadline, or more (a guest recursing
+	// without end grows a stack of hundreds of MB before wazero stops it:
+	// on three in-process nodes, enough to cost Raft leaders their leases),
+	// so a plugin that keeps failing must not be called on every decision.
 	Degraded bool
+	// Skipped counts the decisions the fallback made without asking the
+	// plugin, while it was rested; they are not in Calls.
+	Skipped uint64
 }
 
 // Bounds of the statistics a guard keeps.
@@ -51,6 +64,10 @@ const (
 	// callMicrosMax is the largest call time recorded: 10 s, far past any
 	// call timeout a node would set.
 	callMicrosMax = 10_000_000
+	// restMin and restMax bound how long a plugin is rested after a
+	// failure (see Stats.Degraded).
+	restMin = time.Second
+	restMax = 5 * time.Minute
 )
 
 // guard keeps the statistics of a guarded plugin's calls. It is safe for
@@ -70,6 +87,24 @@ type guard struct {
 	recent   uint32 // guarded by mu
 	recentN  int    // guarded by mu
 	degraded bool   // guarded by mu
+	// restUntil is when a rested plugin is called again.
+	restUntil time.Time // guarded by mu
+	skipped   uint64    // guarded by mu
+}
+
+// allow reports whether the plugin is to be asked now, or rested (the
+// caller then has the fallback decide, and counts it with skip).
+func (g *guard) allow() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.now().Before(g.restUntil)
+}
+
+// skip counts a decision the fallback made without asking the plugin.
+func (g *guard) skip() {
+	g.mu.Lock()
+	g.skipped++
+	g.mu.Unlock()
 }
 
 func newGuard() *guard {
@@ -105,6 +140,19 @@ func (g *guard) record(took time.Duration, err error) {
 	case g.degraded && failures <= degradedLeaveFailures:
 		g.degraded = false
 	}
+	if err != nil {
+		g.restUntil = g.now().Add(restFor(failures))
+	}
+}
+
+// restFor is how long a plugin with failures failures among its recent
+// calls (this one included) is rested: restMin, doubled for each further
+// failure, at most restMax.
+func restFor(failures int) time.Duration {
+	if failures > 20 {
+		return restMax
+	}
+	return min(restMin<<max(failures-1, 0), restMax)
 }
 
 // stats returns a snapshot.
@@ -117,6 +165,7 @@ func (g *guard) stats() Stats {
 		LastError:   g.lastErr,
 		LastErrorAt: g.lastErrAt,
 		Degraded:    g.degraded,
+		Skipped:     g.skipped,
 	}
 	if g.calls > 0 {
 		s.CallP99 = time.Duration(g.times.Merge().ValueAtQuantile(99)) * time.Microsecond

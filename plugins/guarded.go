@@ -65,6 +65,10 @@ func (g *Guarded) Victims(ctx context.Context, nowUnixMs int64, cands []engine.C
 	if max <= 0 || len(cands) == 0 {
 		return out, nil // no decision: the plugin is not called either
 	}
+	if !g.guard.allow() {
+		g.guard.skip()
+		return g.fallback.Victims(ctx, nowUnixMs, cands, max, out)
+	}
 	start := time.Now()
 	got, err := g.plugin.Victims(ctx, nowUnixMs, cands, max, out)
 	took := time.Since(start)

@@ -50,10 +50,16 @@ func TestGuardedFallsBack(t *testing.T) {
 		}
 		return got[1:]
 	}
-	if got := decide(hostileOK); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+	// ask decides once any rest is over, so that the plugin is asked.
+	ask := func(now int64) []int {
+		t.Helper()
+		clock = clock.Add(restMax)
+		return decide(now)
+	}
+	if got := ask(hostileOK); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
 		t.Errorf("a good call = %v; want the plugin's [0 1 2 3 4]", got)
 	}
-	if got := decide(hostilePanic); !slices.Equal(got, byLRU) {
+	if got := ask(hostilePanic); !slices.Equal(got, byLRU) {
 		t.Errorf("a panicking call = %v; want allkeys-lru's %v", got, byLRU)
 	}
 	s := g.Stats()
@@ -66,7 +72,7 @@ func TestGuardedFallsBack(t *testing.T) {
 
 	// 10 bad answers: 11 failures in the last 12 calls.
 	for i := range 10 {
-		if got := decide(hostileUnknown); !slices.Equal(got, byLRU) {
+		if got := ask(hostileUnknown); !slices.Equal(got, byLRU) {
 			t.Fatalf("bad answer %d = %v; want allkeys-lru's %v", i, got, byLRU)
 		}
 		if g.Stats().Degraded != (i == 9) {
@@ -76,6 +82,15 @@ func TestGuardedFallsBack(t *testing.T) {
 	if s := g.Stats(); !errors.Is(errBadAnswerText(s.LastError), ErrBadAnswer) {
 		t.Errorf("LastError = %q; want the bad answer", s.LastError)
 	}
+	// After a failure the plugin is rested: the fallback decides without
+	// asking it.
+	if got := decide(hostileOK); !slices.Equal(got, byLRU) {
+		t.Errorf("a decision while rested = %v; want allkeys-lru's %v", got, byLRU)
+	}
+	if s := g.Stats(); s.Skipped != 1 || s.Calls != 12 {
+		t.Errorf("while rested: Stats = %+v; want 1 skipped, the calls still 12", s)
+	}
+
 	// Good calls push the failures out of the window: degraded until at
 	// most 5 of the last 20 failed.
 	good := 0
@@ -83,7 +98,9 @@ func TestGuardedFallsBack(t *testing.T) {
 		if good++; good > degradedWindowCalls {
 			t.Fatalf("still degraded after %d good calls", good)
 		}
-		decide(hostileOK)
+		if got := ask(hostileOK); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+			t.Fatalf("good call %d after the rest = %v; want the plugin's", good, got)
+		}
 	}
 	if want := degradedWindowCalls - degradedLeaveFailures; good != want {
 		t.Errorf("Degraded cleared after %d good calls; want %d (5 failures left in the last 20)", good, want)
@@ -120,6 +137,9 @@ func TestGuardedTimeout(t *testing.T) {
 	}
 	e := load(t, h, "flaky99.wasm")
 	g := NewGuarded(e, random)
+	// Each call is asked of the plugin: the clock jumps past any rest.
+	clock := time.Now()
+	g.guard.now = func() time.Time { clock = clock.Add(restMax + time.Second); return clock }
 	cands := randomCandidates(rand.New(rand.NewPCG(23, 24)), 8, 0)
 	for i := range 98 {
 		if got, err := g.Victims(ctx, 0, cands, 3, nil); err != nil || !slices.Equal(got, []int{0}) {
@@ -211,5 +231,41 @@ func TestGuardP99(t *testing.T) {
 	}
 	if got := newGuard().stats(); got != (Stats{}) {
 		t.Errorf("a new guard's Stats = %+v; want the zero value", got)
+	}
+}
+
+// TestRestLengthens: after a failure the plugin is rested, restMin for
+// one failure among its recent calls, twice as long for each further one,
+// up to restMax; a success does not shorten a rest already begun.
+func TestRestLengthens(t *testing.T) {
+	g := newGuard()
+	clock := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	g.now = func() time.Time { return clock }
+	fail := errors.New("failed")
+	if !g.allow() {
+		t.Fatal("a new plugin is rested")
+	}
+	want := restMin
+	for i := range degradedWindowCalls {
+		g.record(time.Millisecond, fail)
+		if g.allow() {
+			t.Fatalf("failure %d: allowed at once", i+1)
+		}
+		clock = clock.Add(want - time.Millisecond)
+		if g.allow() {
+			t.Fatalf("failure %d: allowed before its rest of %v ended", i+1, want)
+		}
+		clock = clock.Add(time.Millisecond)
+		if !g.allow() {
+			t.Fatalf("failure %d: not allowed after its rest of %v", i+1, want)
+		}
+		want = min(2*want, restMax)
+	}
+	if want != restMax {
+		t.Errorf("after %d failures the rest is %v; want the cap %v", degradedWindowCalls, want, restMax)
+	}
+	g.record(time.Millisecond, nil)
+	if !g.allow() {
+		t.Error("a success rested the plugin")
 	}
 }

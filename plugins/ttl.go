@@ -242,6 +242,16 @@ func (g *GuardedTTL) TTLs(ctx context.Context, nowUnixMs int64, writes []TTLWrit
 	if len(writes) == 0 {
 		return out, nil
 	}
+	if !g.guard.allow() {
+		if _, err := checkTTLWrites(writes); err != nil {
+			return out, err // the caller's mistake, rested plugin or not
+		}
+		g.guard.skip()
+		for i := range writes {
+			out = append(out, writes[i].RequestedTTLMs)
+		}
+		return out, nil
+	}
 	start := time.Now()
 	got, err := g.plugin.TTLs(ctx, nowUnixMs, writes, out)
 	took := time.Since(start)
