@@ -330,22 +330,26 @@ func TestHostilePluginKeepsServing(t *testing.T) {
 	}
 	waitPlugin(t, ctx, cli, "hostile", "loaded")
 	value := []byte(strings.Repeat("v", 10_000))
-	aborted := 0
+	retried := 0
 	for i := range 4 * memBudget / len(value) {
 		for {
 			_, err := cli.Put(ctx, fmt.Sprintf("k%04d", i), value)
 			if err == nil {
 				break
 			}
-			// A leadership change under -race on 2 cores aborts a write
-			// now and then, plugin or not; the same put again is safe.
-			if !strings.Contains(err.Error(), "aborted") || aborted == 5 {
+			// Under -race on 2 cores, the first recursions (each grows a
+			// stack of hundreds of MB before the plugin is rested) can
+			// cost a leader its lease: a write is then aborted, or finds
+			// no leader for a moment. The same put again is safe; a node
+			// that stops serving fails here after a few.
+			msg := err.Error()
+			if !strings.Contains(msg, "aborted") && !strings.Contains(msg, "unavailable") || retried == 10 {
 				t.Fatalf("put %d with a failing eviction plugin: %v", i, err)
 			}
-			aborted++
+			retried++
 		}
 	}
-	t.Logf("%d puts aborted by a leadership change and made again", aborted)
+	t.Logf("%d puts retried after a leadership change", retried)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := cli.ListPlugins(ctx)
