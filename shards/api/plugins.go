@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,7 +44,7 @@ func (s *pluginService) UploadPlugin(ctx context.Context, req *connect.Request[w
 	if err := checkPluginName(m.Name); err != nil {
 		return nil, err
 	}
-	if !slicesContains(plugins.Kinds(), plugins.Kind(m.Kind)) {
+	if !slices.Contains(plugins.Kinds(), plugins.Kind(m.Kind)) {
 		return nil, invalidArgument("kind %q: want one of %s", m.Kind, kindsText())
 	}
 	if len(m.Module) == 0 {
@@ -143,15 +144,6 @@ func checkPluginName(name string) error {
 		return invalidArgument("%v", err)
 	}
 	return nil
-}
-
-func slicesContains(kinds []plugins.Kind, k plugins.Kind) bool {
-	for _, x := range kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 func kindsText() string {

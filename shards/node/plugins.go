@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -364,9 +365,9 @@ func (p *pluginHost) policy(builtin eviction.Policy) eviction.Policy {
 	return sp
 }
 
-// ttlFor returns the TTL rule for key, nil if none applies.
-func (p *pluginHost) ttlFor(key []byte) *plugins.GuardedTTL {
-	for _, sc := range p.set.Load().ttl {
+// ttlFor returns set's TTL rule for key, nil if none applies.
+func (set *pluginSet) ttlFor(key []byte) *plugins.GuardedTTL {
+	for _, sc := range set.ttl {
 		if bytes.HasPrefix(key, sc.prefix) {
 			if sc.mod == nil {
 				return nil
@@ -383,7 +384,11 @@ func (p *pluginHost) ttlFor(key []byte) *plugins.GuardedTTL {
 // Each rule is asked once for all the puts of the command it covers (in
 // batches of what one call takes: plugins.TTLBatchLen).
 func (p *pluginHost) applyTTLRules(ctx context.Context, muts []engine.Mutation, nowUnixMs int64) {
-	if p == nil || len(p.set.Load().ttl) == 0 {
+	if p == nil {
+		return
+	}
+	set := p.set.Load()
+	if len(set.ttl) == 0 {
 		return
 	}
 	type batch struct {
@@ -396,7 +401,7 @@ func (p *pluginHost) applyTTLRules(ctx context.Context, muts []engine.Mutation, 
 		if m.Op != engine.OpPut {
 			continue
 		}
-		rule := p.ttlFor(m.Key)
+		rule := set.ttlFor(m.Key)
 		if rule == nil {
 			continue
 		}
@@ -424,7 +429,10 @@ func (p *pluginHost) applyTTLRules(ctx context.Context, muts []engine.Mutation, 
 	}
 }
 
-// states reports the node's modules, active ones first, by name.
+// states reports the modules of the node's plugin set, by name, newest
+// version first. A set holds every version its map asks for, loaded or
+// failed; a version a newer map asks for is not in it yet (ListPlugins
+// reports it as loading).
 func (p *pluginHost) states() []pluginState {
 	set := p.set.Load()
 	var out []pluginState
@@ -449,13 +457,6 @@ func (p *pluginHost) states() []pluginState {
 		}
 		st.calls, st.fallbacks, st.p99 = stats.Calls, stats.Fallbacks, stats.CallP99
 		out = append(out, st)
-	}
-	for _, pl := range set.registry {
-		for _, v := range []int{pl.Active, pl.Previous} {
-			if pv, ok := pl.Version(v); v != 0 && ok && set.mods[modKey(pl.Name, pv)] == nil {
-				out = append(out, pluginState{name: pl.Name, version: v, sum: pv.SHA256, state: pluginLoading})
-			}
-		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].name != out[j].name {
@@ -506,31 +507,24 @@ func (s *scopedPolicy) Name() string {
 	if len(s.scopes[len(s.scopes)-1].prefix) != 0 {
 		names = append(names, s.fallback.Name()+" elsewhere")
 	}
-	return joinNames(names)
+	return strings.Join(names, ", ")
 }
 
-func joinNames(names []string) string {
-	var b bytes.Buffer
-	for i, n := range names {
-		if i > 0 {
-			b.WriteString(", ")
+// scopeOf returns the index of the scope key falls in (the longest
+// matching prefix: scopes are sorted so), len(s.scopes) for the fallback's.
+func (s *scopedPolicy) scopeOf(key []byte) int {
+	for j, sc := range s.scopes {
+		if bytes.HasPrefix(key, sc.prefix) {
+			return j
 		}
-		b.WriteString(n)
 	}
-	return b.String()
+	return len(s.scopes)
 }
 
 // coversAll reports whether a scope covers every key muts writes.
 func (s *scopedPolicy) coversAll(muts []engine.Mutation) bool {
 	for _, m := range muts {
-		covered := false
-		for _, sc := range s.scopes {
-			if bytes.HasPrefix(m.Key, sc.prefix) {
-				covered = true
-				break
-			}
-		}
-		if !covered {
+		if s.scopeOf(m.Key) == len(s.scopes) {
 			return false
 		}
 	}
@@ -547,13 +541,7 @@ func (s *scopedPolicy) Victims(ctx context.Context, nowUnixMs int64, cands []eng
 	// Partition the candidates by scope (len(s.scopes): the fallback's).
 	parts := make([][]int, len(s.scopes)+1)
 	for i := range cands {
-		k := len(s.scopes)
-		for j, sc := range s.scopes {
-			if bytes.HasPrefix(cands[i].Key, sc.prefix) {
-				k = j
-				break
-			}
-		}
+		k := s.scopeOf(cands[i].Key)
 		parts[k] = append(parts[k], i)
 	}
 	ranked := make([][]int, len(parts))

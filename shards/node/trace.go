@@ -82,7 +82,9 @@ func (t *tracer) collect() (sample uint32, recs []*wispv1.TraceRecord, truncated
 
 // Trace records an access to this replica (api.Replica).
 func (sh *shard) Trace(op replay.Op, key []byte, size int) {
-	sh.node.trace.record(op, key, size, sh.group.NowUnixMs())
+	if sh.node.trace.on.Load() { // off, an access costs this load only
+		sh.node.trace.record(op, key, size, sh.group.NowUnixMs())
+	}
 }
 
 // StartTrace has every member start recording (api.Node); it returns the
